@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The kernel boundary of ppinject: every struct and constant that BPF programs and
+ * userspace both see. Plain C, fixed-width types, padding written out as named fields,
+ * so the layout is the same for clang -target bpf and for g++ (userspace adds
+ * static_asserts, and a test compares it with the BTF of the built objects).
+ */
+#ifndef PPINJECT_H
+#define PPINJECT_H
+
+#include <linux/types.h>
+
+/* Service ids index the per-service counters; id 0 collects traffic of no service. */
+#define PP_MAX_SERVICES 256
+#define PP_NO_SERVICE 0
+
+/* Maximum entries of the services LPM trie (one per address/prefix and port). */
+#define PP_MAX_SERVICE_KEYS 65536
+
+/* pp_service.header: which header a service's traffic gets. */
+#define PP_HDR_V1 1  /* TCP: PROXY protocol v1 text line */
+#define PP_HDR_V2 2  /* TCP and UDP: PROXY protocol v2 binary header */
+#define PP_HDR_SPP 3 /* UDP: Cloudflare Simple Proxy Protocol, every datagram */
+
+/* pp_service.udp_header: which datagrams of a v2 UDP flow carry the header. */
+#define PP_UDP_FIRST 0 /* the first of each flow (udp_flows entry absent or idle) */
+#define PP_UDP_EVERY 1 /* every datagram */
+
+/* pp_service.on_error: what happens to a datagram that cannot carry its header. */
+#define PP_ON_ERROR_DROP 0
+#define PP_ON_ERROR_PASS 1
+
+/* pp_service.flags */
+#define PP_SVC_TRANSPARENT 0x01 /* TCP: steer with sk_lookup */
+
+/* Header sizes the data path inserts. */
+#define PP_V2_HDR_LEN_INET 28
+#define PP_V2_HDR_LEN_INET6 52
+#define PP_SPP_HDR_LEN 38
+#define PP_SPP_MAGIC 0x56EC
+
+/*
+ * services: LPM trie keyed by protocol, port and address. The kernel requires the
+ * prefix length first and matches the bytes after it in order, so protocol and port
+ * come before the address: every key spends PP_SERVICE_KEY_FIXED_BITS on them and the
+ * rest on the address prefix. An exact address is simply the longest prefix, so one
+ * lookup gives "exact address first, then prefix or wildcard". Port ranges are
+ * expanded into one key per port. IPv4 addresses are stored IPv4-mapped (::ffff:a.b.c.d).
+ */
+struct pp_service_key {
+    __u32 prefixlen; /* PP_SERVICE_KEY_FIXED_BITS + address prefix bits (IPv4: 96 + n) */
+    __u8 protocol;   /* IPPROTO_UDP or IPPROTO_TCP */
+    __u8 pad0;
+    __be16 port;
+    __u8 addr[16];
+};
+#define PP_SERVICE_KEY_FIXED_BITS 32
+
+struct pp_service {
+    __u64 flow_timeout_ns; /* UDP: idle time after which a flow counts as new */
+    __u32 id;              /* 1..PP_MAX_SERVICES-1, index into counters */
+    __u8 header;           /* PP_HDR_* */
+    __u8 udp_header;       /* PP_UDP_* */
+    __u8 on_error;         /* PP_ON_ERROR_* */
+    __u8 flags;            /* PP_SVC_* */
+};
+
+/*
+ * udp_flows: LRU hash of UDP 5-tuples seen by ingress (the protocol is always UDP).
+ * Addresses IPv4-mapped like the service key.
+ */
+struct pp_flow_key {
+    __u8 client_addr[16];
+    __u8 service_addr[16];
+    __be16 client_port;
+    __be16 service_port;
+};
+
+struct pp_flow {
+    __u64 created_ns;   /* bpf_ktime_get_ns() when the flow (re)started */
+    __u64 last_seen_ns; /* refreshed by every datagram */
+    __u64 packets;      /* datagrams since the flow (re)started; racy across CPUs, a gauge */
+    __u64 bytes;        /* UDP payload bytes before injection, same caveat */
+    __u32 service_id;
+    __u32 pad0;
+};
+
+/*
+ * counters: per-CPU array indexed by service id, one pp_counters per entry. The list
+ * below is the single source of the counter names: the struct fields (which bpftool
+ * prints by name), the order userspace reads them in, and the names shown by status,
+ * --json and metrics. Append only: names are a stable interface.
+ */
+#define PP_COUNTER_LIST(X)                                                                       \
+    X(seen, "packets of the service looked at by ingress")                                       \
+    X(passed, "packets passed unchanged (later datagrams of a flow, no service)")                \
+    X(injected_v2, "datagrams that got a PROXY v2 header")                                       \
+    X(injected_spp, "datagrams that got an SPP header")                                          \
+    X(flows_new, "UDP flows started (first datagram or after idle timeout)")                     \
+    X(spoof_dropped, "client datagrams already starting with a PROXY v2 signature or SPP magic") \
+    X(frag_dropped, "IP fragments of a service that needs a header")                             \
+    X(malformed_dropped, "truncated or malformed packets of a service")                          \
+    X(grow_failed, "datagrams the kernel could not grow or shift")                               \
+    X(mtu_dropped, "datagrams that would exceed the egress MTU with the header")                 \
+    X(gso_dropped, "GSO trains that would have shared one header")                               \
+    X(error_passed, "datagrams passed bare because the service says on_error = pass")            \
+    X(spp_reply_stripped, "replies whose SPP header matched and was removed")                    \
+    X(spp_reply_dropped, "replies with a missing or mismatching SPP header")
+
+#define PP_COUNTER_FIELD(name, help) __u64 name;
+struct pp_counters {
+    PP_COUNTER_LIST(PP_COUNTER_FIELD)
+};
+#undef PP_COUNTER_FIELD
+
+#endif /* PPINJECT_H */

@@ -1,0 +1,17 @@
+// GoogleTest entry point shared by every test binary: libbpf's messages are routed into
+// the test log (debug lines too when PPINJECT_TEST_VERBOSE is set), so a verifier
+// rejection shows up next to the failing assertion.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "core/bpf_error.hpp"
+
+int main(int argc, char **argv) {
+    ::testing::InitGoogleTest(&argc, argv);
+    ppinject::set_libbpf_logger(
+        [](std::string_view line) { std::cerr << "libbpf: " << line << '\n'; },
+        std::getenv("PPINJECT_TEST_VERBOSE") != nullptr);
+    return RUN_ALL_TESTS();
+}

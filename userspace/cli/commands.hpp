@@ -1,0 +1,23 @@
+// One function per ppinject subcommand. main.cpp builds the CLI11 parser and calls
+// these; each returns the process exit status: 0 ok, 1 failure (bad input, bad config,
+// runtime error; the reason already printed as one line to stderr), 2 usage error or a
+// command that this build does not provide yet.
+#pragma once
+
+#include <string>
+
+namespace ppinject::cli {
+
+struct DecodeOptions {
+    bool hex = false;   // stdin is hex text (whitespace, "0x" and ':' ignored)
+    bool json = false;  // print JSON instead of the readable form
+};
+int decode(const DecodeOptions &opts);
+
+struct CheckOptions {
+    std::string config;
+    bool json = false;
+};
+int check(const CheckOptions &opts);
+
+}  // namespace ppinject::cli

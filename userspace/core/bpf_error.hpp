@@ -1,0 +1,17 @@
+// libbpf error reporting: negative error codes rendered as text, and libbpf's own log
+// lines routed to a sink the caller chooses.
+#pragma once
+
+#include <functional>
+#include <string>
+
+namespace ppinject {
+
+// "what: text of err" for a libbpf or syscall return value (negative errno or errno).
+std::string bpf_error(std::string_view what, int err);
+
+// Where libbpf's warnings go; the default prints them to stderr prefixed "libbpf: ".
+// Debug-level chatter is dropped unless `verbose`.
+void set_libbpf_logger(std::function<void(std::string_view line)> sink, bool verbose = false);
+
+}  // namespace ppinject

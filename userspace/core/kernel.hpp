@@ -1,0 +1,40 @@
+// The C++ side of the kernel boundary: includes bpf/ppinject.h (the only declaration of
+// the shared structs), pins their layout down at compile time and exposes the counter
+// names in their stable order.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "ppinject.h"
+
+namespace ppinject {
+
+static_assert(sizeof(pp_service_key) == 24 && offsetof(pp_service_key, addr) == 8);
+static_assert(sizeof(pp_service) == 16 && offsetof(pp_service, id) == 8);
+static_assert(sizeof(pp_flow_key) == 36 && offsetof(pp_flow_key, client_port) == 32);
+static_assert(sizeof(pp_flow) == 40 && offsetof(pp_flow, service_id) == 32);
+
+// One counter of struct pp_counters: its stable name, a help line, where it lives.
+struct CounterInfo {
+    std::string_view name;
+    std::string_view help;
+    std::size_t offset;
+};
+
+#define PP_COUNTER_INFO(field, text) CounterInfo{#field, text, offsetof(pp_counters, field)},
+inline constexpr std::array kCounters = {PP_COUNTER_LIST(PP_COUNTER_INFO)};
+#undef PP_COUNTER_INFO
+
+static_assert(sizeof(pp_counters) == kCounters.size() * sizeof(std::uint64_t));
+
+// Value of counter `info` in one pp_counters.
+inline std::uint64_t counter_value(const pp_counters &c, const CounterInfo &info) {
+    std::uint64_t v;
+    __builtin_memcpy(&v, reinterpret_cast<const char *>(&c) + info.offset, sizeof v);
+    return v;
+}
+
+}  // namespace ppinject
