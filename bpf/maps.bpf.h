@@ -26,6 +26,13 @@ struct {
     __type(value, struct pp_counters);
 } counters SEC(".maps");
 
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, PP_MAX_ATTACHMENTS);
+    __type(key, __u32);
+    __type(value, struct pp_attachment);
+} attachments SEC(".maps");
+
 /* Counter slot of a service; never NULL for ids below PP_MAX_SERVICES. */
 static __always_inline struct pp_counters *counters_of(__u32 service_id) {
     return bpf_map_lookup_elem(&counters, &service_id);

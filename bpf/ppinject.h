@@ -14,6 +14,9 @@
 #define PP_MAX_SERVICES 256
 #define PP_NO_SERVICE 0
 
+/* Longest service name, with its terminating NUL. */
+#define PP_NAME_LEN 32
+
 /* Maximum entries of the services LPM trie (one per address/prefix and port). */
 #define PP_MAX_SERVICE_KEYS 65536
 
@@ -57,12 +60,13 @@ struct pp_service_key {
 #define PP_SERVICE_KEY_FIXED_BITS 32
 
 struct pp_service {
-    __u64 flow_timeout_ns; /* UDP: idle time after which a flow counts as new */
-    __u32 id;              /* 1..PP_MAX_SERVICES-1, index into counters */
-    __u8 header;           /* PP_HDR_* */
-    __u8 udp_header;       /* PP_UDP_* */
-    __u8 on_error;         /* PP_ON_ERROR_* */
-    __u8 flags;            /* PP_SVC_* */
+    __u64 flow_timeout_ns;  /* UDP: idle time after which a flow counts as new */
+    __u32 id;               /* 1..PP_MAX_SERVICES-1, index into counters */
+    __u8 header;            /* PP_HDR_* */
+    __u8 udp_header;        /* PP_UDP_* */
+    __u8 on_error;          /* PP_ON_ERROR_* */
+    __u8 flags;             /* PP_SVC_* */
+    char name[PP_NAME_LEN]; /* the service's name, NUL-padded: for bpftool and status */
 };
 
 /*
@@ -84,6 +88,19 @@ struct pp_flow {
     __u32 service_id;
     __u32 pad0;
 };
+
+/*
+ * attachments: what a run attached, keyed by ifindex. Only userspace reads it: it lets
+ * `ppinject detach` undo a run that was killed, and a new run adopt what an old one left.
+ */
+struct pp_attachment {
+    __u32 ingress_prog_id; /* 0: nothing of ours on ingress */
+    __u32 egress_prog_id;  /* 0: nothing of ours on egress */
+    __u8 created_clsact;   /* 1: ppinject created the clsact qdisc and may delete it */
+    __u8 pad0[3];
+    char ifname[16]; /* IFNAMSIZ, NUL-padded */
+};
+#define PP_MAX_ATTACHMENTS 256
 
 /*
  * counters: per-CPU array indexed by service id, one pp_counters per entry. The list
