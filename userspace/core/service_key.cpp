@@ -6,8 +6,8 @@
 
 namespace ppinject {
 
-pp_service_key make_service_key(std::uint8_t protocol, const IpAddress &addr,
-                                unsigned prefix_len, std::uint16_t port) {
+pp_service_key make_service_key(std::uint8_t protocol, const IpAddress &addr, unsigned prefix_len,
+                                std::uint16_t port) {
     pp_service_key key{};
     unsigned addr_bits = addr.is_v4() ? 96 + prefix_len : prefix_len;
     key.prefixlen = PP_SERVICE_KEY_FIXED_BITS + addr_bits;

@@ -11,7 +11,7 @@ namespace ppinject {
 // Key for `protocol` (IPPROTO_UDP/TCP), `port` and `addr` with `prefix_len` bits of the
 // address's own family (0..32 for IPv4, 0..128 for IPv6). Bits past the prefix are
 // cleared; IPv4 is stored IPv4-mapped, so its prefix sits after the 96-bit mapping.
-pp_service_key make_service_key(std::uint8_t protocol, const IpAddress &addr,
-                                unsigned prefix_len, std::uint16_t port);
+pp_service_key make_service_key(std::uint8_t protocol, const IpAddress &addr, unsigned prefix_len,
+                                std::uint16_t port);
 
 }  // namespace ppinject
