@@ -1,0 +1,307 @@
+#include "core/inspect.hpp"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <stdexcept>
+#include <tuple>
+
+#include "core/pins.hpp"
+
+namespace ppinject {
+namespace {
+
+// An fd of a pinned map, closed on scope exit.
+class PinnedMap {
+  public:
+    PinnedMap(const std::string &root, std::string_view name) {
+        std::string path = pin_path(root, name);
+        fd_ = bpf_obj_get(path.c_str());
+        if (fd_ < 0) {
+            int err = errno;
+            throw std::runtime_error(
+                err == ENOENT
+                    ? "no ppinject state at " + root + " (" + std::string(name) +
+                          " is not pinned): is `ppinject run` running in this mount namespace?"
+                    : "open " + path + ": " + std::strerror(err));
+        }
+    }
+    ~PinnedMap() { close(fd_); }
+    PinnedMap(const PinnedMap &) = delete;
+    PinnedMap &operator=(const PinnedMap &) = delete;
+    int fd() const { return fd_; }
+
+    // Calls f(key, value) for every entry.
+    template <typename K, typename V, typename F>
+    void for_each(F &&f) const {
+        K key{}, next{};
+        K *prev = nullptr;
+        while (bpf_map_get_next_key(fd_, prev, &next) == 0) {
+            V value{};
+            if (bpf_map_lookup_elem(fd_, &next, &value) == 0) {
+                f(next, value);
+            }
+            key = next;
+            prev = &key;
+        }
+    }
+
+    std::uint32_t max_entries() const {
+        bpf_map_info info{};
+        std::uint32_t len = sizeof info;
+        return bpf_obj_get_info_by_fd(fd_, &info, &len) == 0 ? info.max_entries : 0;
+    }
+
+  private:
+    int fd_ = -1;
+};
+
+double mono_now_s() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+std::string name_of(const pp_service &v) {
+    return std::string(v.name, strnlen(v.name, sizeof v.name));
+}
+
+// Fold the LPM keys of one service back into listen specs: keys that share protocol and
+// prefix become one spec with consecutive ports joined into ranges.
+std::vector<std::string> fold_listen(std::vector<pp_service_key> keys) {
+    std::sort(keys.begin(), keys.end(), [](const pp_service_key &a, const pp_service_key &b) {
+        int c = std::memcmp(a.addr, b.addr, sizeof a.addr);
+        if (c != 0) {
+            return c < 0;
+        }
+        if (a.prefixlen != b.prefixlen) {
+            return a.prefixlen < b.prefixlen;
+        }
+        return ntohs(a.port) < ntohs(b.port);
+    });
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < keys.size();) {
+        std::size_t j = i;
+        unsigned first = ntohs(keys[i].port), last = first;
+        while (j + 1 < keys.size() && keys[j + 1].prefixlen == keys[i].prefixlen &&
+               std::memcmp(keys[j + 1].addr, keys[i].addr, 16) == 0 &&
+               ntohs(keys[j + 1].port) == last + 1) {
+            j++;
+            last++;
+        }
+        std::array<std::uint8_t, 16> raw;
+        std::memcpy(raw.data(), keys[i].addr, 16);
+        IpAddress addr = IpAddress::v6(raw);
+        unsigned bits = keys[i].prefixlen - PP_SERVICE_KEY_FIXED_BITS;
+        unsigned prefix = addr.is_v4() ? bits - 96 : bits;
+        unsigned full = addr.is_v4() ? 32 : 128;
+        std::string a = addr.to_string();
+        if (prefix != full) {
+            a += "/" + std::to_string(prefix);
+        }
+        if (!addr.is_v4()) {
+            a = "[" + a + "]";
+        }
+        out.push_back(first == last ? fmt::format("{}:{}", a, first)
+                                    : fmt::format("{}:{}-{}", a, first, last));
+        i = j + 1;
+    }
+    return out;
+}
+
+pp_counters sum_counters(int fd, std::uint32_t id) {
+    int ncpu = libbpf_num_possible_cpus();
+    std::vector<pp_counters> per_cpu(static_cast<std::size_t>(ncpu > 0 ? ncpu : 1));
+    pp_counters total{};
+    if (bpf_map_lookup_elem(fd, &id, per_cpu.data()) != 0) {
+        return total;
+    }
+    for (const auto &c : per_cpu) {
+        for (const auto &info : kCounters) {
+            std::uint64_t sum = counter_value(total, info) + counter_value(c, info);
+            std::memcpy(reinterpret_cast<char *>(&total) + info.offset, &sum, sizeof sum);
+        }
+    }
+    return total;
+}
+
+}  // namespace
+
+std::string protocol_name(std::uint8_t protocol) {
+    return protocol == IPPROTO_UDP ? "udp" : protocol == IPPROTO_TCP ? "tcp" : "?";
+}
+std::string header_name(std::uint8_t header) {
+    switch (header) {
+        case PP_HDR_V1:
+            return "v1";
+        case PP_HDR_V2:
+            return "v2";
+        case PP_HDR_SPP:
+            return "spp";
+    }
+    return "?";
+}
+std::string udp_header_name(std::uint8_t mode) {
+    return mode == PP_UDP_EVERY ? "every" : "first";
+}
+std::string on_error_name(std::uint8_t mode) {
+    return mode == PP_ON_ERROR_PASS ? "pass" : "drop";
+}
+
+Snapshot read_snapshot(const std::string &root) {
+    PinnedMap services(root, "services"), counters(root, "counters"), flows(root, "udp_flows"),
+        attachments(root, "attachments");
+    Snapshot s;
+
+    std::map<std::uint32_t, std::pair<ServiceView, std::vector<pp_service_key>>> by_id;
+    services.for_each<pp_service_key, pp_service>(
+        [&](const pp_service_key &k, const pp_service &v) {
+            auto &[view, keys] = by_id[v.id];
+            view.value = v;
+            view.protocol = k.protocol;
+            keys.push_back(k);
+        });
+    for (auto &[id, entry] : by_id) {
+        auto &[view, keys] = entry;
+        view.listen = fold_listen(std::move(keys));
+        view.counters = sum_counters(counters.fd(), id);
+        s.services.push_back(std::move(view));
+    }
+
+    attachments.for_each<std::uint32_t, pp_attachment>(
+        [&](std::uint32_t ifindex, const pp_attachment &a) {
+            s.attachments.push_back({std::string(a.ifname, strnlen(a.ifname, sizeof a.ifname)),
+                                     static_cast<int>(ifindex), a});
+        });
+    std::sort(s.attachments.begin(), s.attachments.end(),
+              [](const auto &a, const auto &b) { return a.ifname < b.ifname; });
+
+    flows.for_each<pp_flow_key, pp_flow>([&](const pp_flow_key &, const pp_flow &) { s.flows++; });
+    s.max_flows = flows.max_entries();
+    return s;
+}
+
+std::vector<FlowView> read_flows(const std::string &root) {
+    PinnedMap services(root, "services"), flows(root, "udp_flows");
+    std::map<std::uint32_t, std::string> names;
+    services.for_each<pp_service_key, pp_service>(
+        [&](const pp_service_key &, const pp_service &v) { names[v.id] = name_of(v); });
+
+    double now = mono_now_s();
+    std::vector<FlowView> out;
+    flows.for_each<pp_flow_key, pp_flow>([&](const pp_flow_key &k, const pp_flow &v) {
+        std::array<std::uint8_t, 16> c, svc;
+        std::memcpy(c.data(), k.client_addr, 16);
+        std::memcpy(svc.data(), k.service_addr, 16);
+        FlowView f;
+        f.client = {IpAddress::v6(c), ntohs(k.client_port)};
+        f.service = {IpAddress::v6(svc), ntohs(k.service_port)};
+        f.value = v;
+        f.service_name = names.count(v.service_id) ? names[v.service_id] : "?";
+        f.age_s = now - static_cast<double>(v.created_ns) / 1e9;
+        f.idle_s = now - static_cast<double>(v.last_seen_ns) / 1e9;
+        out.push_back(std::move(f));
+    });
+    std::sort(out.begin(), out.end(),
+              [](const FlowView &a, const FlowView &b) { return a.idle_s < b.idle_s; });
+    return out;
+}
+
+std::string render_text(const Snapshot &s) {
+    std::string out;
+    for (const auto &svc : s.services) {
+        const pp_service &v = svc.value;
+        std::string mode = header_name(v.header);
+        if (svc.protocol == IPPROTO_UDP && v.header == PP_HDR_V2) {
+            mode += " " + udp_header_name(v.udp_header);
+        }
+        out += fmt::format("service {} (id {}): {} {}, on_error {}\n", name_of(v), v.id,
+                           protocol_name(svc.protocol), mode, on_error_name(v.on_error));
+        for (const auto &l : svc.listen) {
+            out += fmt::format("  listen  {}\n", l);
+        }
+        for (const auto &info : kCounters) {
+            out += fmt::format("  {:<20} {}\n", info.name, counter_value(svc.counters, info));
+        }
+    }
+    for (const auto &a : s.attachments) {
+        out += fmt::format("interface {}: ingress {}, egress {}{}\n", a.ifname,
+                           a.value.ingress_prog_id ? "attached" : "-",
+                           a.value.egress_prog_id ? "attached" : "-",
+                           a.value.created_clsact ? " (clsact created by ppinject)" : "");
+    }
+    out += fmt::format("udp flows: {} of {}\n", s.flows, s.max_flows);
+    return out;
+}
+
+nlohmann::json to_json(const Snapshot &s) {
+    nlohmann::json j;
+    j["services"] = nlohmann::json::array();
+    for (const auto &svc : s.services) {
+        const pp_service &v = svc.value;
+        nlohmann::json counters = nlohmann::json::object();
+        for (const auto &info : kCounters) {
+            counters[std::string(info.name)] = counter_value(svc.counters, info);
+        }
+        nlohmann::json js = {{"id", v.id},
+                             {"name", name_of(v)},
+                             {"protocol", protocol_name(svc.protocol)},
+                             {"header", header_name(v.header)},
+                             {"on_error", on_error_name(v.on_error)},
+                             {"listen", svc.listen},
+                             {"counters", counters}};
+        if (svc.protocol == IPPROTO_UDP) {
+            js["udp_header"] = udp_header_name(v.udp_header);
+            js["flow_timeout_s"] = static_cast<double>(v.flow_timeout_ns) / 1e9;
+        }
+        j["services"].push_back(js);
+    }
+    j["attachments"] = nlohmann::json::array();
+    for (const auto &a : s.attachments) {
+        j["attachments"].push_back({{"interface", a.ifname},
+                                    {"ifindex", a.ifindex},
+                                    {"ingress_prog_id", a.value.ingress_prog_id},
+                                    {"egress_prog_id", a.value.egress_prog_id},
+                                    {"created_clsact", a.value.created_clsact != 0}});
+    }
+    j["udp_flows"] = {{"count", s.flows}, {"max", s.max_flows}};
+    return j;
+}
+
+std::string render_text(const std::vector<FlowView> &flows) {
+    std::string out = fmt::format("{:<42} {:<42} {:<12} {:>8} {:>8} {:>10} {:>12}\n", "client",
+                                  "service", "name", "age_s", "idle_s", "packets", "bytes");
+    for (const auto &f : flows) {
+        out += fmt::format("{:<42} {:<42} {:<12} {:>8.1f} {:>8.1f} {:>10} {:>12}\n",
+                           f.client.to_string(), f.service.to_string(), f.service_name, f.age_s,
+                           f.idle_s, f.value.packets, f.value.bytes);
+    }
+    out += fmt::format("{} flows\n", flows.size());
+    return out;
+}
+
+nlohmann::json to_json(const std::vector<FlowView> &flows) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto &f : flows) {
+        j.push_back({{"client", f.client.to_string()},
+                     {"service", f.service.to_string()},
+                     {"service_name", f.service_name},
+                     {"service_id", f.value.service_id},
+                     {"age_s", f.age_s},
+                     {"idle_s", f.idle_s},
+                     {"packets", f.value.packets},
+                     {"bytes", f.value.bytes}});
+    }
+    return j;
+}
+
+}  // namespace ppinject

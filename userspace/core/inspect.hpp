@@ -1,0 +1,66 @@
+// Reading a running (or crashed) ppinject's state from its pinned maps, from any process:
+// the services with their counters, the attachments, and the UDP flow table.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "codec/address.hpp"
+#include "core/kernel.hpp"
+
+namespace ppinject {
+
+// One service as the `services` map holds it, its listen keys folded back into
+// "ADDR[/PREFIX]:PORT[-PORT]" specs, and its counters summed over CPUs.
+struct ServiceView {
+    pp_service value{};
+    std::uint8_t protocol = 0;
+    std::vector<std::string> listen;
+    pp_counters counters{};
+};
+
+// An interface with ppinject's filters on it.
+struct AttachmentView {
+    std::string ifname;
+    int ifindex = 0;
+    pp_attachment value{};
+};
+
+struct Snapshot {
+    std::vector<ServiceView> services;  // by id
+    std::vector<AttachmentView> attachments;
+    std::uint64_t flows = 0;      // entries in udp_flows
+    std::uint64_t max_flows = 0;  // its capacity
+};
+
+// One entry of `udp_flows`, with ages computed against CLOCK_MONOTONIC now.
+struct FlowView {
+    Endpoint client;
+    Endpoint service;
+    pp_flow value{};
+    std::string service_name;
+    double age_s = 0;
+    double idle_s = 0;
+};
+
+// Reads the pins under `root`. Throws std::runtime_error naming the missing pin when there
+// is no ppinject state there.
+Snapshot read_snapshot(const std::string &root);
+std::vector<FlowView> read_flows(const std::string &root);
+
+// Text for people and JSON for machines; counter names are those of PP_COUNTER_LIST.
+std::string render_text(const Snapshot &s);
+nlohmann::json to_json(const Snapshot &s);
+std::string render_text(const std::vector<FlowView> &flows);
+nlohmann::json to_json(const std::vector<FlowView> &flows);
+
+// "udp"/"tcp", "v1"/"v2"/"spp", "first"/"every", "drop"/"pass".
+std::string protocol_name(std::uint8_t protocol);
+std::string header_name(std::uint8_t header);
+std::string udp_header_name(std::uint8_t mode);
+std::string on_error_name(std::uint8_t mode);
+
+}  // namespace ppinject
