@@ -1,0 +1,126 @@
+#include "support/netns.hpp"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <stdexcept>
+
+namespace pptest {
+
+std::string sh(const std::string &cmd) {
+    ProcessResult r = run_process({"/bin/sh", "-c", cmd});
+    if (r.exit_code != 0) {
+        throw std::runtime_error("command failed (" + std::to_string(r.exit_code) + "): " + cmd +
+                                 ": " + r.err);
+    }
+    return r.out;
+}
+
+Netns::Netns(const std::string &role) {
+    static std::atomic<int> seq{0};
+    name_ = "ppt" + std::to_string(getpid()) + "-" + std::to_string(seq++) + "-" + role;
+    sh("ip netns add " + name_);
+    try {
+        exec("ip link set lo up");
+    } catch (...) {
+        run_process({"ip", "netns", "del", name_});
+        throw;
+    }
+}
+
+Netns::~Netns() {
+    run_process({"ip", "netns", "del", name_});
+}
+
+std::string Netns::exec(const std::string &cmd) const {
+    return sh("ip netns exec " + name_ + " sh -c '" + cmd + "'");
+}
+
+std::string Netns::prefix() const {
+    return "nsenter --net=/run/netns/" + name_ + " ";
+}
+
+int Netns::socket(int domain, int type) const {
+    int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    int target = open(("/run/netns/" + name_).c_str(), O_RDONLY | O_CLOEXEC);
+    if (self < 0 || target < 0) {
+        throw std::runtime_error("open netns " + name_ + ": " + std::strerror(errno));
+    }
+    int fd = -1, err = 0;
+    if (setns(target, CLONE_NEWNET) == 0) {
+        fd = ::socket(domain, type | SOCK_CLOEXEC, 0);
+        err = errno;
+        if (setns(self, CLONE_NEWNET) != 0) {
+            std::abort();  // the test thread would stay in the wrong namespace
+        }
+    } else {
+        err = errno;
+    }
+    close(self);
+    close(target);
+    if (fd < 0) {
+        throw std::runtime_error("socket in " + name_ + ": " + std::strerror(err));
+    }
+    return fd;
+}
+
+void veth(const Netns &a, const std::string &a_if, const std::vector<std::string> &a_addrs,
+          const Netns &b, const std::string &b_if, const std::vector<std::string> &b_addrs) {
+    sh("ip link add " + a_if + " netns " + a.name() + " type veth peer name " + b_if + " netns " +
+       b.name());
+    struct End {
+        const Netns &ns;
+        const std::string &ifname;
+        const std::vector<std::string> &addrs;
+    };
+    for (const End &end : {End{a, a_if, a_addrs}, End{b, b_if, b_addrs}}) {
+        for (const auto &addr : end.addrs) {
+            bool v6 = addr.find(':') != std::string::npos;
+            end.ns.exec("ip addr add " + addr + " dev " + end.ifname + (v6 ? " nodad" : ""));
+        }
+        end.ns.exec("ip link set " + end.ifname + " up");
+    }
+}
+
+long udp_csum_errors(const Netns &ns) {
+    long total = 0;
+    // /proc/net/snmp: a "Udp:" header line with names, then a "Udp:" line with values.
+    std::istringstream snmp(ns.exec("cat /proc/net/snmp"));
+    std::string names, line;
+    while (std::getline(snmp, line)) {
+        if (line.rfind("Udp: ", 0) != 0) {
+            continue;
+        }
+        if (names.empty()) {
+            names = line;
+            continue;
+        }
+        std::istringstream n(names), v(line);
+        std::string name, value;
+        while (n >> name && v >> value) {
+            if (name == "InCsumErrors") {
+                total += std::stol(value);
+            }
+        }
+        names.clear();
+    }
+    std::istringstream snmp6(ns.exec("cat /proc/net/snmp6"));
+    while (std::getline(snmp6, line)) {
+        std::istringstream l(line);
+        std::string name;
+        long value = 0;
+        if (l >> name >> value && name == "Udp6InCsumErrors") {
+            total += value;
+        }
+    }
+    return total;
+}
+
+}  // namespace pptest
