@@ -101,4 +101,96 @@ ProcessResult run_process(const std::vector<std::string> &argv, const std::strin
     return r;
 }
 
+Child::Child(const std::vector<std::string> &argv) {
+    char tmpl[] = "/tmp/ppt-child-XXXXXX";
+    int log_fd = mkstemp(tmpl);
+    if (log_fd < 0) {
+        throw std::runtime_error(std::string("mkstemp: ") + std::strerror(errno));
+    }
+    log_path_ = tmpl;
+    pid_ = fork();
+    if (pid_ < 0) {
+        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    }
+    if (pid_ == 0) {
+        int null = open("/dev/null", O_RDONLY);
+        dup2(null, 0);
+        dup2(log_fd, 1);
+        dup2(log_fd, 2);
+        std::vector<char *> args;
+        for (const auto &a : argv) {
+            args.push_back(const_cast<char *>(a.c_str()));
+        }
+        args.push_back(nullptr);
+        execvp(args[0], args.data());
+        _exit(127);
+    }
+    close(log_fd);
+}
+
+Child::~Child() {
+    if (running()) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &status_, 0);
+    }
+    unlink(log_path_.c_str());
+}
+
+bool Child::running() {
+    if (status_ != -1) {
+        return false;
+    }
+    int st = 0;
+    if (waitpid(pid_, &st, WNOHANG) == pid_) {
+        status_ = st;
+        return false;
+    }
+    return true;
+}
+
+std::string Child::log() const {
+    std::string out;
+    int fd = open(log_path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return out;
+    }
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        out.append(buf, static_cast<size_t>(n));
+    }
+    close(fd);
+    return out;
+}
+
+bool Child::wait_for_output(const std::string &text, std::chrono::milliseconds timeout) const {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (log().find(text) != std::string::npos) {
+            return true;
+        }
+        if (const_cast<Child *>(this)->running() == false) {
+            return log().find(text) != std::string::npos;
+        }
+        usleep(20 * 1000);
+    }
+    return false;
+}
+
+int Child::stop(int sig, std::chrono::milliseconds timeout) {
+    if (running()) {
+        kill(pid_, sig);
+    }
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (running()) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+            kill(pid_, SIGKILL);
+            waitpid(pid_, &status_, 0);
+            return -1;
+        }
+        usleep(10 * 1000);
+    }
+    return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+}
+
 }  // namespace pptest
