@@ -13,7 +13,7 @@ build_pkgs=(
 )
 # Tests and demo: namespaces, tc, nftables, offload switches and the real peers.
 test_pkgs=(
-  iproute2 ethtool nftables procps kmod
+  iproute2 ethtool nftables procps kmod util-linux socat
 )
 
 if [ "$(id -u)" -ne 0 ]; then
