@@ -12,9 +12,10 @@ namespace {
 
 std::function<void(std::string_view)> g_sink;
 bool g_verbose = false;
+thread_local int g_quiet = 0;
 
 int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args) {
-    if (level == LIBBPF_DEBUG && !g_verbose) {
+    if ((level == LIBBPF_DEBUG && !g_verbose) || (level == LIBBPF_WARN && g_quiet > 0)) {
         return 0;
     }
     char line[1024];
@@ -46,6 +47,14 @@ std::string bpf_error(std::string_view what, int err) {
     out += ": ";
     out += buf;
     return out;
+}
+
+QuietLibbpf::QuietLibbpf() {
+    g_quiet++;
+    libbpf_set_print(libbpf_print);
+}
+QuietLibbpf::~QuietLibbpf() {
+    g_quiet--;
 }
 
 void set_libbpf_logger(std::function<void(std::string_view)> sink, bool verbose) {

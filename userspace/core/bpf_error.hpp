@@ -14,4 +14,14 @@ std::string bpf_error(std::string_view what, int err);
 // Debug-level chatter is dropped unless `verbose`.
 void set_libbpf_logger(std::function<void(std::string_view line)> sink, bool verbose = false);
 
+// Silences libbpf's warnings while in scope: for probes whose failure is an answer
+// ("no clsact qdisc here"), not an error.
+class QuietLibbpf {
+  public:
+    QuietLibbpf();
+    ~QuietLibbpf();
+    QuietLibbpf(const QuietLibbpf &) = delete;
+    QuietLibbpf &operator=(const QuietLibbpf &) = delete;
+};
+
 }  // namespace ppinject

@@ -34,6 +34,7 @@ int interface_index(const std::string &ifname) {
 }
 
 bool ensure_clsact(int ifindex, const std::string &ifname) {
+    QuietLibbpf quiet;  // EEXIST ("exclusivity flag on") means it is there already
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
     int err = bpf_tc_hook_create(&hook);
     if (err == -EEXIST) {
@@ -56,6 +57,7 @@ void tc_attach(int ifindex, const std::string &ifname, TcHook hook, int prog_fd)
 }
 
 std::optional<std::uint32_t> tc_query(int ifindex, TcHook hook) {
+    QuietLibbpf quiet;  // "no clsact" and "no such filter" are answers here
     LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = ifindex, .attach_point = attach_point(hook));
     LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
     if (bpf_tc_query(&h, &opts) != 0) {
@@ -65,6 +67,7 @@ std::optional<std::uint32_t> tc_query(int ifindex, TcHook hook) {
 }
 
 bool tc_detach(int ifindex, const std::string &ifname, TcHook hook) {
+    QuietLibbpf quiet;  // a missing filter is reported by the return value
     LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = ifindex, .attach_point = attach_point(hook));
     LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
     int err = bpf_tc_detach(&h, &opts);
