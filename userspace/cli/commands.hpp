@@ -20,4 +20,19 @@ struct CheckOptions {
 };
 int check(const CheckOptions &opts);
 
+struct RunOptions {
+    std::string config;
+    bool verbose = false;  // libbpf debug output too
+};
+int run(const RunOptions &opts);
+
+// status, flows and detach work on the pin root alone.
+struct InspectOptions {
+    std::string bpffs = "/sys/fs/bpf/ppinject";
+    bool json = false;
+};
+int status(const InspectOptions &opts);
+int flows(const InspectOptions &opts);
+int detach(const InspectOptions &opts);
+
 }  // namespace ppinject::cli

@@ -1,0 +1,46 @@
+// status, flows and detach: they work on the pins alone, from any process.
+#include <cstdio>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "core/inspect.hpp"
+#include "core/pins.hpp"
+
+namespace ppinject::cli {
+
+int status(const InspectOptions &opts) {
+    try {
+        Snapshot s = read_snapshot(opts.bpffs);
+        std::cout << (opts.json ? to_json(s).dump(2) + "\n" : render_text(s));
+        return 0;
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "ppinject status: %s\n", e.what());
+        return 1;
+    }
+}
+
+int flows(const InspectOptions &opts) {
+    try {
+        auto f = read_flows(opts.bpffs);
+        std::cout << (opts.json ? to_json(f).dump(2) + "\n" : render_text(f));
+        return 0;
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "ppinject flows: %s\n", e.what());
+        return 1;
+    }
+}
+
+int detach(const InspectOptions &opts) {
+    int steps = 0;
+    int errors = detach_all(opts.bpffs, [&](const std::string &line) {
+        std::fprintf(stderr, "ppinject detach: %s\n", line.c_str());
+        steps++;
+    });
+    if (steps == 0) {
+        std::fprintf(stderr, "ppinject detach: nothing of ppinject's found (pin root %s)\n",
+                     opts.bpffs.c_str());
+    }
+    return errors == 0 ? 0 : 1;
+}
+
+}  // namespace ppinject::cli

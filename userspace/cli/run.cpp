@@ -1,0 +1,82 @@
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "core/bpf_error.hpp"
+#include "core/config.hpp"
+#include "core/datapath.hpp"
+
+namespace ppinject::cli {
+namespace {
+
+void log_line(const std::string &msg) {
+    std::fprintf(stderr, "ppinject: %s\n", msg.c_str());
+}
+
+}  // namespace
+
+int run(const RunOptions &opts) {
+    Config cfg;
+    try {
+        cfg = load_config(opts.config);
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return 1;
+    }
+    if (geteuid() != 0) {
+        log_line(
+            "run needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN to load BPF and attach tc)");
+        return 1;
+    }
+    set_libbpf_logger([](std::string_view line) { log_line("libbpf: " + std::string(line)); },
+                      opts.verbose);
+
+    // Signals are taken synchronously by sigwait() below; block them before anything starts.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+    try {
+        Datapath dp(cfg, log_line);
+        log_line("running: " + std::to_string(cfg.services.size()) + " services, maps pinned at " +
+                 dp.pin_root() + "; SIGHUP reloads, SIGINT/SIGTERM detaches");
+        for (;;) {
+            int sig = 0;
+            sigwait(&sigs, &sig);
+            if (sig != SIGHUP) {
+                log_line(std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
+                break;
+            }
+            try {
+                Config next = load_config(opts.config);
+                if (next.global.bpffs != cfg.global.bpffs ||
+                    next.global.udp_max_flows != cfg.global.udp_max_flows) {
+                    log_line(
+                        "reload: bpffs and udp_max_flows need a restart; keeping the old ones");
+                    next.global.bpffs = cfg.global.bpffs;
+                    next.global.udp_max_flows = cfg.global.udp_max_flows;
+                }
+                dp.apply(next);
+                cfg = std::move(next);
+                log_line("reloaded " + opts.config + ": " + std::to_string(cfg.services.size()) +
+                         " services");
+            } catch (const std::exception &e) {
+                log_line(std::string("reload failed, nothing changed: ") + e.what());
+            }
+        }
+    } catch (const std::exception &e) {
+        log_line(e.what());
+        return 1;
+    }
+    log_line("detached");
+    return 0;
+}
+
+}  // namespace ppinject::cli

@@ -1,0 +1,307 @@
+#include "core/datapath.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "core/bpf_error.hpp"
+#include "core/bpffs.hpp"
+#include "core/pins.hpp"
+#include "core/service_key.hpp"
+#include "core/tc.hpp"
+#include "udp.skel.h"
+
+namespace ppinject {
+namespace {
+
+struct KeyLess {
+    bool operator()(const pp_service_key &a, const pp_service_key &b) const {
+        return std::memcmp(&a, &b, sizeof a) < 0;
+    }
+};
+using ServiceEntries = std::map<pp_service_key, pp_service, KeyLess>;
+
+std::uint32_t prog_id(const bpf_program *prog) {
+    bpf_prog_info info{};
+    std::uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0) {
+        return 0;
+    }
+    return info.id;
+}
+
+// The PID holding a flock on `path`, from /proc/locks, or 0.
+long lock_holder(const std::string &path) {
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) {
+        return 0;
+    }
+    std::ifstream locks("/proc/locks");
+    std::string line;
+    while (std::getline(locks, line)) {
+        // "1: FLOCK  ADVISORY  WRITE 1234 00:2a:5678 0 EOF"
+        std::istringstream l(line);
+        std::string n, type, mode, rw, dev_ino;
+        long pid = 0;
+        if (!(l >> n >> type >> mode >> rw >> pid >> dev_ino) || type != "FLOCK") {
+            continue;
+        }
+        auto colon = dev_ino.rfind(':');
+        if (colon != std::string::npos &&
+            std::stoull(dev_ino.substr(colon + 1)) == static_cast<unsigned long long>(st.st_ino)) {
+            return pid;
+        }
+    }
+    return 0;
+}
+
+// Every (key, value) the services map must hold for `cfg`.
+ServiceEntries service_entries(const Config &cfg) {
+    ServiceEntries out;
+    for (const auto &svc : cfg.services) {
+        pp_service v{};
+        v.id = svc.id;
+        v.flow_timeout_ns = static_cast<std::uint64_t>(cfg.global.udp_flow_timeout.count());
+        v.header = svc.header == HeaderMode::v1    ? PP_HDR_V1
+                   : svc.header == HeaderMode::spp ? PP_HDR_SPP
+                                                   : PP_HDR_V2;
+        v.udp_header = svc.udp_header == UdpHeaderPolicy::every ? PP_UDP_EVERY : PP_UDP_FIRST;
+        v.on_error = svc.on_error == OnError::pass ? PP_ON_ERROR_PASS : PP_ON_ERROR_DROP;
+        v.flags = svc.transparent ? PP_SVC_TRANSPARENT : 0;
+        std::strncpy(v.name, svc.name.c_str(), sizeof v.name - 1);
+        std::uint8_t proto = svc.protocol == Protocol::udp ? IPPROTO_UDP : IPPROTO_TCP;
+        for (const auto &l : svc.listen) {
+            for (unsigned port = l.port_first; port <= l.port_last; port++) {
+                out[make_service_key(proto, l.addr, l.prefix_len,
+                                     static_cast<std::uint16_t>(port))] = v;
+            }
+        }
+    }
+    return out;
+}
+
+// Interfaces the UDP services name -> whether an SPP service needs the egress program.
+std::map<std::string, bool> wanted_interfaces(const Config &cfg) {
+    std::map<std::string, bool> out;
+    for (const auto &svc : cfg.services) {
+        if (svc.protocol != Protocol::udp) {
+            continue;
+        }
+        for (const auto &ifname : svc.interfaces) {
+            out[ifname] = out[ifname] || svc.header == HeaderMode::spp;
+        }
+    }
+    return out;
+}
+
+// Pinned map at `path` matches what `map` would create: same type, key, value, size, flags.
+std::string incompatibility(int fd, const bpf_map *map) {
+    bpf_map_info info{};
+    std::uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
+        return std::string("cannot read its info: ") + std::strerror(errno);
+    }
+    if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+        info.value_size != bpf_map__value_size(map) ||
+        info.max_entries != bpf_map__max_entries(map) ||
+        info.map_flags != bpf_map__map_flags(map)) {
+        return "type, key, value, size or flags differ";
+    }
+    return {};
+}
+
+}  // namespace
+
+void Datapath::SkelDeleter::operator()(udp_bpf *s) const {
+    udp_bpf::destroy(s);
+}
+
+Datapath::Datapath(const Config &cfg, LogFn log) : root_(cfg.global.bpffs), log_(std::move(log)) {
+    prepare_pin_root(root_);
+    lock_fd_ = open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lock_fd_ < 0 || flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        if (lock_fd_ >= 0) {
+            close(lock_fd_);
+        }
+        long pid = err == EWOULDBLOCK ? lock_holder(root_) : 0;
+        throw std::runtime_error(
+            err == EWOULDBLOCK
+                ? "another ppinject run owns " + root_ +
+                      (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string())
+                : "lock " + root_ + ": " + std::strerror(err));
+    }
+    try {
+        udp_.reset(udp_bpf::open());
+        if (!udp_) {
+            throw std::runtime_error(bpf_error("open BPF object udp", -errno));
+        }
+        int err = bpf_map__set_max_entries(udp_->maps.udp_flows, cfg.global.udp_max_flows);
+        if (err) {
+            throw std::runtime_error(bpf_error("size udp_flows", err));
+        }
+
+        // Adopt the maps an earlier run pinned, when they fit.
+        bpf_map *maps[] = {udp_->maps.services, udp_->maps.counters, udp_->maps.udp_flows,
+                           udp_->maps.attachments};
+        std::set<std::string> adopted;
+        for (bpf_map *map : maps) {
+            std::string path = pin_path(root_, bpf_map__name(map));
+            int fd = bpf_obj_get(path.c_str());
+            if (fd < 0) {
+                continue;
+            }
+            std::string why = incompatibility(fd, map);
+            if (why.empty()) {
+                err = bpf_map__reuse_fd(map, fd);
+                if (err) {
+                    close(fd);
+                    throw std::runtime_error(bpf_error("reuse pinned " + path, err));
+                }
+                adopted.insert(bpf_map__name(map));
+                log_("adopted pinned map " + path);
+            } else {
+                log_("replacing pinned map " + path + ": " + why);
+                unlink(path.c_str());
+            }
+            close(fd);
+        }
+
+        err = udp_bpf::load(udp_.get());
+        if (err) {
+            throw std::runtime_error(bpf_error("load BPF programs (verifier log above)", err));
+        }
+        for (bpf_map *map : maps) {
+            if (adopted.count(bpf_map__name(map))) {
+                continue;
+            }
+            std::string path = pin_path(root_, bpf_map__name(map));
+            err = bpf_map__pin(map, path.c_str());
+            if (err) {
+                throw std::runtime_error(bpf_error("pin " + path, err));
+            }
+        }
+        apply(cfg);
+    } catch (...) {
+        // Nothing half-attached: remove whatever this run or a leftover put in place.
+        detach_all(root_, log_);
+        udp_.reset();
+        close(lock_fd_);
+        throw;
+    }
+}
+
+Datapath::~Datapath() {
+    detach_all(root_, log_);
+    udp_.reset();
+    close(lock_fd_);
+}
+
+void Datapath::apply(const Config &cfg) {
+    sync_services(cfg);
+    sync_interfaces(cfg);
+}
+
+void Datapath::sync_services(const Config &cfg) {
+    int fd = bpf_map__fd(udp_->maps.services);
+    ServiceEntries want = service_entries(cfg);
+    for (const auto &[key, value] : want) {
+        if (bpf_map_update_elem(fd, &key, &value, BPF_ANY) != 0) {
+            throw std::runtime_error(bpf_error("update services map", -errno));
+        }
+    }
+    // Keys no service wants any more.
+    std::vector<pp_service_key> stale;
+    pp_service_key key{}, next{};
+    pp_service_key *prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        if (!want.count(next)) {
+            stale.push_back(next);
+        }
+        key = next;
+        prev = &key;
+    }
+    for (const auto &k : stale) {
+        bpf_map_delete_elem(fd, &k);
+    }
+}
+
+void Datapath::sync_interfaces(const Config &cfg) {
+    int fd = bpf_map__fd(udp_->maps.attachments);
+    std::map<std::string, bool> want = wanted_interfaces(cfg);
+    std::uint32_t ingress_id = prog_id(udp_->progs.udp_ingress);
+    std::uint32_t egress_id = prog_id(udp_->progs.udp_egress);
+
+    // What an earlier run (or this one) recorded, by interface name.
+    std::map<std::string, std::pair<std::uint32_t, pp_attachment>> recorded;
+    std::uint32_t key = 0, next = 0;
+    std::uint32_t *prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        pp_attachment a{};
+        if (bpf_map_lookup_elem(fd, &next, &a) == 0) {
+            recorded[std::string(a.ifname, strnlen(a.ifname, sizeof a.ifname))] = {next, a};
+        }
+        key = next;
+        prev = &key;
+    }
+
+    for (const auto &[ifname, egress] : want) {
+        int ifindex = interface_index(ifname);
+        pp_attachment a{};
+        auto old = recorded.find(ifname);
+        if (old != recorded.end() && old->second.first == static_cast<std::uint32_t>(ifindex)) {
+            a = old->second.second;
+        }
+        std::strncpy(a.ifname, ifname.c_str(), sizeof a.ifname - 1);
+        if (ensure_clsact(ifindex, ifname)) {
+            a.created_clsact = 1;
+            log_("created clsact qdisc on " + ifname);
+        }
+        // Record before attaching, so a crash in between still leaves a record to undo.
+        std::uint32_t k = static_cast<std::uint32_t>(ifindex);
+        if (bpf_map_update_elem(fd, &k, &a, BPF_ANY) != 0) {
+            throw std::runtime_error(bpf_error("record attachment of " + ifname, -errno));
+        }
+        tc_attach(ifindex, ifname, TcHook::ingress, bpf_program__fd(udp_->progs.udp_ingress));
+        a.ingress_prog_id = ingress_id;
+        if (egress) {
+            tc_attach(ifindex, ifname, TcHook::egress, bpf_program__fd(udp_->progs.udp_egress));
+            a.egress_prog_id = egress_id;
+        } else if (a.egress_prog_id != 0) {
+            tc_detach(ifindex, ifname, TcHook::egress);
+            a.egress_prog_id = 0;
+        }
+        bpf_map_update_elem(fd, &k, &a, BPF_ANY);
+        log_("attached tc ingress" + std::string(egress ? " and egress" : "") + " on " + ifname);
+    }
+
+    // Interfaces no service names any more.
+    for (const auto &[ifname, entry] : recorded) {
+        if (want.count(ifname)) {
+            continue;
+        }
+        auto [ifindex, a] = entry;
+        for (TcHook hook : {TcHook::ingress, TcHook::egress}) {
+            tc_detach(static_cast<int>(ifindex), ifname, hook);
+        }
+        if (a.created_clsact) {
+            destroy_clsact(static_cast<int>(ifindex), ifname);
+        }
+        bpf_map_delete_elem(fd, &ifindex);
+        log_("detached from " + ifname);
+    }
+}
+
+}  // namespace ppinject

@@ -1,0 +1,52 @@
+// The kernel side of a configuration: BPF objects loaded, maps pinned under the pin root,
+// `services` filled, TC programs attached. Construction does it all or nothing; a clean
+// stop undoes it all. What a killed run leaves keeps working (TC filters live in the
+// kernel, not in this process) until a new run adopts it or `ppinject detach` removes it.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/config.hpp"
+
+struct udp_bpf;
+
+namespace ppinject {
+
+using LogFn = std::function<void(const std::string &)>;
+
+class Datapath {
+  public:
+    // Loads and attaches `cfg`. Pinned maps an earlier run left are adopted when their
+    // layout matches (live flows and counters carry on) and replaced otherwise; its
+    // filters are replaced atomically. On failure everything is removed and
+    // std::runtime_error says what failed.
+    Datapath(const Config &cfg, LogFn log);
+    // Detaches every filter, deletes the clsact qdiscs ppinject created, unpins the maps.
+    ~Datapath();
+    Datapath(const Datapath &) = delete;
+    Datapath &operator=(const Datapath &) = delete;
+
+    // Applies a new configuration to the running data path: services added, changed and
+    // removed in the map, interfaces attached and detached. Entries of unchanged services
+    // and live flows are not disturbed. Throws on failure (the old state may be partly
+    // replaced; the caller logs it and keeps running).
+    void apply(const Config &cfg);
+
+    const std::string &pin_root() const { return root_; }
+
+  private:
+    void sync_services(const Config &cfg);
+    void sync_interfaces(const Config &cfg);
+
+    std::string root_;
+    LogFn log_;
+    struct SkelDeleter {
+        void operator()(udp_bpf *s) const;
+    };
+    std::unique_ptr<udp_bpf, SkelDeleter> udp_;
+    int lock_fd_ = -1;
+};
+
+}  // namespace ppinject
