@@ -482,7 +482,7 @@ Error V2Writer::add(std::uint8_t type, Bytes value) {
         return Error::not_started;
     }
     if (value.size() > 0xFFFF) {
-        return error_ = Error::value_too_long;
+        return Error::value_too_long;  // nothing written: the writer stays usable
     }
     std::uint8_t head[3] = {type, 0, 0};
     put_be16(head + 1, value.size());
@@ -496,14 +496,14 @@ Error V2Writer::add_text(std::uint8_t type, std::string_view value) {
 
 Error V2Writer::add_unique_id(Bytes id) {
     if (id.size() > kUniqueIdMax) {
-        return error_ = Error::value_too_long;
+        return Error::value_too_long;
     }
     return add(tlv::unique_id, id);
 }
 
 Error V2Writer::add_custom(std::uint8_t type, Bytes value) {
     if (type < tlv::custom_min || type > tlv::custom_max) {
-        return error_ = Error::bad_tlv_type;
+        return Error::bad_tlv_type;
     }
     return add(type, value);
 }

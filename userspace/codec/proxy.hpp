@@ -153,7 +153,9 @@ struct V2Header {
 // UNIQUE_ID is at most 128 bytes, a CRC32C TLV must match.
 Error decode_v2(Bytes in, V2Header &out);
 
-// Builds a v2 header in the caller's buffer: begin(), then TLVs, then finish().
+// Builds a v2 header in the caller's buffer: begin(), then TLVs, then finish(). A TLV
+// refused before anything is written (bad type, too long) leaves the writer usable; a
+// buffer overflow is sticky and makes finish() fail.
 class V2Writer {
   public:
     explicit V2Writer(Buffer out) : out_(out) {}
