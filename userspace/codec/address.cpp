@@ -51,6 +51,15 @@ std::optional<IpAddress> IpAddress::parse(std::string_view text) {
     return v6(b);
 }
 
+bool IpAddress::is_unspecified() const {
+    for (std::size_t i = is_v4_ ? 12 : 0; i < bytes_.size(); i++) {
+        if (bytes_[i] != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
 std::array<std::uint8_t, 4> IpAddress::v4_bytes() const {
     return {bytes_[12], bytes_[13], bytes_[14], bytes_[15]};
 }

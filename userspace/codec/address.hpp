@@ -23,6 +23,8 @@ class IpAddress {
     static std::optional<IpAddress> parse(std::string_view text);
 
     bool is_v4() const { return is_v4_; }
+    // 0.0.0.0 or ::.
+    bool is_unspecified() const;
     // 16 bytes, IPv4 mapped.
     const std::array<std::uint8_t, 16> &mapped() const { return bytes_; }
     // The 4 bytes of an IPv4 address (only when is_v4()).

@@ -212,13 +212,7 @@ std::variant<ListenSpec, std::string> parse_listen(const std::string &text) {
         }
         l.prefix_len = *n;
     }
-    bool all_zero = true;
-    for (auto b : ip->is_v4()
-                      ? std::vector<std::uint8_t>(ip->mapped().begin() + 12, ip->mapped().end())
-                      : std::vector<std::uint8_t>(ip->mapped().begin(), ip->mapped().end())) {
-        all_zero = all_zero && b == 0;
-    }
-    if (all_zero && slash == std::string_view::npos) {
+    if (ip->is_unspecified() && slash == std::string_view::npos) {
         l.prefix_len = 0;  // 0.0.0.0 and [::] are wildcards
     }
     // Host bits past the prefix must be zero: "192.0.2.1/24" is almost always a typo.
@@ -397,14 +391,7 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
                 fail(file, *at,
                      "backend \"" + text + "\" must be \"ADDR:PORT\" or \"[IPV6]:PORT\"");
             }
-            bool zero = true;
-            for (auto b : ep->addr.is_v4() ? std::vector<std::uint8_t>{ep->addr.v4_bytes().begin(),
-                                                                       ep->addr.v4_bytes().end()}
-                                           : std::vector<std::uint8_t>{ep->addr.mapped().begin(),
-                                                                       ep->addr.mapped().end()}) {
-                zero = zero && b == 0;
-            }
-            if (zero || ep->port == 0) {
+            if (ep->addr.is_unspecified() || ep->port == 0) {
                 fail(file, *at,
                      "backend \"" + text + "\" needs a real address and a port other than 0");
             }
