@@ -1,0 +1,320 @@
+// UDP data path with real packets through real network namespaces.
+//
+//   client ns                 front ns                                backend ns
+//   c0 192.0.2.2/24  ------  f0 192.0.2.1/24     (ppinject: tc on f0)
+//      2001:db8:1::2/64         2001:db8:1::1/64
+//                            f1 198.51.100.1/24  ------------------  b0 198.51.100.2/24
+//                               2001:db8:2::1/64   nft DNAT+masq        2001:db8:2::2/64
+//
+// The client sends to the service address on the front; nftables DNATs it to the backend
+// and masquerades, so the backend's socket sees the front as the source. Only the header
+// that ppinject inserted on f0's ingress tells the backend who the client was. Each check
+// runs with the client's TX checksum offload on and off, and no namespace may count a
+// UDP checksum error.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "codec/address.hpp"
+#include "support/netns.hpp"
+#include "support/privileges.hpp"
+#include "support/process.hpp"
+#include "support/proxy_check.hpp"
+
+namespace {
+
+using ppinject::Endpoint;
+using pptest::Netns;
+
+constexpr const char *kService4 = "192.0.2.1";
+constexpr const char *kService6 = "2001:db8:1::1";
+constexpr std::uint16_t kFirstPort = 5000, kEveryPort = 5001, kSppPort = 5002;
+
+// An fd closed on scope exit.
+struct Fd {
+    int fd = -1;
+    explicit Fd(int f) : fd(f) {}
+    ~Fd() {
+        if (fd >= 0) {
+            close(fd);
+        }
+    }
+    Fd(const Fd &) = delete;
+    Fd &operator=(const Fd &) = delete;
+};
+
+void bind_to(int fd, const Endpoint &ep) {
+    sockaddr_storage ss{};
+    socklen_t len = ep.to_sockaddr(ss);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, reinterpret_cast<sockaddr *>(&ss), len) != 0) {
+        throw std::runtime_error("bind " + ep.to_string() + ": " + std::strerror(errno));
+    }
+}
+
+// One datagram with its source, or nullopt after `timeout`.
+std::optional<std::pair<std::string, Endpoint>> receive(int fd, int timeout_ms = 2000) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, timeout_ms) != 1) {
+        return std::nullopt;
+    }
+    char buf[65536];
+    sockaddr_storage from{};
+    socklen_t len = sizeof from;
+    ssize_t n = recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr *>(&from), &len);
+    if (n < 0) {
+        return std::nullopt;
+    }
+    return std::pair{std::string(buf, static_cast<size_t>(n)),
+                     *Endpoint::from_sockaddr(reinterpret_cast<sockaddr *>(&from))};
+}
+
+void send_to(int fd, const std::string &data, const Endpoint &to) {
+    sockaddr_storage ss{};
+    socklen_t len = to.to_sockaddr(ss);
+    ASSERT_EQ(sendto(fd, data.data(), data.size(), 0, reinterpret_cast<sockaddr *>(&ss), len),
+              static_cast<ssize_t>(data.size()))
+        << std::strerror(errno);
+}
+
+Endpoint local_endpoint(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len);
+    return *Endpoint::from_sockaddr(reinterpret_cast<sockaddr *>(&ss));
+}
+
+class UdpNetns : public ::testing::TestWithParam<bool> {
+  protected:
+    void SetUp() override {
+        PP_REQUIRE_ROOT();
+        client_ = std::make_unique<Netns>("client");
+        front_ = std::make_unique<Netns>("front");
+        backend_ = std::make_unique<Netns>("backend");
+        pptest::veth(*client_, "c0", {"192.0.2.2/24", "2001:db8:1::2/64"}, *front_, "f0",
+                     {"192.0.2.1/24", "2001:db8:1::1/64"});
+        pptest::veth(*front_, "f1", {"198.51.100.1/24", "2001:db8:2::1/64"}, *backend_, "b0",
+                     {"198.51.100.2/24", "2001:db8:2::2/64"});
+        client_->exec(
+            "ip route add default via 192.0.2.1 && ip -6 route add default via "
+            "2001:db8:1::1");
+        backend_->exec(
+            "ip route add default via 198.51.100.1 && ip -6 route add default via "
+            "2001:db8:2::1");
+        front_->exec("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1");
+        front_->exec(
+            "nft -f - <<EOF\n"
+            "table inet ppt {\n"
+            "  chain pre { type nat hook prerouting priority dstnat;\n"
+            "    iifname \"f0\" ip daddr 192.0.2.1 udp dport 5000-5002 dnat ip to 198.51.100.2\n"
+            "    iifname \"f0\" ip6 daddr 2001:db8:1::1 udp dport 5000-5002 dnat ip6 to "
+            "2001:db8:2::2\n"
+            "  }\n"
+            "  chain post { type nat hook postrouting priority srcnat; oifname \"f1\" "
+            "masquerade; }\n"
+            "}\n"
+            "EOF");
+        // The sender's TX checksum offload: on, the local stack may trust bad checksums
+        // and forward CHECKSUM_PARTIAL packets; off, every checksum is really computed.
+        client_->exec(std::string("ethtool -K c0 tx ") + (GetParam() ? "on" : "off") +
+                      " >/dev/null");
+
+        pin_root_ = "/sys/fs/bpf/ppt" + std::to_string(getpid()) + "-udp";
+        config_path_ = "/tmp/ppt" + std::to_string(getpid()) + "-udp.toml";
+        std::ofstream(config_path_) << "[global]\n"
+                                    << "bpffs = \"" << pin_root_ << "\"\n"
+                                    << "udp_flow_timeout = \"400ms\"\n"
+                                    << R"(
+[[service]]
+name = "first"
+protocol = "udp"
+listen = ["192.0.2.1:5000", "[2001:db8:1::1]:5000"]
+interfaces = ["f0"]
+header = "v2"
+
+[[service]]
+name = "every"
+protocol = "udp"
+listen = ["192.0.2.1:5001", "[2001:db8:1::1]:5001"]
+interfaces = ["f0"]
+header = "v2"
+udp_header = "every"
+
+[[service]]
+name = "spp"
+protocol = "udp"
+listen = ["192.0.2.1:5002", "[2001:db8:1::1]:5002"]
+interfaces = ["f0"]
+header = "spp"
+)";
+        daemon_ = std::make_unique<pptest::Child>(
+            std::vector<std::string>{"nsenter", "--net=/run/netns/" + front_->name(),
+                                     pptest::ppinject_binary(), "run", "--config", config_path_});
+        ASSERT_TRUE(daemon_->wait_for_output("running")) << daemon_->log();
+    }
+
+    void TearDown() override {
+        if (daemon_) {
+            EXPECT_EQ(daemon_->stop(SIGTERM), 0) << daemon_->log();
+            // A clean stop leaves no filter and no pin behind.
+            EXPECT_EQ(front_->exec("tc filter show dev f0 ingress"), "");
+            EXPECT_EQ(front_->exec("tc filter show dev f0 egress"), "");
+            EXPECT_FALSE(std::filesystem::exists(pin_root_));
+        }
+        for (Netns *ns : {client_.get(), front_.get(), backend_.get()}) {
+            if (ns) {
+                EXPECT_EQ(pptest::udp_csum_errors(*ns), 0) << ns->name();
+            }
+        }
+        daemon_.reset();
+        if (!config_path_.empty()) {
+            unlink(config_path_.c_str());
+        }
+        std::filesystem::remove(pin_root_);
+        backend_.reset();
+        front_.reset();
+        client_.reset();
+    }
+
+    // A UDP socket in `ns` bound to `ep`.
+    std::unique_ptr<Fd> udp_socket(const Netns &ns, const Endpoint &ep) {
+        auto fd = std::make_unique<Fd>(ns.socket(ep.addr.is_v4() ? AF_INET : AF_INET6, SOCK_DGRAM));
+        bind_to(fd->fd, ep);
+        return fd;
+    }
+
+    std::unique_ptr<Netns> client_, front_, backend_;
+    std::unique_ptr<pptest::Child> daemon_;
+    std::string pin_root_, config_path_;
+};
+
+Endpoint ep(const std::string &addr, std::uint16_t port) {
+    return Endpoint{*ppinject::IpAddress::parse(addr), port};
+}
+
+// v2 "first": the first datagram of a flow carries the header, the next does not; another
+// source port is another flow; after the idle timeout the header comes again.
+TEST_P(UdpNetns, V2FirstHeaderOncePerFlow) {
+    for (const char *family : {"4", "6"}) {
+        SCOPED_TRACE(std::string("IPv") + family);
+        bool v4 = family[0] == '4';
+        Endpoint service = ep(v4 ? kService4 : kService6, kFirstPort);
+        auto backend = udp_socket(*backend_, ep(v4 ? "198.51.100.2" : "2001:db8:2::2", kFirstPort));
+        auto client = udp_socket(*client_, ep(v4 ? "192.0.2.2" : "2001:db8:1::2", 0));
+        Endpoint client_ep = local_endpoint(client->fd);
+
+        send_to(client->fd, "hello", service);
+        auto first = receive(backend->fd);
+        ASSERT_TRUE(first);
+        EXPECT_EQ(first->second.addr.to_string(), v4 ? "198.51.100.1" : "2001:db8:2::1")
+            << "the backend's socket must see the front (masquerade), not the client";
+        pptest::expect_v2_dgram(first->first, client_ep, service, "hello");
+
+        send_to(client->fd, "again", service);
+        auto second = receive(backend->fd);
+        ASSERT_TRUE(second);
+        EXPECT_EQ(second->first, "again") << "a live flow's later datagram must be bare";
+
+        auto client2 = udp_socket(*client_, ep(v4 ? "192.0.2.2" : "2001:db8:1::2", 0));
+        send_to(client2->fd, "other", service);
+        auto other = receive(backend->fd);
+        ASSERT_TRUE(other);
+        pptest::expect_v2_dgram(other->first, local_endpoint(client2->fd), service, "other");
+
+        std::this_thread::sleep_for(std::chrono::milliseconds(700));  // > udp_flow_timeout
+        send_to(client->fd, "expired", service);
+        auto fresh = receive(backend->fd);
+        ASSERT_TRUE(fresh);
+        pptest::expect_v2_dgram(fresh->first, client_ep, service, "expired");
+    }
+}
+
+// v2 "every": every datagram carries the header.
+TEST_P(UdpNetns, V2EveryDatagram) {
+    for (const char *family : {"4", "6"}) {
+        SCOPED_TRACE(std::string("IPv") + family);
+        bool v4 = family[0] == '4';
+        Endpoint service = ep(v4 ? kService4 : kService6, kEveryPort);
+        auto backend = udp_socket(*backend_, ep(v4 ? "198.51.100.2" : "2001:db8:2::2", kEveryPort));
+        auto client = udp_socket(*client_, ep(v4 ? "192.0.2.2" : "2001:db8:1::2", 0));
+        Endpoint client_ep = local_endpoint(client->fd);
+        for (int i = 0; i < 3; i++) {
+            std::string payload = "datagram " + std::to_string(i) + std::string(i * 500, 'x');
+            send_to(client->fd, payload, service);
+            auto got = receive(backend->fd);
+            ASSERT_TRUE(got);
+            pptest::expect_v2_dgram(got->first, client_ep, service, payload);
+        }
+    }
+}
+
+// SPP: every datagram carries it; the backend echoes it on the reply and the front's
+// egress strips it, so the client gets the bare reply from the service address.
+TEST_P(UdpNetns, SppBothDirections) {
+    for (const char *family : {"4", "6"}) {
+        SCOPED_TRACE(std::string("IPv") + family);
+        bool v4 = family[0] == '4';
+        Endpoint service = ep(v4 ? kService4 : kService6, kSppPort);
+        auto backend = udp_socket(*backend_, ep(v4 ? "198.51.100.2" : "2001:db8:2::2", kSppPort));
+        auto client = udp_socket(*client_, ep(v4 ? "192.0.2.2" : "2001:db8:1::2", 0));
+        Endpoint client_ep = local_endpoint(client->fd);
+        for (int i = 0; i < 2; i++) {
+            std::string payload = "query " + std::to_string(i);
+            send_to(client->fd, payload, service);
+            auto got = receive(backend->fd);
+            ASSERT_TRUE(got);
+            pptest::expect_spp_dgram(got->first, client_ep, service, payload);
+
+            // Echo the 38-byte header in front of the answer, back to where it came from.
+            std::string reply = got->first.substr(0, 38) + "answer " + std::to_string(i);
+            send_to(backend->fd, reply, got->second);
+            auto answer = receive(client->fd);
+            ASSERT_TRUE(answer);
+            EXPECT_EQ(answer->first, "answer " + std::to_string(i));
+            EXPECT_EQ(answer->second, service);
+        }
+        // A reply whose header names another client is not delivered.
+        send_to(client->fd, "query x", service);
+        auto got = receive(backend->fd);
+        ASSERT_TRUE(got);
+        std::string forged = got->first.substr(0, 38);
+        forged[35] ^= 1;  // client port, low byte
+        send_to(backend->fd, forged + "not for you", got->second);
+        EXPECT_FALSE(receive(client->fd, 500));
+    }
+}
+
+// A client that writes its own PROXY v2 header is dropped, not believed.
+TEST_P(UdpNetns, ForgedHeaderDropped) {
+    Endpoint service = ep(kService4, kEveryPort);
+    auto backend = udp_socket(*backend_, ep("198.51.100.2", kEveryPort));
+    auto client = udp_socket(*client_, ep("192.0.2.2", 0));
+    std::string forged("\r\n\r\n\0\r\nQUIT\n\x21\x12\x00\x0c", 16);
+    forged += std::string("\x01\x02\x03\x04\x05\x06\x07\x08\x00\x01\x00\x02", 12);
+    send_to(client->fd, forged + "payload", service);
+    EXPECT_FALSE(receive(backend->fd, 500));
+    send_to(client->fd, "honest", service);
+    auto got = receive(backend->fd);
+    ASSERT_TRUE(got);
+    pptest::expect_v2_dgram(got->first, local_endpoint(client->fd), service, "honest");
+}
+
+INSTANTIATE_TEST_SUITE_P(TxChecksumOffload, UdpNetns, ::testing::Values(true, false),
+                         [](const auto &info) {
+                             return info.param ? "TxOffloadOn" : "TxOffloadOff";
+                         });
+
+}  // namespace
