@@ -1,21 +1,129 @@
 #!/usr/bin/env bash
-# make demo: decode sample PROXY v1, v2 and SPP headers with the CLI.
-# (The namespace demo with real TCP and UDP backends grows here with the data paths.)
+# make demo: ppinject between a client and a backend, in network namespaces.
+#
+#   ppd-client                ppd-front (ppinject on f0)            ppd-backend
+#   c0 192.0.2.2  --------->  f0 192.0.2.1   f1 198.51.100.1  --->  b0 198.51.100.2
+#      2001:db8:1::2             2001:db8:1::1  2001:db8:2::1          2001:db8:2::2
+#                             nftables: DNAT to the backend, masquerade
+#
+# The backend's socket sees 198.51.100.1 (the front) as the source of every datagram; the
+# header ppinject inserted tells it the client's own address.
 set -euo pipefail
 build=${1:-build}
-ppinject="$build/ppinject"
+ppinject=$(realpath "$build/ppinject")
+work=$(mktemp -d /tmp/ppinject-demo.XXXXXX)
+pids=()
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "PROXY v1, as nginx or HAProxy would receive it"
-printf 'PROXY TCP4 192.0.2.10 203.0.113.5 42300 443\r\nGET / HTTP/1.1\r\n' | "$ppinject" decode
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for ns in ppd-client ppd-front ppd-backend; do ip netns del "$ns" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
-step "PROXY v2 (28 bytes, INET, DGRAM): what the UDP data path puts in front of a datagram"
-echo '0d0a0d0a000d0a515549540a 21 12 000c c000020a cb007105 a53c 0035' | "$ppinject" decode --hex
+step "Namespaces: client, front (ppinject), backend"
+for ns in ppd-client ppd-front ppd-backend; do
+  ip netns del "$ns" 2>/dev/null || true
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  # No IPv6 duplicate address detection: the first datagrams would be lost while it runs.
+  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+done
+ip link add c0 netns ppd-client type veth peer name f0 netns ppd-front
+ip link add f1 netns ppd-front type veth peer name b0 netns ppd-backend
+ip -n ppd-client addr add 192.0.2.2/24 dev c0
+ip -n ppd-client addr add 2001:db8:1::2/64 dev c0 nodad
+ip -n ppd-front addr add 192.0.2.1/24 dev f0
+ip -n ppd-front addr add 2001:db8:1::1/64 dev f0 nodad
+ip -n ppd-front addr add 198.51.100.1/24 dev f1
+ip -n ppd-front addr add 2001:db8:2::1/64 dev f1 nodad
+ip -n ppd-backend addr add 198.51.100.2/24 dev b0
+ip -n ppd-backend addr add 2001:db8:2::2/64 dev b0 nodad
+for l in "ppd-client c0" "ppd-front f0" "ppd-front f1" "ppd-backend b0"; do
+  set -- $l
+  ip -n "$1" link set "$2" up
+done
+ip -n ppd-client route add default via 192.0.2.1
+ip -n ppd-client -6 route add default via 2001:db8:1::1
+ip -n ppd-backend route add default via 198.51.100.1
+ip -n ppd-backend -6 route add default via 2001:db8:2::1
+ip netns exec ppd-front sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+ip netns exec ppd-front nft -f - <<'NFT'
+table inet demo {
+  chain pre {
+    type nat hook prerouting priority dstnat;
+    iifname "f0" ip daddr 192.0.2.1 udp dport { 5353, 5354 } dnat ip to 198.51.100.2
+    iifname "f0" ip6 daddr 2001:db8:1::1 udp dport { 5353, 5354 } dnat ip6 to 2001:db8:2::2
+  }
+  chain post { type nat hook postrouting priority srcnat; oifname "f1" masquerade; }
+}
+NFT
+echo "client 192.0.2.2 / 2001:db8:1::2  ->  front 192.0.2.1 / 2001:db8:1::1  ->  backend 198.51.100.2 / 2001:db8:2::2"
 
-step "SPP (38 bytes): Cloudflare's Simple Proxy Protocol, on every datagram"
-echo '56ec 00000000000000000000ffffc000020a 00000000000000000000ffffcb007105 a53c 0035' |
-  "$ppinject" decode --hex --json
+cat >"$work/ppinject.toml" <<TOML
+[global]
+bpffs = "/sys/fs/bpf/ppinject-demo"
+udp_flow_timeout = "30s"
 
-step "A forged header is refused with its reason"
-echo '0d0a0d0a000d0a515549540a 21 11 0008 c000020a cb007105' | "$ppinject" decode --hex || true
+[[service]]
+name = "dns-v2"
+protocol = "udp"
+listen = ["192.0.2.1:5353", "[2001:db8:1::1]:5353"]
+interfaces = ["f0"]
+header = "v2"
+
+[[service]]
+name = "game-spp"
+protocol = "udp"
+listen = ["192.0.2.1:5354", "[2001:db8:1::1]:5354"]
+interfaces = ["f0"]
+header = "spp"
+TOML
+
+step "ppinject check"
+"$ppinject" check --config "$work/ppinject.toml"
+
+step "ppinject run (in the front namespace)"
+nsenter --net=/run/netns/ppd-front "$ppinject" run --config "$work/ppinject.toml" \
+  2>"$work/run.log" &
+pids+=($!)
+for _ in $(seq 100); do grep -q running "$work/run.log" && break; sleep 0.05; done
+cat "$work/run.log"
+
+# Backend: every datagram goes to `ppinject decode`, which prints the header it starts with.
+for port in 5353 5354; do
+  ip netns exec ppd-backend socat -u UDP6-RECVFROM:$port,ipv6only=0,fork \
+    SYSTEM:"{ $ppinject decode 2>/dev/null || echo '(no header: a later datagram of a live flow)'; echo; } >>$work/backend-$port.txt" &
+  pids+=($!)
+done
+sleep 0.3
+
+step "Client sends from its own address; the backend decodes the header (PROXY v2, first datagram of each flow)"
+# One datagram at a time: the backend's socat hands each to its own `ppinject decode`.
+ip netns exec ppd-client sh -c 'echo -n "hello over IPv4" | socat -u - UDP4-SENDTO:192.0.2.1:5353,sourceport=40001'
+sleep 0.3
+ip netns exec ppd-client sh -c 'echo -n "hello over IPv6" | socat -u - UDP6-SENDTO:[2001:db8:1::1]:5353,sourceport=40002'
+sleep 0.3
+ip netns exec ppd-client sh -c 'echo -n "same flow, no header" | socat -u - UDP4-SENDTO:192.0.2.1:5353,sourceport=40001'
+sleep 0.5
+cat "$work/backend-5353.txt"
+
+step "SPP: a header on every datagram"
+ip netns exec ppd-client sh -c 'echo -n "spp one" | socat -u - UDP4-SENDTO:192.0.2.1:5354,sourceport=40003'
+sleep 0.3
+cat "$work/backend-5354.txt"
+
+step "ppinject status (from the pinned maps)"
+"$ppinject" status --bpffs /sys/fs/bpf/ppinject-demo
+
+step "ppinject flows"
+"$ppinject" flows --bpffs /sys/fs/bpf/ppinject-demo
+
+step "Stop: SIGTERM detaches and unpins"
+kill -TERM "${pids[0]}"
+wait "${pids[0]}" || true
+tail -n 4 "$work/run.log"
+echo "tc filters left on f0: $(ip netns exec ppd-front tc filter show dev f0 ingress | wc -l)"

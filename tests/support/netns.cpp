@@ -28,7 +28,11 @@ Netns::Netns(const std::string &role) {
     name_ = "ppt" + std::to_string(getpid()) + "-" + std::to_string(seq++) + "-" + role;
     sh("ip netns add " + name_);
     try {
-        exec("ip link set lo up");
+        // No duplicate address detection: with it, IPv6 is unusable for a second or so
+        // after a link comes up, and the first datagrams are lost.
+        exec(
+            "ip link set lo up && sysctl -qw net.ipv6.conf.all.accept_dad=0 "
+            "net.ipv6.conf.default.accept_dad=0");
     } catch (...) {
         run_process({"ip", "netns", "del", name_});
         throw;
