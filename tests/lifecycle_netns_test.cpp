@@ -1,0 +1,283 @@
+// The daemon's lifecycle as an operator meets it: a killed run keeps injecting and
+// `detach` removes all of it; a new run adopts what a killed one left; a failed or
+// refused start attaches nothing; a second run is refused; pins show named fields; a
+// clsact qdisc ppinject did not create survives it.
+//
+//   client ns                      front ns
+//   c0 192.0.2.2/24  ----------   f0 192.0.2.1/24   (ppinject: tc on f0)
+//                                 f9 (no address; a second interface)
+//
+// The service is local to the front (no forwarding): a UDP socket on the front receives
+// the datagrams with their headers.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "codec/proxy.hpp"
+#include "support/netns.hpp"
+#include "support/privileges.hpp"
+#include "support/process.hpp"
+
+namespace {
+
+using ppinject::Endpoint;
+using pptest::Netns;
+
+class Lifecycle : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        PP_REQUIRE_ROOT();
+        client_ = std::make_unique<Netns>("lc-client");
+        front_ = std::make_unique<Netns>("lc-front");
+        pptest::veth(*client_, "c0", {"192.0.2.2/24"}, *front_, "f0", {"192.0.2.1/24"});
+        pptest::veth(*front_, "f9", {}, *client_, "c9", {});
+        pin_root_ = "/sys/fs/bpf/ppt" + std::to_string(getpid()) + "-lc";
+        config_ = "/tmp/ppt" + std::to_string(getpid()) + "-lc.toml";
+        write_config({"f0"});
+    }
+
+    void TearDown() override {
+        // Whatever a failed check left: the same command an operator would use.
+        if (front_) {
+            pptest::run_process({"nsenter", "--net=/run/netns/" + front_->name(),
+                                 pptest::ppinject_binary(), "detach", "--bpffs", pin_root_});
+        }
+        unlink(config_.c_str());
+        client_.reset();
+        front_.reset();
+    }
+
+    void write_config(const std::vector<std::string> &interfaces, bool spp = false) {
+        std::string ifs;
+        for (const auto &i : interfaces) {
+            ifs += (ifs.empty() ? "\"" : ", \"") + i + "\"";
+        }
+        std::ofstream(config_) << "[global]\nbpffs = \"" << pin_root_ << "\"\n\n"
+                               << "[[service]]\nname = \"echo\"\nprotocol = \"udp\"\n"
+                               << "listen = \"192.0.2.1:7000\"\ninterfaces = [" << ifs << "]\n"
+                               << "header = \"" << (spp ? "spp" : "v2") << "\"\n";
+    }
+
+    std::vector<std::string> run_argv() const {
+        return {"nsenter",
+                "--net=/run/netns/" + front_->name(),
+                pptest::ppinject_binary(),
+                "run",
+                "--config",
+                config_};
+    }
+
+    pptest::ProcessResult cli(std::vector<std::string> args) const {
+        args.insert(args.begin(),
+                    {"nsenter", "--net=/run/netns/" + front_->name(), pptest::ppinject_binary()});
+        return pptest::run_process(args);
+    }
+
+    std::string filters(const char *hook = "ingress") const {
+        return front_->exec(std::string("tc filter show dev f0 ") + hook);
+    }
+
+    // Sends one datagram from the client (fixed source port) and returns what the front's
+    // socket on 192.0.2.1:7000 received.
+    std::optional<std::string> roundtrip(const std::string &payload) {
+        int rx = front_->socket(AF_INET, SOCK_DGRAM);
+        int tx = client_->socket(AF_INET, SOCK_DGRAM);
+        int one = 1;
+        setsockopt(rx, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        setsockopt(tx, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        sockaddr_in to{AF_INET, htons(7000), {}, {}}, from{AF_INET, htons(41000), {}, {}};
+        inet_pton(AF_INET, "192.0.2.1", &to.sin_addr);
+        inet_pton(AF_INET, "192.0.2.2", &from.sin_addr);
+        std::optional<std::string> got;
+        if (bind(rx, reinterpret_cast<sockaddr *>(&to), sizeof to) == 0 &&
+            bind(tx, reinterpret_cast<sockaddr *>(&from), sizeof from) == 0 &&
+            sendto(tx, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr *>(&to),
+                   sizeof to) == static_cast<ssize_t>(payload.size())) {
+            pollfd p{rx, POLLIN, 0};
+            char buf[2048];
+            if (poll(&p, 1, 2000) == 1) {
+                ssize_t n = recv(rx, buf, sizeof buf, 0);
+                if (n >= 0) {
+                    got = std::string(buf, static_cast<size_t>(n));
+                }
+            }
+        }
+        close(rx);
+        close(tx);
+        return got;
+    }
+
+    static bool has_v2_header(const std::string &d) {
+        ppinject::proxy::V2Header h;
+        return ppinject::proxy::decode_v2(
+                   {reinterpret_cast<const std::uint8_t *>(d.data()), d.size()}, h) ==
+               ppinject::proxy::Error::ok;
+    }
+
+    std::unique_ptr<Netns> client_, front_;
+    std::string pin_root_, config_;
+};
+
+TEST_F(Lifecycle, KilledRunKeepsInjectingAndDetachRemovesEverything) {
+    {
+        pptest::Child run(run_argv());
+        ASSERT_TRUE(run.wait_for_output("running")) << run.log();
+        ASSERT_EQ(run.stop(SIGKILL), 128 + SIGKILL);
+    }
+    // The data path lives in the kernel, not in the process.
+    auto d = roundtrip("after the crash");
+    ASSERT_TRUE(d);
+    EXPECT_TRUE(has_v2_header(*d));
+    EXPECT_NE(filters().find("udp_ingress"), std::string::npos);
+    EXPECT_TRUE(std::filesystem::exists(pin_root_ + "/udp_flows"));
+
+    // status reads the pins of the dead run.
+    auto st = cli({"status", "--json", "--bpffs", pin_root_});
+    ASSERT_EQ(st.exit_code, 0) << st.err;
+    EXPECT_NE(st.out.find("\"injected_v2\": 1"), std::string::npos) << st.out;
+
+    auto r = cli({"detach", "--config", config_});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("detached tc ingress on f0"), std::string::npos) << r.err;
+    EXPECT_EQ(filters(), "");
+    EXPECT_EQ(front_->exec("tc qdisc show dev f0").find("clsact"), std::string::npos)
+        << "ppinject created the clsact qdisc, so detach deletes it";
+    EXPECT_FALSE(std::filesystem::exists(pin_root_));
+    d = roundtrip("after detach");
+    ASSERT_TRUE(d);
+    EXPECT_EQ(*d, "after detach");
+}
+
+TEST_F(Lifecycle, NewRunAdoptsWhatAKilledRunLeft) {
+    {
+        pptest::Child run(run_argv());
+        ASSERT_TRUE(run.wait_for_output("running")) << run.log();
+        auto first = roundtrip("first");
+        ASSERT_TRUE(first && has_v2_header(*first));
+        run.stop(SIGKILL);
+    }
+    pptest::Child run(run_argv());
+    ASSERT_TRUE(run.wait_for_output("running")) << run.log();
+    EXPECT_NE(run.log().find("adopted pinned map " + pin_root_ + "/udp_flows"), std::string::npos)
+        << run.log();
+    // The flow the killed run saw is still live: its next datagram is bare.
+    auto second = roundtrip("second");
+    ASSERT_TRUE(second);
+    EXPECT_EQ(*second, "second");
+    // One filter, not two: each filter line names its handle once.
+    std::string f = filters();
+    EXPECT_NE(f.find("handle 0x9b1"), std::string::npos) << f;
+    EXPECT_EQ(f.find("handle 0x9b1"), f.rfind("handle 0x9b1")) << f;
+    EXPECT_EQ(run.stop(SIGTERM), 0) << run.log();
+    EXPECT_EQ(filters(), "");
+    EXPECT_FALSE(std::filesystem::exists(pin_root_));
+}
+
+TEST_F(Lifecycle, FailedAttachRollsBackAndBadConfigAttachesNothing) {
+    write_config({"f0", "nosuch0"});
+    auto r = pptest::run_process(run_argv());
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("interface nosuch0 not found"), std::string::npos) << r.err;
+    EXPECT_EQ(filters(), "") << "f0 was attached before nosuch0 failed: must be rolled back";
+    EXPECT_EQ(front_->exec("tc qdisc show dev f0").find("clsact"), std::string::npos);
+    EXPECT_FALSE(std::filesystem::exists(pin_root_));
+
+    std::ofstream(config_) << "[[service]]\nname = \"x\"\nprotocol = \"udp\"\n";
+    r = pptest::run_process(run_argv());
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.err, config_ + ":1: service 'x' has no 'listen' address\n");
+    EXPECT_EQ(filters(), "");
+}
+
+TEST_F(Lifecycle, SecondRunIsRefusedWithTheOwnersPid) {
+    pptest::Child run(run_argv());
+    ASSERT_TRUE(run.wait_for_output("running")) << run.log();
+    auto r = pptest::run_process(run_argv());
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("another ppinject run owns " + pin_root_), std::string::npos) << r.err;
+    // nsenter execs ppinject, so the PID we started is the owner's.
+    EXPECT_NE(r.err.find("(pid " + std::to_string(run.pid()) + ")"), std::string::npos) << r.err;
+    EXPECT_NE(filters().find("udp_ingress"), std::string::npos) << "the first run is untouched";
+    EXPECT_EQ(run.stop(SIGTERM), 0);
+}
+
+TEST_F(Lifecycle, ForeignClsactAndFiltersSurvive) {
+    // Someone else's clsact qdisc and filter on f0 (a u32 classifier after ours).
+    front_->exec(
+        "tc qdisc add dev f0 clsact && tc filter add dev f0 ingress pref 60000 "
+        "protocol ip u32 match u32 0 0 classid 1:1");
+    pptest::Child run(run_argv());
+    ASSERT_TRUE(run.wait_for_output("running")) << run.log();
+    auto d = roundtrip("with a neighbour");
+    ASSERT_TRUE(d && has_v2_header(*d));
+    EXPECT_EQ(run.stop(SIGTERM), 0) << run.log();
+    std::string f = filters();
+    EXPECT_EQ(f.find("udp_ingress"), std::string::npos) << f;
+    EXPECT_NE(f.find("u32"), std::string::npos) << "someone else's filter must stay: " << f;
+    EXPECT_NE(front_->exec("tc qdisc show dev f0").find("clsact"), std::string::npos);
+}
+
+TEST_F(Lifecycle, ReloadOnSighupMovesAttachments) {
+    write_config({"f0"}, true);  // SPP: ingress and egress
+    pptest::Child run(run_argv());
+    ASSERT_TRUE(run.wait_for_output("running")) << run.log();
+    EXPECT_NE(filters("egress").find("udp_egress"), std::string::npos);
+
+    write_config({"f9"});  // v2 on another interface: f0 detached, f9 attached
+    kill(run.pid(), SIGHUP);
+    ASSERT_TRUE(run.wait_for_output("reloaded")) << run.log();
+    EXPECT_EQ(filters(), "");
+    EXPECT_EQ(filters("egress"), "");
+    EXPECT_NE(front_->exec("tc filter show dev f9 ingress").find("udp_ingress"), std::string::npos);
+
+    std::ofstream(config_) << "[[service]]\nname = \"broken\"\n";
+    kill(run.pid(), SIGHUP);
+    ASSERT_TRUE(run.wait_for_output("reload failed, nothing changed")) << run.log();
+    EXPECT_NE(front_->exec("tc filter show dev f9 ingress").find("udp_ingress"), std::string::npos);
+    EXPECT_EQ(run.stop(SIGTERM), 0) << run.log();
+}
+
+TEST_F(Lifecycle, PinsCarryBtfForBpftool) {
+    pptest::Child run(run_argv());
+    ASSERT_TRUE(run.wait_for_output("running")) << run.log();
+    ASSERT_TRUE(roundtrip("one flow"));
+    auto dump = pptest::run_process({"bpftool", "map", "dump", "pinned", pin_root_ + "/udp_flows"});
+    ASSERT_EQ(dump.exit_code, 0) << dump.err;
+    for (const char *field :
+         {"client_addr", "client_port", "service_port", "last_seen_ns", "packets"}) {
+        EXPECT_NE(dump.out.find(field), std::string::npos) << field << " in\n" << dump.out;
+    }
+    auto services =
+        pptest::run_process({"bpftool", "map", "dump", "pinned", pin_root_ + "/services"});
+    EXPECT_NE(services.out.find("\"echo\""), std::string::npos) << services.out;
+    auto flows = cli({"flows", "--bpffs", pin_root_});
+    EXPECT_NE(flows.out.find("192.0.2.2:41000"), std::string::npos) << flows.out;
+    EXPECT_EQ(run.stop(SIGTERM), 0);
+}
+
+// `ip netns exec` remounts /sys and hides the host's bpffs: run mounts one at the pin root's
+// default place and everything works within that mount namespace.
+TEST_F(Lifecycle, WorksUnderIpNetnsExec) {
+    std::string script = "set -e; " + pptest::ppinject_binary() + " run --config " + config_ +
+                         " 2>/tmp/ppt-lc-run.log & pid=$!; for i in $(seq 100); do grep -q running "
+                         "/tmp/ppt-lc-run.log && break; sleep 0.05; done; " +
+                         pptest::ppinject_binary() + " status --bpffs " + pin_root_ +
+                         "; kill -TERM $pid; wait $pid; cat /tmp/ppt-lc-run.log; rm "
+                         "/tmp/ppt-lc-run.log";
+    auto r = pptest::run_process({"ip", "netns", "exec", front_->name(), "sh", "-c", script});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("service echo (id 1)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("ppinject: detached"), std::string::npos) << r.out;
+    EXPECT_EQ(filters(), "");
+}
+
+}  // namespace
