@@ -30,6 +30,13 @@
 #include <bpf/bpf_helpers.h>
 #include "maps.bpf.h"
 
+/*
+ * Packets we let through (changed or not) leave with TC_ACT_UNSPEC: classification goes on
+ * with the next filter on the hook, if another tool has one, and ends as TC_ACT_OK when
+ * there is none. TC_ACT_OK would skip everyone after us.
+ */
+#define TC_PASS TC_ACT_UNSPEC
+
 #define ETH_P_8021Q 0x8100
 #define ETH_P_8021AD 0x88A8
 #define IP_MF 0x2000
@@ -379,7 +386,7 @@ static __always_inline int refuse(const struct pp_service *svc, struct pp_counte
                                   __u64 *reason) {
     if (svc->on_error == PP_ON_ERROR_PASS) {
         c->error_passed++;
-        return TC_ACT_OK;
+        return TC_PASS;
     }
     (*reason)++;
     return TC_ACT_SHOT;
@@ -390,14 +397,14 @@ int udp_ingress(struct __sk_buff *skb) {
     struct pkt p = {};
     enum parse_result r = parse(skb, &p);
     if (r == PARSE_OTHER)
-        return TC_ACT_OK;
+        return TC_PASS;
 
     struct pp_service *svc = lookup_service(p.daddr, p.dport);
     if (!svc)
-        return TC_ACT_OK; /* not ours: untouched */
+        return TC_PASS; /* not ours: untouched */
     struct pp_counters *c = counters_of(svc->id);
     if (!c)
-        return TC_ACT_OK;
+        return TC_PASS;
     c->seen++;
 
     if (r == PARSE_MALFORMED)
@@ -423,7 +430,7 @@ int udp_ingress(struct __sk_buff *skb) {
         flow->bytes += payload_len;
         if (svc->header == PP_HDR_V2 && svc->udp_header == PP_UDP_FIRST) {
             c->passed++;
-            return TC_ACT_OK;
+            return TC_PASS;
         }
     }
 
@@ -467,7 +474,7 @@ int udp_ingress(struct __sk_buff *skb) {
         bpf_map_update_elem(&udp_flows, &fk, &nf, BPF_ANY);
         c->flows_new++;
     }
-    return TC_ACT_OK;
+    return TC_PASS;
 }
 
 /*
@@ -479,14 +486,14 @@ int udp_egress(struct __sk_buff *skb) {
     struct pkt p = {};
     enum parse_result r = parse(skb, &p);
     if (r == PARSE_OTHER)
-        return TC_ACT_OK;
+        return TC_PASS;
 
     struct pp_service *svc = lookup_service(p.saddr, p.sport);
     if (!svc || svc->header != PP_HDR_SPP)
-        return TC_ACT_OK;
+        return TC_PASS;
     struct pp_counters *c = counters_of(svc->id);
     if (!c)
-        return TC_ACT_OK;
+        return TC_PASS;
 
     /* Replies are never passed on error: a stray header would reach the client. */
     if (r == PARSE_MALFORMED || p.frag || skb->gso_segs > 1) {
@@ -515,7 +522,7 @@ int udp_egress(struct __sk_buff *skb) {
         return TC_ACT_SHOT;
     }
     c->spp_reply_stripped++;
-    return TC_ACT_OK;
+    return TC_PASS;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -51,7 +51,7 @@ TEST(BpfLoad, UdpSkeletonLoadsRunsAndCounts) {
                 .data_size_out = static_cast<__u32>(out.size()), .repeat = 1);
     int err = bpf_prog_test_run_opts(bpf_program__fd(skel->progs.udp_ingress), &opts);
     ASSERT_EQ(err, 0) << "BPF_PROG_TEST_RUN: " << std::strerror(-err);
-    EXPECT_EQ(opts.retval, static_cast<unsigned>(TC_ACT_OK));
+    EXPECT_EQ(static_cast<int>(opts.retval), TC_ACT_UNSPEC);
     EXPECT_EQ(opts.data_size_out, frame.size() + PP_V2_HDR_LEN_INET);
 
     int ncpu = libbpf_num_possible_cpus();
