@@ -51,26 +51,36 @@ std::string Netns::prefix() const {
     return "nsenter --net=/run/netns/" + name_ + " ";
 }
 
-int Netns::socket(int domain, int type) const {
+void Netns::run_inside(const std::function<void()> &f) const {
     int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     int target = open(("/run/netns/" + name_).c_str(), O_RDONLY | O_CLOEXEC);
-    if (self < 0 || target < 0) {
-        throw std::runtime_error("open netns " + name_ + ": " + std::strerror(errno));
+    if (self < 0 || target < 0 || setns(target, CLONE_NEWNET) != 0) {
+        int err = errno;
+        close(self);
+        close(target);
+        throw std::runtime_error("enter netns " + name_ + ": " + std::strerror(err));
     }
-    int fd = -1, err = 0;
-    if (setns(target, CLONE_NEWNET) == 0) {
-        fd = ::socket(domain, type | SOCK_CLOEXEC, 0);
-        err = errno;
+    close(target);
+    try {
+        f();
+    } catch (...) {
         if (setns(self, CLONE_NEWNET) != 0) {
             std::abort();  // the test thread would stay in the wrong namespace
         }
-    } else {
-        err = errno;
+        close(self);
+        throw;
+    }
+    if (setns(self, CLONE_NEWNET) != 0) {
+        std::abort();
     }
     close(self);
-    close(target);
+}
+
+int Netns::socket(int domain, int type) const {
+    int fd = -1;
+    run_inside([&] { fd = ::socket(domain, type | SOCK_CLOEXEC, 0); });
     if (fd < 0) {
-        throw std::runtime_error("socket in " + name_ + ": " + std::strerror(err));
+        throw std::runtime_error("socket in " + name_ + ": " + std::strerror(errno));
     }
     return fd;
 }

@@ -3,6 +3,7 @@
 // from the test process itself.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,8 @@ class Netns {
     std::string prefix() const;
     // An fd of socket(domain, type, 0) created inside this namespace.
     int socket(int domain, int type) const;
+    // Runs `f` with the calling thread inside this namespace, then returns to its own.
+    void run_inside(const std::function<void()> &f) const;
 
   private:
     std::string name_;
