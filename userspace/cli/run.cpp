@@ -43,6 +43,12 @@ int run(const RunOptions &opts) {
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
+    for (const auto &svc : cfg.services) {
+        if (svc.protocol == Protocol::tcp) {
+            log_line("service '" + svc.name +
+                     "' (tcp) is not served: the TCP data path is not in this build yet");
+        }
+    }
     try {
         Datapath dp(cfg, log_line);
         log_line("running: " + std::to_string(cfg.services.size()) + " services, maps pinned at " +
