@@ -1,11 +1,9 @@
 // ppinject decode: one PROXY v1/v2 or SPP header from stdin, printed for people or as JSON.
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include <cctype>
 #include <cstdio>
-#include <iostream>
-#include <iterator>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,27 +15,49 @@ namespace ppinject::cli {
 namespace {
 
 using namespace ppinject::proxy;
+using json = nlohmann::ordered_json;
 
-// Hex text to bytes; whitespace, "0x" prefixes and ':' separators are ignored.
-std::optional<std::vector<std::uint8_t>> from_hex(const std::string &text, std::string &why) {
+std::vector<std::uint8_t> read_stdin() {
+    std::vector<std::uint8_t> data;
+    std::uint8_t buf[65536];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) {
+        data.insert(data.end(), buf, buf + n);
+    }
+    return data;
+}
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    return c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+// Hex text to bytes; whitespace, ':' separators and "0x" prefixes (before a byte) are ignored.
+std::optional<std::vector<std::uint8_t>> from_hex(const std::vector<std::uint8_t> &text,
+                                                  std::string &why) {
     std::vector<std::uint8_t> out;
     int high = -1;
     for (std::size_t i = 0; i < text.size(); i++) {
-        char c = text[i];
-        if (std::isspace(static_cast<unsigned char>(c)) || c == ':') {
+        char c = static_cast<char>(text[i]);
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' || c == ':') {
             continue;
         }
-        if (c == '0' && i + 1 < text.size() && (text[i + 1] == 'x' || text[i + 1] == 'X') &&
-            high < 0) {
+        if (high < 0 && c == '0' && i + 1 < text.size() && (text[i + 1] | 0x20) == 'x') {
             i++;
             continue;
         }
-        if (!std::isxdigit(static_cast<unsigned char>(c))) {
-            why = fmt::format("invalid hex character '{}' at offset {}", c, i);
+        int v = hex_digit(c);
+        if (v < 0) {
+            why = c >= 0x20 && c < 0x7F
+                      ? fmt::format("invalid hex character '{}' at offset {}", c, i)
+                      : fmt::format("invalid hex character 0x{:02x} at offset {}", text[i], i);
             return std::nullopt;
         }
-        int v =
-            std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : (std::tolower(c) - 'a' + 10);
         if (high < 0) {
             high = v;
         } else {
@@ -60,225 +80,242 @@ std::string hex(Bytes b) {
     return s;
 }
 
-// Printable text as is, anything else as hex.
-std::string text_or_hex(Bytes b) {
+// Text without control characters (UTF-8 passes).
+bool printable(Bytes b) {
     for (auto c : b) {
-        if (c < 0x20 || c > 0x7E) {
-            return "0x" + hex(b);
+        if (c < 0x20 || c == 0x7F) {
+            return false;
         }
     }
-    return std::string(b.begin(), b.end());
+    return true;
 }
 
-std::string tlv_name(std::uint8_t type, bool ssl_sub) {
-    if (ssl_sub) {
-        switch (type) {
-            case tlv::ssl_version:
-                return "SSL_VERSION";
-            case tlv::ssl_cn:
-                return "SSL_CN";
-            case tlv::ssl_cipher:
-                return "SSL_CIPHER";
-            case tlv::ssl_sig_alg:
-                return "SSL_SIG_ALG";
-            case tlv::ssl_key_alg:
-                return "SSL_KEY_ALG";
-            case 0x26:
-                return "SSL_GROUP";
-            case 0x27:
-                return "SSL_SIG_SCHEME";
-            case 0x28:
-                return "SSL_CLIENT_CERT";
+// The address as it travels: an IPv4-mapped address of an IPv6 header stays mapped.
+std::string address_text(const IpAddress &a, bool as_v6) {
+    if (!as_v6) {
+        return a.to_string();
+    }
+    char buf[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, a.mapped().data(), buf, sizeof buf);
+    return buf;
+}
+
+json endpoint(const Endpoint &e, bool as_v6) {
+    return {{"address", address_text(e.addr, as_v6)}, {"port", e.port}};
+}
+
+json client_flags(std::uint8_t client) {
+    json flags = json::array();
+    for (auto [bit, name] : {std::pair{tlv::client_ssl, "SSL"},
+                             {tlv::client_cert_conn, "CERT_CONN"},
+                             {tlv::client_cert_sess, "CERT_SESS"}}) {
+        if (client & bit) {
+            flags.push_back(name);
         }
-        return fmt::format("0x{:02X}", type);
     }
-    switch (type) {
-        case tlv::alpn:
-            return "ALPN";
-        case tlv::authority:
-            return "AUTHORITY";
-        case tlv::crc32c:
-            return "CRC32C";
-        case tlv::noop:
-            return "NOOP";
-        case tlv::unique_id:
-            return "UNIQUE_ID";
-        case tlv::ssl:
-            return "SSL";
-        case tlv::netns:
-            return "NETNS";
-    }
-    if (type >= tlv::custom_min && type <= tlv::custom_max) {
-        return fmt::format("CUSTOM_0x{:02X}", type);
-    }
-    return fmt::format("0x{:02X}", type);
+    return flags;
 }
 
-nlohmann::json tlv_json(const Tlv &t, bool ssl_sub) {
-    nlohmann::json j = {
-        {"type", t.type}, {"name", tlv_name(t.type, ssl_sub)}, {"length", t.value.size()}};
-    if (!ssl_sub && t.type == tlv::ssl) {
-        SslTlv ssl;
-        parse_ssl(t, ssl);  // validated by decode_v2
+json tlv_json(const Tlv &t, bool ssl_sub) {
+    json j = {{"type", t.type},
+              {"name", tlv_name(t.type, ssl_sub)},
+              {"length", t.value.size()},
+              {"value_hex", hex(t.value)}};
+    bool text = ssl_sub ? t.type != tlv::ssl_client_cert
+                        : t.type == tlv::alpn || t.type == tlv::authority || t.type == tlv::netns;
+    if (text && printable(t.value)) {
+        j["value"] = std::string(t.text());
+    }
+    if (!ssl_sub && t.type == tlv::crc32c) {
+        j["crc32c"] = "ok";  // decode_v2 refuses a header whose CRC32C does not match
+    }
+    SslTlv ssl;
+    if (!ssl_sub && t.type == tlv::ssl && parse_ssl(t, ssl).ok()) {
         j["client"] = ssl.client;
+        j["client_flags"] = client_flags(ssl.client);
         j["verify"] = ssl.verify;
-        j["sub_tlvs"] = nlohmann::json::array();
-        TlvReader r(ssl.sub_tlvs);
-        Tlv sub;
-        while (r.next(sub)) {
+        j["sub_tlvs"] = json::array();
+        for (const Tlv &sub : TlvReader(ssl.sub_tlvs)) {
             j["sub_tlvs"].push_back(tlv_json(sub, true));
         }
-    } else if (!ssl_sub && (t.type == tlv::crc32c || t.type == tlv::noop)) {
-        j["value_hex"] = hex(t.value);
-    } else if (!ssl_sub && t.type == tlv::unique_id) {
-        j["value_hex"] = hex(t.value);
-    } else {
-        j["value"] = text_or_hex(t.value);
     }
     return j;
 }
 
-std::string tlv_text(const nlohmann::json &t, const std::string &indent) {
-    std::string out = fmt::format("{}{:<12} ", indent, t["name"].get<std::string>());
-    if (t.contains("sub_tlvs")) {
-        out += fmt::format("client 0x{:02x}, verify {}\n", t["client"].get<int>(),
-                           t["verify"].get<std::uint32_t>());
-        for (const auto &s : t["sub_tlvs"]) {
-            out += tlv_text(s, indent + "  ");
-        }
-        return out;
-    }
-    if (t["name"] == "CRC32C") {
-        return out + t["value_hex"].get<std::string>() + " (verified)\n";
-    }
-    if (t.contains("value_hex")) {
-        return out + "0x" + t["value_hex"].get<std::string>() + "\n";
-    }
-    return out + t["value"].get<std::string>() + "\n";
-}
-
-nlohmann::json endpoint_json(const Endpoint &e) {
-    return {{"address", e.addr.to_string()}, {"port", e.port}};
-}
-
-nlohmann::json to_json(const AnyHeader &h) {
-    nlohmann::json j;
-    j["header_length"] = h.length;
+json to_json(const AnyHeader &h, std::size_t trailing) {
+    json j;
+    j["format"] = name(h.kind);
     switch (h.kind) {
-        case Kind::v1:
+        case Kind::v1: {
+            bool v6 = h.v1.protocol == V1Protocol::tcp6;
             j["version"] = 1;
-            j["protocol"] = h.v1.protocol == V1Protocol::tcp4   ? "TCP4"
-                            : h.v1.protocol == V1Protocol::tcp6 ? "TCP6"
-                                                                : "UNKNOWN";
+            j["protocol"] = h.v1.protocol == V1Protocol::unknown ? "UNKNOWN" : v6 ? "TCP6" : "TCP4";
+            j["family"] = h.v1.protocol == V1Protocol::unknown ? "UNSPEC" : v6 ? "INET6" : "INET";
+            j["transport"] = h.v1.protocol == V1Protocol::unknown ? "UNSPEC" : "STREAM";
             if (h.v1.protocol != V1Protocol::unknown) {
-                j["source"] = endpoint_json(h.v1.source);
-                j["destination"] = endpoint_json(h.v1.destination);
+                j["source"] = endpoint(h.v1.source, v6);
+                j["destination"] = endpoint(h.v1.destination, v6);
             }
             break;
+        }
         case Kind::v2: {
-            static const char *families[] = {"UNSPEC", "INET", "INET6", "UNIX"};
-            static const char *transports[] = {"UNSPEC", "STREAM", "DGRAM"};
+            const V2Header &v = h.v2;
             j["version"] = 2;
-            j["command"] = h.v2.command == Command::proxy ? "PROXY" : "LOCAL";
-            j["family"] = families[static_cast<int>(h.v2.family)];
-            j["transport"] = transports[static_cast<int>(h.v2.transport)];
-            if (h.v2.family == Family::inet || h.v2.family == Family::inet6) {
-                j["source"] = endpoint_json(h.v2.source);
-                j["destination"] = endpoint_json(h.v2.destination);
-            } else if (h.v2.family == Family::unix_socket) {
-                j["source"] = {{"path", std::string(h.v2.source_path)}};
-                j["destination"] = {{"path", std::string(h.v2.destination_path)}};
+            j["command"] = name(v.command);
+            j["family"] = name(v.family);
+            j["transport"] = name(v.transport);
+            if (v.family == Family::inet || v.family == Family::inet6) {
+                j["source"] = endpoint(v.source, v.family == Family::inet6);
+                j["destination"] = endpoint(v.destination, v.family == Family::inet6);
+            } else if (v.family == Family::unix_socket) {
+                j["source"] = {{"path", std::string(v.source_path)}};
+                j["destination"] = {{"path", std::string(v.destination_path)}};
             }
-            j["tlvs"] = nlohmann::json::array();
-            TlvReader r(h.v2.tlvs);
-            Tlv t;
-            while (r.next(t)) {
+            if (!v.unspec_data.empty()) {
+                j["skipped_bytes"] = v.unspec_data.size();  // UNSPEC address data, not TLVs
+            }
+            j["tlvs"] = json::array();
+            for (const Tlv &t : TlvReader(v.tlvs)) {
                 j["tlvs"].push_back(tlv_json(t, false));
             }
             break;
         }
-        case Kind::spp:
-            j["version"] = "spp";
-            j["source"] = endpoint_json(h.spp.client);
-            j["destination"] = endpoint_json(h.spp.proxy);
+        case Kind::spp: {
+            bool v6 = needs_ipv6(h.spp.client, h.spp.proxy);
+            j["family"] = v6 ? "INET6" : "INET";
+            j["transport"] = "DGRAM";
+            j["source"] = endpoint(h.spp.client, false);
+            j["destination"] = endpoint(h.spp.proxy, false);
             break;
+        }
     }
+    j["header_length"] = h.length;
+    j["trailing_bytes"] = trailing;
     return j;
 }
 
-std::string to_text(const nlohmann::json &j) {
+// "  TLV 0x01 ALPN            h2" and, for SSL, its sub-TLVs one level deeper.
+std::string tlv_text(const json &t, bool ssl_sub) {
+    std::string what;
+    if (t.contains("sub_tlvs")) {
+        std::string flags;
+        for (const auto &f : t["client_flags"]) {
+            flags += (flags.empty() ? "" : ", ") + f.get<std::string>();
+        }
+        what = fmt::format("client 0x{:02x} ({}), verify {} ({})", t["client"].get<int>(),
+                           flags.empty() ? "none" : flags, t["verify"].get<std::uint32_t>(),
+                           t["verify"] == 0 ? "ok" : "not verified");
+    } else if (t.contains("value")) {
+        what = t["value"].get<std::string>();
+    } else if (t["name"] == "NOOP" || t["length"] == 0) {
+        what = fmt::format("{} bytes", t["length"].get<std::size_t>());
+    } else {
+        what = "0x" + t["value_hex"].get<std::string>();
+    }
+    if (t.contains("crc32c")) {
+        what += " ok";
+    }
+    std::string out = fmt::format("  {} 0x{:02X} {:<15} {}\n", ssl_sub ? "  sub" : "TLV",
+                                  t["type"].get<int>(), t["name"].get<std::string>(), what);
+    if (t.contains("sub_tlvs")) {
+        for (const auto &sub : t["sub_tlvs"]) {
+            out += tlv_text(sub, true);
+        }
+    }
+    return out;
+}
+
+std::string endpoint_text(const json &e) {
+    if (e.contains("path")) {
+        return e["path"].get<std::string>();
+    }
+    std::string a = e["address"].get<std::string>();
+    if (a.find(':') != std::string::npos) {
+        a = "[" + a + "]";
+    }
+    return fmt::format("{}:{}", a, e["port"].get<int>());
+}
+
+std::string to_text(const json &j) {
     std::string out;
-    if (j["version"] == 1) {
+    std::string format = j["format"].get<std::string>();
+    if (format == "PROXY v1") {
         out = fmt::format("PROXY v1 {}\n", j["protocol"].get<std::string>());
-    } else if (j["version"] == 2) {
+    } else if (format == "PROXY v2") {
         out = fmt::format("PROXY v2 {} {} {}\n", j["command"].get<std::string>(),
                           j["family"].get<std::string>(), j["transport"].get<std::string>());
     } else {
         out = "SPP (Simple Proxy Protocol)\n";
     }
-    for (const char *side : {"source", "destination"}) {
-        if (!j.contains(side)) {
-            continue;
-        }
-        const auto &e = j[side];
-        std::string where;
-        if (e.contains("path")) {
-            where = e["path"].get<std::string>();
-        } else {
-            std::string a = e["address"].get<std::string>();
-            where = (a.find(':') != std::string::npos ? "[" + a + "]" : a) + ":" +
-                    std::to_string(e["port"].get<int>());
-        }
-        out += fmt::format("  {:<12} {}\n", side, where);
+    if (j.contains("source")) {
+        bool spp = format == "SPP";
+        out += fmt::format("  {:<12} {}{}\n", "source", endpoint_text(j["source"]),
+                           spp ? " (client)" : "");
+        out += fmt::format("  {:<12} {}{}\n", "destination", endpoint_text(j["destination"]),
+                           spp ? " (proxy: where the client sent to)" : "");
+    } else if (j.value("command", "") != "LOCAL") {
+        out += fmt::format("  {:<12} none: the receiver uses the connection's own\n", "addresses");
+    }
+    if (j.value("command", "") == "LOCAL") {
+        out += fmt::format("  {:<12} LOCAL: the receiver uses the connection's own addresses\n",
+                           "note");
+    }
+    if (j.contains("skipped_bytes")) {
+        out += fmt::format("  {:<12} {} bytes of UNSPEC address data\n", "skipped",
+                           j["skipped_bytes"].get<std::size_t>());
     }
     if (j.contains("tlvs")) {
         for (const auto &t : j["tlvs"]) {
-            out += tlv_text(t, "  ");
+            out += tlv_text(t, false);
         }
     }
     out += fmt::format("  {:<12} {} bytes\n", "header", j["header_length"].get<std::size_t>());
-    if (j["payload_length"].get<std::size_t>() > 0) {
-        out += fmt::format("  {:<12} {} bytes after the header\n", "payload",
-                           j["payload_length"].get<std::size_t>());
+    if (std::size_t n = j["trailing_bytes"].get<std::size_t>(); n > 0) {
+        out += fmt::format("  payload after header: {} bytes\n", n);
     }
     return out;
+}
+
+int fail(const std::string &why) {
+    std::fprintf(stderr, "ppinject decode: %s\n", why.c_str());
+    return 1;
 }
 
 }  // namespace
 
 int decode(const DecodeOptions &opts) {
-    std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-    std::vector<std::uint8_t> bytes(input.begin(), input.end());
+    std::vector<std::uint8_t> bytes = read_stdin();
     if (opts.hex) {
         std::string why;
-        auto parsed = from_hex(input, why);
+        auto parsed = from_hex(bytes, why);
         if (!parsed) {
-            std::fprintf(stderr, "ppinject decode: %s\n", why.c_str());
-            return 1;
+            return fail(why);
         }
         bytes = std::move(*parsed);
     }
     if (bytes.empty()) {
-        std::fprintf(stderr,
-                     "ppinject decode: no input on stdin (pipe a header in, raw or with --hex)\n");
-        return 1;
+        return fail(opts.hex
+                        ? "no input: stdin has no hex digits"
+                        : "no input: stdin is empty (pipe a header in, or hex text with --hex)");
     }
     AnyHeader h;
-    Error e = decode_any(bytes, h);
-    if (e != Error::ok) {
-        static const char *kinds[] = {"PROXY v1", "PROXY v2", "SPP"};
-        std::string what = e == Error::unknown_format ? std::string(describe(e))
-                           : e == Error::need_more
-                               ? fmt::format("incomplete {} header: need more bytes (have {})",
-                                             kinds[static_cast<int>(h.kind)], bytes.size())
-                               : fmt::format("malformed {} header: {}",
-                                             kinds[static_cast<int>(h.kind)], describe(e));
-        std::fprintf(stderr, "ppinject decode: %s\n", what.c_str());
-        return 1;
+    Status s = decode_any(bytes, h);
+    if (s.error == Error::unknown_format) {
+        return fail(describe(s));
     }
-    nlohmann::json j = to_json(h);
-    j["payload_length"] = bytes.size() - h.length;
-    std::cout << (opts.json ? j.dump(2) + "\n" : to_text(j));
+    if (s.error == Error::need_more) {
+        std::string have =
+            s.value ? fmt::format("{} of {} bytes", s.limit, s.value)
+                    : fmt::format("{} bytes{}", s.limit, h.kind == Kind::v1 ? ", no CRLF yet" : "");
+        return fail(fmt::format("incomplete header: need more bytes (incomplete {} header: {})",
+                                name(h.kind), have));
+    }
+    if (!s.ok()) {
+        return fail(fmt::format("malformed {} header: {}", name(h.kind), describe(s, false)));
+    }
+    json j = to_json(h, bytes.size() - h.length);
+    std::string out = opts.json ? j.dump(2) + "\n" : to_text(j);
+    std::fwrite(out.data(), 1, out.size(), stdout);
     return 0;
 }
 
