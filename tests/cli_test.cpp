@@ -1,4 +1,5 @@
-// The CLI as a user runs it: exit codes, one-line errors, --help, decode and check output.
+// The CLI as a user runs it: exit codes, one-line errors, --help and check output (decode has
+// its own file, cli_decode_test.cpp).
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
@@ -18,83 +19,17 @@ pptest::ProcessResult cli(std::vector<std::string> args, const std::string &in =
     return run_process(args, in);
 }
 
-std::string hex_to_bytes(const std::string &hex) {
-    std::string out;
-    for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
-        out.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-    }
-    return out;
+std::string source(const std::string &rel) {
+    return std::string(PPINJECT_SOURCE_DIR) + "/" + rel;
 }
 
-TEST(CliDecode, SpecV1ExamplePrintsBothEndpoints) {
-    auto r = cli({"decode"}, "PROXY TCP4 192.0.2.0 192.0.2.255 42300 443\r\n");
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.out.find("PROXY v1 TCP4"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("192.0.2.0:42300"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("192.0.2.255:443"), std::string::npos) << r.out;
-}
-
-TEST(CliDecode, V2HexWithTlvsAsJson) {
-    // PROXY INET6 STREAM [2001:db8::1]:1000 -> [2001:db8::2]:443, AUTHORITY "example.com".
-    std::string hex =
-        "0d0a0d0a000d0a515549540a 21 21 0032"
-        "20010db8000000000000000000000001 20010db8000000000000000000000002 03e8 01bb"
-        "02 000b 6578616d706c652e636f6d";
-    auto r = cli({"decode", "--hex", "--json"}, hex);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    auto j = nlohmann::json::parse(r.out);
-    EXPECT_EQ(j["version"], 2);
-    EXPECT_EQ(j["command"], "PROXY");
-    EXPECT_EQ(j["family"], "INET6");
-    EXPECT_EQ(j["transport"], "STREAM");
-    EXPECT_EQ(j["source"]["address"], "2001:db8::1");
-    EXPECT_EQ(j["source"]["port"], 1000);
-    EXPECT_EQ(j["destination"]["port"], 443);
-    ASSERT_EQ(j["tlvs"].size(), 1u);
-    EXPECT_EQ(j["tlvs"][0]["name"], "AUTHORITY");
-    EXPECT_EQ(j["tlvs"][0]["value"], "example.com");
-    EXPECT_EQ(j["header_length"], 66);
-}
-
-TEST(CliDecode, SppRawWithPayload) {
-    std::string spp = hex_to_bytes(
-        "56ec00000000000000000000ffffc000020a00000000000000000000ffffcb007105a53c0035");
-    auto r = cli({"decode"}, spp + "payload");
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.out.find("SPP"), std::string::npos);
-    EXPECT_NE(r.out.find("192.0.2.10:42300"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("203.0.113.5:53"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("7 bytes after the header"), std::string::npos) << r.out;
-}
-
-TEST(CliDecode, ErrorsExitOneWithTheReason) {
-    struct Case {
-        std::vector<std::string> args;
-        std::string in;
-        std::string reason;
-    };
-    std::vector<Case> cases = {
-        {{"decode"},
-         "PROXY TCP4 192.0.2.0 192.0.2.255 42300 4430000\r\n",
-         "malformed PROXY v1 header: destination port"},
-        {{"decode"}, "PROXY TCP4 192.0.2.0 192.0.2.255", "incomplete PROXY v1 header"},
-        {{"decode", "--hex"},
-         "0d0a0d0a000d0a515549540a 21 11 0008 c000020a cb007105",
-         "malformed PROXY v2 header: length is shorter"},
-        {{"decode", "--hex"}, "0d0a0d0a000d0a515549540a 31", "malformed PROXY v2 header: version"},
-        {{"decode", "--hex"}, "56ed", "malformed SPP header: bad magic"},
-        {{"decode", "--hex"}, "0d0a0g", "invalid hex character 'g'"},
-        {{"decode", "--hex"}, "0d0", "odd number of hex digits"},
-        {{"decode"}, "GET / HTTP/1.1\r\n", "not a PROXY v1, PROXY v2 or SPP header"},
-        {{"decode"}, "", "no input"},
-    };
-    for (const auto &c : cases) {
-        auto r = cli(c.args, c.in);
-        EXPECT_EQ(r.exit_code, 1) << c.in;
-        EXPECT_NE(r.err.find(c.reason), std::string::npos) << c.in << " -> " << r.err;
-        EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
-        EXPECT_EQ(r.out, "");
-    }
+// Exactly one line on stderr, starting with "FILE:LINE: ".
+void expect_one_line_error(const pptest::ProcessResult &r, const std::string &file, unsigned line) {
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(r.out, "");
+    ASSERT_FALSE(r.err.empty());
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+    EXPECT_EQ(r.err.rfind(file + ":" + std::to_string(line) + ": ", 0), 0u) << r.err;
 }
 
 class CliCheck : public ::testing::Test {
@@ -104,36 +39,121 @@ class CliCheck : public ::testing::Test {
     std::string path_ = "/tmp/ppt-cli-" + std::to_string(getpid()) + ".toml";
 };
 
-TEST_F(CliCheck, GoodFileListsServices) {
-    auto r = cli(
-        {"check", "--config", std::string(PPINJECT_SOURCE_DIR) + "/tools/ppinject.example.toml"});
+TEST_F(CliCheck, DesignExampleListsResolvedServices) {
+    auto r = cli({"check", "--config", source("tests/configs/design.toml")});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    for (const char *want : {
+             "service dns (id 1, line 9): udp, header v2 on the first datagram of a flow",
+             "0.0.0.0/0 port 53, every IPv4 address",
+             "interfaces  eth0",
+             "service web (id 2, line 17): tcp, header v2, transparent (sk_lookup)",
+             "192.0.2.1/32 port 443",
+             "backends    198.51.100.10:8443, [2001:db8::10]:8443",
+             "timeouts    connect 5s, idle 1h",
+             "udp_flow_timeout  30s",
+         }) {
+        EXPECT_NE(r.out.find(want), std::string::npos) << "missing: " << want << "\n" << r.out;
+    }
+    // The verdict is the last line.
+    EXPECT_EQ(r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1), "config OK: 2 services\n");
+}
+
+TEST_F(CliCheck, ExampleFilePassesAndListsEveryService) {
+    auto r = cli({"check", "--config", source("tools/ppinject.example.toml")});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("service dns (id 1"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("192.0.2.0/24:27000-27015"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("config OK: 5 services"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("192.0.2.0/24 ports 27000-27015 (16 keys)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("::/0 port 8443, every IPv6 and IPv4 address"), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("config OK: 6 services\n"), std::string::npos) << r.out;
 
-    r = cli({"check", "--json", "--config",
-             std::string(PPINJECT_SOURCE_DIR) + "/tools/ppinject.example.toml"});
+    r = cli({"check", "--json", "--config", source("tools/ppinject.example.toml")});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     auto j = nlohmann::json::parse(r.out);
-    EXPECT_EQ(j["services"].size(), 5u);
+    ASSERT_EQ(j["services"].size(), 6u);
+    EXPECT_EQ(j["services"][0]["name"], "dns");
     EXPECT_EQ(j["services"][2]["header"], "spp");
+    EXPECT_EQ(j["services"][4]["transparent"], true);
+    EXPECT_EQ(j["services"][4]["tlv"]["custom"]["0xE0"], "front-1");
 }
 
-TEST_F(CliCheck, BadFileIsOneLineWithFileAndLine) {
+TEST_F(CliCheck, BadFixturesAreOneLineWithFileAndLine) {
+    struct Case {
+        const char *file;
+        unsigned line;
+        const char *reason;
+    };
+    for (const auto &c : std::vector<Case>{
+             {"tests/configs/bad-typo.toml", 8,
+              "unknown key 'udp_heade' in service 'dns' (did you mean 'udp_header'?)"},
+             {"tests/configs/bad-overlap.toml", 15,
+              "listen \"192.0.2.1:50-60\" of service 'dns-every' overlaps \"192.0.2.1:53\" of "
+              "service 'dns' (line 5)"},
+             {"tests/configs/bad-syntax.toml", 5, "TOML syntax: "},
+             {"tests/configs/bad-combination.toml", 7,
+              "PROXY v1 is text for TCP; a UDP service takes \"v2\" or \"spp\""},
+         }) {
+        std::string path = source(c.file);
+        auto r = cli({"check", "--config", path});
+        SCOPED_TRACE(c.file);
+        expect_one_line_error(r, path, c.line);
+        EXPECT_NE(r.err.find(c.reason), std::string::npos) << r.err;
+        // --json changes nothing about errors.
+        auto rj = cli({"check", "--json", "--config", path});
+        EXPECT_EQ(rj.exit_code, 1);
+        EXPECT_EQ(rj.err, r.err);
+        EXPECT_EQ(rj.out, "");
+    }
+}
+
+TEST_F(CliCheck, BadFileIsExactlyTheReason) {
     write(
-        "[[service]]\nname = \"dns\"\nprotocol = \"udp\"\nlisten = \"192.0.2.1:53\"\n"
-        "interfaces = [\"eth0\"]\nheader = \"v2\"\nudp_heade = \"every\"\n");
+        "[[service]]\nname = \"dns\"\nprotocol = \"udp\"\nlisten = \"192.0.2.1/24:53\"\n"
+        "interfaces = [\"eth0\"]\nheader = \"v2\"\n");
     auto r = cli({"check", "--config", path_});
-    EXPECT_EQ(r.exit_code, 1);
-    EXPECT_EQ(r.err, path_ + ":7: unknown key 'udp_heade' in service 'dns'\n");
-    EXPECT_EQ(r.out, "");
+    expect_one_line_error(r, path_, 4);
+    EXPECT_EQ(r.err, path_ +
+                         ":4: listen \"192.0.2.1/24:53\" of service 'dns': \"192.0.2.1/24\" has "
+                         "host bits set past the /24 prefix\n");
 }
 
-TEST_F(CliCheck, MissingFile) {
+TEST_F(CliCheck, SyntaxErrorIsOneLine) {
+    write("[global]\nudp_max_flows = 1\nudp_max_flows = 2\n");
+    auto r = cli({"check", "--config", path_});
+    expect_one_line_error(r, path_, 3);
+    EXPECT_NE(r.err.find("TOML syntax: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("(line 2: "), std::string::npos) << r.err;
+}
+
+TEST_F(CliCheck, EmptyFileHasNoServices) {
+    write("");
+    auto r = cli({"check", "--config", path_});
+    expect_one_line_error(r, path_, 1);
+    EXPECT_NE(r.err.find("no [[service]] defined"), std::string::npos) << r.err;
+}
+
+TEST_F(CliCheck, UnreadableFiles) {
     auto r = cli({"check", "--config", "/nonexistent/x.toml"});
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_EQ(r.err, "/nonexistent/x.toml: cannot read: No such file or directory\n");
+    EXPECT_EQ(r.out, "");
+    r = cli({"check", "--config", "/"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.err, "/: cannot read: Is a directory\n");
+}
+
+TEST_F(CliCheck, PinRootCommandsReportABadConfig) {
+    // status/flows/detach/reload --config read the pin root from the file: a bad file is the
+    // same one-line error, and nothing else is attempted.
+    write("[global]\nbpffs = \"relative\"\n");
+    for (const char *cmd : {"status", "flows", "detach", "reload"}) {
+        auto r = cli({cmd, "--config", path_});
+        SCOPED_TRACE(cmd);
+        expect_one_line_error(r, path_, 2);
+        EXPECT_NE(r.err.find("'bpffs' in [global] must be an absolute"), std::string::npos)
+            << r.err;
+    }
 }
 
 TEST(Cli, HelpTeachesEachCommand) {
@@ -141,28 +161,61 @@ TEST(Cli, HelpTeachesEachCommand) {
         std::string cmd;
         std::vector<std::string> mentions;
     };
-    for (const auto &c : std::vector<Case>{{"run", {"--config", "SIGHUP", "Example"}},
-                                           {"check", {"--config", "--json", "FILE:LINE"}},
-                                           {"status", {"--bpffs", "--json", "counters"}},
-                                           {"flows", {"--bpffs", "--json"}},
-                                           {"detach", {"--bpffs", "--config", "killed"}},
-                                           {"decode", {"--hex", "--json", "Example"}}}) {
+    for (const auto &c : std::vector<Case>{
+             {"run", {"--config", "--verbose", "SIGHUP", "SIGINT", "Example:", "Exit status:"}},
+             {"check",
+              {"--config", "--json", "FILE:LINE", "config OK", "Example:", "Exit status:"}},
+             {"status", {"--bpffs", "--config", "--json", "counters", "Example:", "Exit status:"}},
+             {"flows", {"--bpffs", "--config", "--json", "Example:", "Exit status:"}},
+             {"detach", {"--bpffs", "--config", "killed", "Example:", "Exit status:"}},
+             {"decode", {"--hex", "--json", "stdin", "Example:", "Exit status:"}},
+             {"reload", {"--bpffs", "--config", "SIGHUP", "Example:", "Exit status:"}}}) {
         auto r = cli({c.cmd, "--help"});
-        EXPECT_EQ(r.exit_code, 0) << c.cmd;
+        SCOPED_TRACE(c.cmd);
+        EXPECT_EQ(r.exit_code, 0);
+        EXPECT_EQ(r.err, "");
         for (const auto &m : c.mentions) {
             EXPECT_NE(r.out.find(m), std::string::npos) << c.cmd << " --help lacks " << m;
         }
     }
+    // The overview names every command.
+    auto r = cli({"--help"});
+    EXPECT_EQ(r.exit_code, 0);
+    for (const char *cmd : {"run", "check", "status", "flows", "detach", "decode", "reload"}) {
+        EXPECT_NE(r.out.find(std::string("  ") + cmd + " "), std::string::npos) << cmd;
+    }
+}
+
+TEST(Cli, Version) {
+    auto r = cli({"--version"});
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_EQ(r.out.rfind("ppinject ", 0), 0u) << r.out;
+    EXPECT_NE(r.out.find_first_of("0123456789"), std::string::npos) << r.out;
 }
 
 TEST(Cli, UsageErrorsExitTwo) {
-    EXPECT_EQ(cli({}).exit_code, 2);
-    EXPECT_EQ(cli({"frobnicate"}).exit_code, 2);
-    EXPECT_EQ(cli({"check"}).exit_code, 2);  // --config is required
-    EXPECT_EQ(cli({"decode", "--hax"}).exit_code, 2);
+    for (const auto &args : std::vector<std::vector<std::string>>{
+             {},                                             // no subcommand
+             {"frobnicate"},                                 // unknown subcommand
+             {"check"},                                      // --config is required
+             {"check", "--config"},                          // ... with a value
+             {"run"},                                        // same for run
+             {"decode", "--hax"},                            // unknown flag
+             {"status", "--bpffs", "/a", "--config", "/b"},  // one or the other
+             {"check", "--config", "x.toml", "extra"},       // stray argument
+         }) {
+        auto r = cli(args);
+        EXPECT_EQ(r.exit_code, 2) << testing::PrintToString(args) << ": " << r.err;
+        EXPECT_FALSE(r.err.empty()) << testing::PrintToString(args);
+    }
+}
+
+TEST(Cli, PendingCommandsSaySoAndExitTwo) {
     auto r = cli({"reload"});
     EXPECT_EQ(r.exit_code, 2);
-    EXPECT_NE(r.err.find("not implemented in this build yet"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.rfind("ppinject reload: not implemented in this build yet", 0), 0u) << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+    EXPECT_EQ(r.out, "");
 }
 
 TEST(Cli, StatusWithoutStateSaysWhy) {

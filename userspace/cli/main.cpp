@@ -1,7 +1,9 @@
-// ppinject: the command line. Parsing only; each subcommand is a function in commands.hpp.
+// ppinject: the command line. Parsing only; each subcommand is a function in commands.hpp
+// (implemented in its own file, or in pending.cpp while it is not built yet).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <sstream>
 #include <string>
 
 #include "cli/commands.hpp"
@@ -11,27 +13,50 @@ namespace {
 
 using namespace ppinject::cli;
 
-constexpr const char *kExitCodes =
-    "\nExit status: 0 success, 1 failure (the reason is printed on one line), 2 usage error.";
+constexpr const char *kDefaultPinRoot = "/sys/fs/bpf/ppinject";
 
-// A command's own --help: what it does, an example, the exit codes.
-void teach(CLI::App *cmd, const char *text, const char *example) {
-    cmd->footer(std::string(text) + "\n\nExample: " + example + kExitCodes);
+// `text` as lines of at most `width` columns (CLI11 does not wrap footers).
+std::string wrap(const std::string &text, std::size_t width = 88) {
+    std::string out, line, word;
+    std::istringstream words(text);
+    while (words >> word) {
+        if (!line.empty() && line.size() + 1 + word.size() > width) {
+            out += line + "\n";
+            line.clear();
+        }
+        line += (line.empty() ? "" : " ") + word;
+    }
+    return out + line;
 }
 
-// --bpffs DIR, or the pin root named by --config FILE.
-void add_pin_root_options(CLI::App *cmd, InspectOptions &opts, std::string &config) {
-    cmd->add_option("--bpffs", opts.bpffs, "Pin root to read (default /sys/fs/bpf/ppinject)");
-    cmd->add_option("--config", config, "Take the pin root from this config file instead");
+// A command's own --help: what it does, an example, what its exit status means.
+void teach(CLI::App *cmd, const std::string &text, const std::string &example,
+           const std::string &exit_codes) {
+    cmd->footer(wrap(text) + "\n\nExample:\n  " + example + "\n\n" +
+                wrap("Exit status: " + exit_codes));
 }
 
-// Applies --config to `opts`; false (message printed) when the file is unusable.
-bool resolve_pin_root(InspectOptions &opts, const std::string &config) {
+const std::string kUsage = "2 usage error (unknown option, missing argument).";
+
+// --bpffs DIR, or the pin root named by --config FILE (one or the other).
+void add_pin_root_options(CLI::App *cmd, std::string &bpffs, std::string &config) {
+    auto *b = cmd->add_option("--bpffs", bpffs,
+                              std::string("Pin root directory (default ") + kDefaultPinRoot + ")");
+    b->type_name("DIR");
+    cmd->add_option("--config", config,
+                    "Take the pin root from this config file's [global] bpffs instead")
+        ->type_name("FILE")
+        ->excludes(b);
+}
+
+// Applies --config to `bpffs`; false (the config's one-line error printed) when the file is
+// unusable.
+bool resolve_pin_root(std::string &bpffs, const std::string &config) {
     if (config.empty()) {
         return true;
     }
     try {
-        opts.bpffs = ppinject::load_config(config).global.bpffs;
+        bpffs = ppinject::load_config(config).global.bpffs;
         return true;
     } catch (const std::exception &e) {
         std::fprintf(stderr, "%s\n", e.what());
@@ -44,86 +69,123 @@ bool resolve_pin_root(InspectOptions &opts, const std::string &config) {
 int main(int argc, char **argv) {
     CLI::App app{
         "ppinject: the real client address for services behind a relay, with PROXY protocol "
-        "v1/v2 and SPP headers injected in the kernel (TC eBPF for UDP)."};
-    app.set_version_flag("--version", std::string("ppinject ") + PPINJECT_VERSION);
+        "v1/v2 and SPP headers injected in the kernel (TC eBPF for UDP; sk_lookup, an acceptor "
+        "and a sockmap for TCP)."};
+    app.set_version_flag("--version", std::string("ppinject ") + PPINJECT_VERSION,
+                         "Print the version and exit");
     app.require_subcommand(1);
     app.footer(
         "Examples:\n"
         "  ppinject check --config /etc/ppinject/ppinject.toml\n"
         "  sudo ppinject run --config /etc/ppinject/ppinject.toml\n"
         "  sudo ppinject status --json\n"
-        "Run 'ppinject COMMAND --help' for each command.");
+        "Run 'ppinject COMMAND --help' for each command.\n\n"
+        "Exit status: 0 success, 1 failure (the reason printed on one line), 2 usage error or "
+        "a command this build does not provide.");
 
+    // run
     RunOptions run_opts;
     auto *run_cmd = app.add_subcommand(
         "run", "Attach the data path from a config file and serve until SIGINT/SIGTERM");
-    const char *run_text =
-        "Load the BPF programs, pin their maps under the config's bpffs directory, fill the "
-        "services map and attach tc ingress (and egress for SPP) on every interface a UDP "
-        "service names; then wait. SIGHUP re-reads the file and applies the difference; "
-        "SIGINT/SIGTERM detach and unpin everything. Needs root. A run killed with SIGKILL "
-        "leaves the data path working; 'ppinject detach' removes it, a new run adopts it.";
-    run_cmd->add_option("--config", run_opts.config, "TOML configuration file")->required();
+    run_cmd->add_option("--config", run_opts.config, "TOML configuration file")
+        ->required()
+        ->type_name("FILE");
     run_cmd->add_flag("--verbose", run_opts.verbose, "Also print libbpf's debug messages");
-    teach(run_cmd, run_text, "sudo ppinject run --config /etc/ppinject/ppinject.toml");
+    teach(run_cmd,
+          "Load the BPF programs, pin their maps under the config's bpffs directory, fill the "
+          "services map and attach tc ingress (and egress for SPP) on every interface a UDP "
+          "service names; then wait. SIGHUP re-reads the file and applies the difference (a "
+          "file that fails 'check' changes nothing); SIGINT/SIGTERM detach and unpin "
+          "everything. Needs root. A run killed with SIGKILL leaves the data path working; "
+          "'ppinject detach' removes it, a new run adopts it.",
+          "sudo ppinject run --config /etc/ppinject/ppinject.toml",
+          "0 stopped cleanly by SIGINT/SIGTERM, 1 bad config or attach failure (what was "
+          "attached is rolled back), " +
+              kUsage);
 
+    // check
     CheckOptions check_opts;
     auto *check_cmd =
         app.add_subcommand("check", "Validate a config file and print the resolved services");
-    const char *check_text =
-        "Validate a configuration file without touching the kernel and print the resolved "
-        "services (ids, listen prefixes and port ranges, header modes, interfaces, backends). "
-        "An error is printed as 'FILE:LINE: reason'.";
-    check_cmd->add_option("--config", check_opts.config, "TOML configuration file")->required();
+    check_cmd->add_option("--config", check_opts.config, "TOML configuration file")
+        ->required()
+        ->type_name("FILE");
     check_cmd->add_flag("--json", check_opts.json, "Print the resolved configuration as JSON");
-    teach(check_cmd, check_text, "ppinject check --config ppinject.toml");
+    teach(check_cmd,
+          "Validate a configuration file without touching the kernel and print the resolved "
+          "services: ids, listen specs expanded to prefix and port range, header modes, "
+          "interfaces, backends, timeouts, then 'config OK: N services'. An error is one line "
+          "on stderr, 'FILE:LINE: reason', pointing at the offending key. See "
+          "tools/ppinject.example.toml for every key.",
+          "ppinject check --config /etc/ppinject/ppinject.toml",
+          "0 valid, 1 invalid or unreadable (FILE:LINE: reason on stderr), " + kUsage);
 
-    InspectOptions status_opts, flows_opts, detach_opts;
-    std::string status_cfg, flows_cfg, detach_cfg;
+    // status
+    InspectOptions status_opts;
+    std::string status_cfg;
     auto *status_cmd = app.add_subcommand(
         "status", "Show services, counters and attachments from the pinned maps");
-    const char *status_text =
-        "Show every service with its listen specs and counters (summed over CPUs), the "
-        "interfaces ppinject is attached to and the UDP flow table size, read from the pinned "
-        "maps: works while 'run' is running, or after it was killed.";
-    add_pin_root_options(status_cmd, status_opts, status_cfg);
+    add_pin_root_options(status_cmd, status_opts.bpffs, status_cfg);
     status_cmd->add_flag("--json", status_opts.json, "Print JSON (the same counter names)");
-    teach(status_cmd, status_text, "sudo ppinject status --json");
+    teach(status_cmd,
+          "Show every service with its listen specs and counters (summed over CPUs), the "
+          "interfaces ppinject is attached to and the UDP flow table size, read from the "
+          "pinned maps: works while 'run' is running, or after it was killed.",
+          "sudo ppinject status --json",
+          "0 printed, 1 no ppinject state under the pin root or unreadable maps, " + kUsage);
 
+    // flows
+    InspectOptions flows_opts;
+    std::string flows_cfg;
     auto *flows_cmd = app.add_subcommand("flows", "List the UDP flow table");
-    const char *flows_text =
-        "List the UDP flow table (udp_flows): client, service address, service name, age, "
-        "idle time, packets and bytes, most recently active first.";
-    add_pin_root_options(flows_cmd, flows_opts, flows_cfg);
+    add_pin_root_options(flows_cmd, flows_opts.bpffs, flows_cfg);
     flows_cmd->add_flag("--json", flows_opts.json, "Print JSON");
-    teach(flows_cmd, flows_text, "sudo ppinject flows --bpffs /sys/fs/bpf/ppinject");
+    teach(flows_cmd,
+          "List the UDP flow table (udp_flows): client, service address, service name, age, "
+          "idle time, packets and bytes, most recently active first.",
+          "sudo ppinject flows --bpffs /sys/fs/bpf/ppinject",
+          "0 printed, 1 no ppinject state under the pin root, " + kUsage);
 
+    // detach
+    InspectOptions detach_opts;
+    std::string detach_cfg;
     auto *detach_cmd =
         app.add_subcommand("detach", "Remove everything a run left behind (after a crash)");
-    const char *detach_text =
-        "Remove everything a run left behind, typically after it was killed: its tc filters "
-        "(recorded in the pinned attachments map, and any other filter of ppinject's on this "
-        "network namespace's interfaces), the clsact qdiscs it created, and its pins.";
-    add_pin_root_options(detach_cmd, detach_opts, detach_cfg);
-    teach(detach_cmd, detach_text, "sudo ppinject detach --config /etc/ppinject/ppinject.toml");
+    add_pin_root_options(detach_cmd, detach_opts.bpffs, detach_cfg);
+    teach(detach_cmd,
+          "Remove everything a run left behind, typically after it was killed: its tc filters "
+          "(recorded in the pinned attachments map, and any other filter of ppinject's on this "
+          "network namespace's interfaces), the clsact qdiscs it created, and its pins. With "
+          "--config the pin root is the file's [global] bpffs.",
+          "sudo ppinject detach --config /etc/ppinject/ppinject.toml",
+          "0 removed (or nothing to remove), 1 something could not be removed, " + kUsage);
 
+    // decode
     DecodeOptions decode_opts;
     auto *decode_cmd =
         app.add_subcommand("decode", "Decode a PROXY v1/v2 or SPP header read from stdin");
-    const char *decode_text =
-        "Read one PROXY v1, PROXY v2 or SPP header from standard input and print its fields "
-        "(addresses, ports, TLVs). Bytes after the header are counted, not decoded.";
     decode_cmd->add_flag("--hex", decode_opts.hex,
                          "Input is hex text (whitespace, 0x prefixes and ':' are ignored)");
     decode_cmd->add_flag("--json", decode_opts.json, "Print JSON");
-    teach(decode_cmd, decode_text,
-          "printf 'PROXY TCP4 192.0.2.0 192.0.2.255 42300 443\\r\\n' | ppinject decode");
+    teach(decode_cmd,
+          "Read one PROXY v1, PROXY v2 or SPP header from standard input and print its fields "
+          "(addresses, ports, TLVs). Bytes after the header are counted, not decoded.",
+          "printf 'PROXY TCP4 192.0.2.0 192.0.2.255 42300 443\\r\\n' | ppinject decode",
+          "0 decoded, 1 no valid header (the reason on stderr), " + kUsage);
 
+    // reload
+    ReloadOptions reload_opts;
+    std::string reload_cfg;
     auto *reload_cmd =
         app.add_subcommand("reload", "Ask the running daemon to re-read its config (SIGHUP)");
-    const char *reload_text =
-        "Ask the running 'ppinject run' to re-read its configuration (SIGHUP).";
-    teach(reload_cmd, reload_text, "sudo ppinject reload");
+    add_pin_root_options(reload_cmd, reload_opts.bpffs, reload_cfg);
+    teach(reload_cmd,
+          "Ask the 'ppinject run' that owns the pin root to re-read its configuration file, "
+          "as SIGHUP does: services added, changed and removed, interfaces attached and "
+          "detached. A file that fails 'check' changes nothing.",
+          "sudo ppinject reload --config /etc/ppinject/ppinject.toml",
+          "0 reloaded, 1 no running daemon or the reload failed, 2 usage error or not in this "
+          "build.");
 
     try {
         app.parse(argc, argv);
@@ -139,19 +201,19 @@ int main(int argc, char **argv) {
         return check(check_opts);
     }
     if (status_cmd->parsed()) {
-        return resolve_pin_root(status_opts, status_cfg) ? status(status_opts) : 1;
+        return resolve_pin_root(status_opts.bpffs, status_cfg) ? status(status_opts) : 1;
     }
     if (flows_cmd->parsed()) {
-        return resolve_pin_root(flows_opts, flows_cfg) ? flows(flows_opts) : 1;
+        return resolve_pin_root(flows_opts.bpffs, flows_cfg) ? flows(flows_opts) : 1;
     }
     if (detach_cmd->parsed()) {
-        return resolve_pin_root(detach_opts, detach_cfg) ? detach(detach_opts) : 1;
+        return resolve_pin_root(detach_opts.bpffs, detach_cfg) ? detach(detach_opts) : 1;
     }
     if (decode_cmd->parsed()) {
         return decode(decode_opts);
     }
-    std::fprintf(stderr,
-                 "ppinject reload: not implemented in this build yet (send SIGHUP to the "
-                 "running 'ppinject run')\n");
-    return 2;
+    if (reload_cmd->parsed()) {
+        return resolve_pin_root(reload_opts.bpffs, reload_cfg) ? reload(reload_opts) : 1;
+    }
+    return 2;  // unreachable: require_subcommand(1)
 }

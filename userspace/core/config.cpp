@@ -1,15 +1,18 @@
 #include "core/config.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
-#include <netinet/in.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <map>
-#include <set>
 #include <sstream>
 #include <toml.hpp>
+#include <tuple>
 #include <variant>
 
 #include "core/kernel.hpp"
@@ -19,53 +22,133 @@ namespace {
 
 using toml_value = toml::basic_value<toml::discard_comments>;
 
-// Throws ConfigError at `v`'s line.
-[[noreturn]] void fail(const std::string &file, const toml_value &v, const std::string &reason) {
-    throw ConfigError(file, static_cast<unsigned>(v.location().line()), reason);
+// Larger files are refused: a configuration is a few kilobytes, /dev/zero is not one.
+constexpr std::size_t kMaxFileSize = 4 << 20;
+// A custom TLV value; the whole PROXY v2 header must stay far below its 16-bit length.
+constexpr std::size_t kMaxCustomTlv = 1024;
+
+unsigned line_of(const toml_value &v) {
+    return static_cast<unsigned>(v.location().line());
 }
 
-// Reading one TOML table with its allowed keys; unknown keys are errors, so typos never
-// pass silently.
+// Throws ConfigError at `v`'s line.
+[[noreturn]] void fail(const std::string &file, const toml_value &v, const std::string &reason) {
+    throw ConfigError(file, line_of(v), reason);
+}
+
+std::string dq(std::string_view s) {
+    return "\"" + std::string(s) + "\"";
+}
+
+// Edit distance, for "did you mean" on unknown keys.
+std::size_t distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); j++) {
+        row[j] = j;
+    }
+    for (std::size_t i = 1; i <= a.size(); i++) {
+        std::size_t diag = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); j++) {
+            std::size_t up = row[j];
+            bool same = std::tolower(static_cast<unsigned char>(a[i - 1])) ==
+                        std::tolower(static_cast<unsigned char>(b[j - 1]));
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (same ? 0 : 1)});
+            diag = up;
+        }
+    }
+    return row[b.size()];
+}
+
+// Reading one TOML table whose keys are all known in advance. Keys outside `allowed` are
+// refused before anything else is looked at, so a typo ("interface") is reported as the
+// typo, not as the missing key it was meant to be.
 class Table {
   public:
-    Table(const std::string &file, const toml_value &v, std::string what)
-        : file_(file), v_(v), what_(std::move(what)) {
+    Table(const std::string &file, const toml_value &v, std::string what,
+          std::vector<std::string_view> allowed)
+        : file_(file),
+          v_(v),
+          what_(std::move(what)),
+          where_("in " + what_),
+          allowed_(std::move(allowed)) {
         if (!v.is_table()) {
             fail(file_, v, what_ + " must be a table");
         }
     }
 
-    const toml_value *get(const std::string &key) {
-        known_.insert(key);
+    // Refuses the first (by line) key that is not allowed, suggesting the nearest one.
+    void no_unknown_keys() const {
+        const toml_value *bad = nullptr;
+        std::string bad_key;
+        for (const auto &[key, value] : v_.as_table()) {
+            if (std::find(allowed_.begin(), allowed_.end(), key) != allowed_.end()) {
+                continue;
+            }
+            if (!bad || line_of(value) < line_of(*bad) ||
+                (line_of(value) == line_of(*bad) && key < bad_key)) {
+                bad = &value;
+                bad_key = key;
+            }
+        }
+        if (!bad) {
+            return;
+        }
+        std::string reason = "unknown key '" + bad_key + "' " + where_;
+        std::string_view best;
+        std::size_t best_d = std::string::npos;
+        for (auto k : allowed_) {
+            std::size_t d = distance(bad_key, k);
+            if (d < best_d) {
+                best_d = d;
+                best = k;
+            }
+        }
+        // A prefix of an allowed key ("unique" for "unique_id") is a near miss too.
+        for (auto k : allowed_) {
+            if (bad_key.size() >= 3 && k.substr(0, bad_key.size()) == bad_key) {
+                best = k;
+                best_d = 0;
+                break;
+            }
+        }
+        if (!best.empty() && best_d <= std::max<std::size_t>(2, bad_key.size() / 3)) {
+            reason += " (did you mean '" + std::string(best) + "'?)";
+        }
+        fail(file_, *bad, reason);
+    }
+
+    const toml_value *get(std::string_view key) const {
         const auto &t = v_.as_table();
-        auto it = t.find(key);
+        auto it = t.find(std::string(key));
         return it == t.end() ? nullptr : &it->second;
     }
 
-    std::optional<std::string> string(const std::string &key) {
+    std::optional<std::string> string(std::string_view key) const {
         const toml_value *v = get(key);
         if (!v) {
             return std::nullopt;
         }
         if (!v->is_string()) {
-            fail(file_, *v, "'" + key + "' in " + what_ + " must be a string");
+            fail(file_, *v, key_in(key) + " must be a string");
         }
         return v->as_string().str;
     }
 
-    std::optional<bool> boolean(const std::string &key) {
+    std::optional<bool> boolean(std::string_view key) const {
         const toml_value *v = get(key);
         if (!v) {
             return std::nullopt;
         }
         if (!v->is_boolean()) {
-            fail(file_, *v, "'" + key + "' in " + what_ + " must be true or false");
+            fail(file_, *v, key_in(key) + " must be true or false");
         }
         return v->as_boolean();
     }
 
-    // A string or an array of strings.
-    std::vector<std::pair<std::string, const toml_value *>> strings(const std::string &key) {
+    // A string or an array of strings, each with its value (for its line). An empty array
+    // is refused here: the keys read this way are all "at least one".
+    std::vector<std::pair<std::string, const toml_value *>> strings(std::string_view key) const {
         std::vector<std::pair<std::string, const toml_value *>> out;
         const toml_value *v = get(key);
         if (!v) {
@@ -76,12 +159,14 @@ class Table {
             return out;
         }
         if (!v->is_array()) {
-            fail(file_, *v,
-                 "'" + key + "' in " + what_ + " must be a string or an array of strings");
+            fail(file_, *v, key_in(key) + " must be a string or an array of strings");
+        }
+        if (v->as_array().empty()) {
+            fail(file_, *v, key_in(key) + " must not be empty");
         }
         for (const auto &e : v->as_array()) {
             if (!e.is_string()) {
-                fail(file_, e, "'" + key + "' in " + what_ + " must hold strings only");
+                fail(file_, e, key_in(key) + " must hold strings only");
             }
             out.emplace_back(e.as_string().str, &e);
         }
@@ -90,8 +175,8 @@ class Table {
 
     // One of `allowed`, or nullopt when absent.
     template <typename E>
-    std::optional<E> choice(const std::string &key,
-                            std::initializer_list<std::pair<const char *, E>> allowed) {
+    std::optional<E> choice(std::string_view key,
+                            std::initializer_list<std::pair<const char *, E>> allowed) const {
         auto s = string(key);
         if (!s) {
             return std::nullopt;
@@ -101,69 +186,75 @@ class Table {
             if (*s == name) {
                 return value;
             }
-            names += std::string(names.empty() ? "" : " | ") + "\"" + name + "\"";
+            names += (names.empty() ? "" : " | ") + dq(name);
         }
-        fail(file_, *get(key),
-             "'" + key + "' in " + what_ + " is \"" + *s + "\"; allowed: " + names);
+        fail(file_, *get(key), key_in(key) + " is " + dq(*s) + "; allowed: " + names);
     }
 
-    std::optional<std::chrono::nanoseconds> duration(const std::string &key) {
-        auto s = string(key);
-        if (!s) {
+    std::optional<std::chrono::nanoseconds> duration(std::string_view key) const {
+        const toml_value *v = get(key);
+        if (!v) {
             return std::nullopt;
         }
-        auto d = parse_duration(*s);
+        constexpr const char *kForms =
+            "a positive duration such as \"500ms\", \"30s\", \"1m30s\", \"1h\" (units h, m, "
+            "s, ms, largest first)";
+        if (!v->is_string()) {
+            fail(file_, *v, key_in(key) + " must be a string: " + kForms);
+        }
+        auto d = parse_duration(v->as_string().str);
         if (!d) {
-            fail(file_, *get(key),
-                 "'" + key + "' in " + what_ + " is \"" + *s +
-                     "\"; expected a positive duration such as \"500ms\", \"30s\", \"1m30s\"");
+            fail(file_, *v, key_in(key) + " is " + dq(v->as_string().str) + "; expected " + kForms);
         }
         return d;
     }
 
-    // Rejects keys nobody asked for.
-    void no_unknown_keys() {
-        for (const auto &[key, value] : v_.as_table()) {
-            if (!known_.count(key)) {
-                fail(file_, value, "unknown key '" + key + "' in " + what_);
-            }
-        }
+    void rename(std::string what) {
+        what_ = std::move(what);
+        where_ = "in " + what_;
     }
-
-    // Once the table's name is known, errors say "service 'dns'" instead of "service #1".
-    void rename(std::string what) { what_ = std::move(what); }
-    unsigned line() const { return static_cast<unsigned>(v_.location().line()); }
+    // How unknown keys are placed: "in service 'dns'", "at the top level".
+    void set_where(std::string where) { where_ = std::move(where); }
+    const std::string &what() const { return what_; }
+    unsigned line() const { return line_of(v_); }
     const toml_value &value() const { return v_; }
 
   private:
+    std::string key_in(std::string_view key) const {
+        return "'" + std::string(key) + "' in " + what_;
+    }
+
     const std::string &file_;
     const toml_value &v_;
     std::string what_;
-    std::set<std::string> known_;
+    std::string where_;
+    std::vector<std::string_view> allowed_;
 };
 
 bool valid_name(const std::string &s) {
     if (s.empty() || s.size() >= PP_NAME_LEN) {
         return false;
     }
-    for (char c : s) {
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') {
-            return false;
-        }
-    }
-    return true;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+    });
 }
 
+// What the kernel's dev_valid_name() accepts: 1..15 bytes, not "." or "..", no '/', ':'
+// or whitespace (control characters refused too: they are never meant).
 bool valid_ifname(const std::string &s) {
     if (s.empty() || s.size() > 15 || s == "." || s == "..") {
         return false;
     }
-    for (char c : s) {
-        if (c == '/' || c == ':' || std::isspace(static_cast<unsigned char>(c)) || c < 0x21) {
-            return false;
-        }
-    }
-    return true;
+    return std::none_of(s.begin(), s.end(), [](char c) {
+        auto u = static_cast<unsigned char>(c);
+        return c == '/' || c == ':' || std::isspace(u) || u < 0x20 || u == 0x7f;
+    });
+}
+
+// Printable ASCII without spaces: host names, namespace names.
+bool printable_token(const std::string &s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c < 0x7f; });
 }
 
 // "ADDR[/PREFIX]:PORT[-PORT]" or "[V6[/PREFIX]]:PORT[-PORT]"; an error text on failure.
@@ -172,19 +263,22 @@ std::variant<ListenSpec, std::string> parse_listen(const std::string &text) {
     if (!t.empty() && t.front() == '[') {
         auto close = t.find(']');
         if (close == std::string_view::npos || close + 1 >= t.size() || t[close + 1] != ':') {
-            return "expected \"[IPV6]:PORT\" or \"[IPV6/PREFIX]:PORT\"";
+            return std::string("expected \"[IPV6]:PORT\" or \"[IPV6/PREFIX]:PORT\"");
         }
         host = t.substr(1, close - 1);
         ports = t.substr(close + 2);
+        if (host.substr(0, host.find('/')).find(':') == std::string_view::npos) {
+            return std::string("brackets are for IPv6 addresses; write IPv4 as \"ADDR:PORT\"");
+        }
     } else {
         auto colon = t.rfind(':');
         if (colon == std::string_view::npos) {
-            return "missing \":PORT\"";
+            return std::string("missing \":PORT\"");
         }
         host = t.substr(0, colon);
         ports = t.substr(colon + 1);
         if (host.find(':') != std::string_view::npos) {
-            return "an IPv6 address needs brackets: \"[" + std::string(host) + "]:PORT\"";
+            return "an IPv6 address needs brackets: " + dq("[" + std::string(host) + "]:PORT");
         }
     }
     ListenSpec l;
@@ -196,10 +290,10 @@ std::variant<ListenSpec, std::string> parse_listen(const std::string &text) {
     }
     auto ip = IpAddress::parse(addr);
     if (!ip) {
-        return "\"" + std::string(addr) + "\" is not an IPv4 or IPv6 address";
+        return dq(addr) + " is not an IPv4 or IPv6 address";
     }
-    if ((ip->is_v4() && addr.find(':') != std::string_view::npos)) {
-        return "write IPv4 addresses as dotted quads, not IPv4-mapped IPv6";
+    if (ip->is_v4() && addr.find(':') != std::string_view::npos) {
+        return std::string("write IPv4 addresses as dotted quads, not IPv4-mapped IPv6");
     }
     l.addr = *ip;
     unsigned full = ip->is_v4() ? 32 : 128;
@@ -208,11 +302,10 @@ std::variant<ListenSpec, std::string> parse_listen(const std::string &text) {
         std::string_view p = host.substr(slash + 1);
         auto n = parse_port(p);  // a small decimal without sign or leading zeros
         if (!n || *n > full) {
-            return "prefix length \"" + std::string(p) + "\" must be 0.." + std::to_string(full);
+            return "prefix length " + dq(p) + " must be 0.." + std::to_string(full);
         }
         l.prefix_len = *n;
-    }
-    if (ip->is_unspecified() && slash == std::string_view::npos) {
+    } else if (ip->is_unspecified()) {
         l.prefix_len = 0;  // 0.0.0.0 and [::] are wildcards
     }
     // Host bits past the prefix must be zero: "192.0.2.1/24" is almost always a typo.
@@ -220,18 +313,18 @@ std::variant<ListenSpec, std::string> parse_listen(const std::string &text) {
     unsigned base = ip->is_v4() ? 96 : 0;
     for (unsigned bit = base + l.prefix_len; bit < 128; bit++) {
         if (m[bit / 8] & (0x80u >> (bit % 8))) {
-            return "\"" + std::string(host) + "\" has host bits set past the /" +
-                   std::to_string(l.prefix_len) + " prefix";
+            return dq(host) + " has host bits set past the /" + std::to_string(l.prefix_len) +
+                   " prefix";
         }
     }
     auto dash = ports.find('-');
     auto first = parse_port(ports.substr(0, dash));
     auto last = dash == std::string_view::npos ? first : parse_port(ports.substr(dash + 1));
     if (!first || !last) {
-        return "port \"" + std::string(ports) + "\" must be N or N-M with N, M in 1..65535";
+        return "port " + dq(ports) + " must be N or N-M with N, M in 1..65535";
     }
     if (*first == 0 || *last < *first) {
-        return "port range \"" + std::string(ports) + "\" must be 1..65535 with N <= M";
+        return "port range " + dq(ports) + " must be 1..65535 with N <= M";
     }
     l.port_first = *first;
     l.port_last = *last;
@@ -252,62 +345,133 @@ std::chrono::milliseconds ms(std::chrono::nanoseconds d) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(d);
 }
 
+// "0xE0".."0xEF" (either case of x and of the hex digits).
+std::optional<std::uint8_t> custom_tlv_type(const std::string &key) {
+    if (key.size() != 4 || key[0] != '0' || (key[1] != 'x' && key[1] != 'X') ||
+        !std::isxdigit(static_cast<unsigned char>(key[2])) ||
+        !std::isxdigit(static_cast<unsigned char>(key[3]))) {
+        return std::nullopt;
+    }
+    auto type = static_cast<unsigned>(std::stoul(key.substr(2), nullptr, 16));
+    if (type < 0xE0 || type > 0xEF) {
+        return std::nullopt;
+    }
+    return static_cast<std::uint8_t>(type);
+}
+
 void parse_tlv(const std::string &file, const toml_value &v, Service &s) {
-    Table t(file, v, "tlv of service '" + s.name + "'");
+    Table t(file, v, "tlv of service '" + s.name + "'",
+            {"unique_id", "crc32c", "authority", "netns", "custom"});
+    t.no_unknown_keys();
     s.tlv.unique_id = t.boolean("unique_id").value_or(false);
     s.tlv.crc32c = t.boolean("crc32c").value_or(false);
     if (auto a = t.string("authority")) {
         if (*a == "sni") {
             s.tlv.authority_from_sni = true;
-        } else if (a->empty() || a->size() > 255) {
+        } else if (a->empty() || a->size() > 255 || !printable_token(*a)) {
             fail(file, *t.get("authority"),
-                 "'authority' must be \"sni\" or a host name of 1..255 bytes");
+                 "'authority' in " + t.what() +
+                     " must be \"sni\" or a host name of 1..255 printable characters");
         } else {
             s.tlv.authority = *a;
         }
     }
     if (auto n = t.string("netns")) {
-        if (n->empty() || n->size() > 255) {
-            fail(file, *t.get("netns"), "'netns' must be a namespace name of 1..255 bytes");
+        if (n->empty() || n->size() > 255 || !printable_token(*n)) {
+            fail(file, *t.get("netns"),
+                 "'netns' in " + t.what() +
+                     " must be a namespace name of 1..255 printable characters");
         }
         s.tlv.netns = *n;
     }
     if (const toml_value *c = t.get("custom")) {
-        Table custom(file, *c, "tlv.custom of service '" + s.name + "'");
+        if (!c->is_table()) {
+            fail(file, *c,
+                 "'custom' in " + t.what() + " must be a table such as { \"0xE0\" = \"value\" }");
+        }
+        // In file order, so that of two spellings of one type the later one is refused.
+        std::vector<std::pair<std::string, const toml_value *>> entries;
         for (const auto &[key, value] : c->as_table()) {
-            unsigned type = 0;
-            bool ok = key.size() == 4 && key[0] == '0' && (key[1] == 'x' || key[1] == 'X') &&
-                      std::sscanf(key.c_str() + 2, "%2x", &type) == 1 && type >= 0xE0 &&
-                      type <= 0xEF;
-            if (!ok) {
+            entries.emplace_back(key, &value);
+        }
+        std::sort(entries.begin(), entries.end(), [](const auto &a, const auto &b) {
+            return std::pair(line_of(*a.second), a.first) < std::pair(line_of(*b.second), b.first);
+        });
+        std::map<std::uint8_t, std::pair<std::string, const toml_value *>> by_type;
+        for (const auto &[key, value_p] : entries) {
+            const toml_value &value = *value_p;
+            auto type = custom_tlv_type(key);
+            if (!type) {
                 fail(file, value, "custom TLV type '" + key + "' must be 0xE0..0xEF");
             }
             if (!value.is_string()) {
                 fail(file, value, "custom TLV " + key + " must be a string");
             }
-            s.tlv.custom.emplace_back(static_cast<std::uint8_t>(type), value.as_string().str);
-            custom.get(key);
+            if (value.as_string().str.size() > kMaxCustomTlv) {
+                fail(file, value,
+                     "custom TLV " + key + " is longer than " + std::to_string(kMaxCustomTlv) +
+                         " bytes");
+            }
+            if (auto it = by_type.find(*type); it != by_type.end()) {
+                fail(file, value,
+                     "custom TLV " + key + " is the same type as '" + it->second.first + "'");
+            }
+            by_type[*type] = {key, &value};
+        }
+        for (const auto &[type, kv] : by_type) {
+            s.tlv.custom.emplace_back(type, kv.second->as_string().str);
         }
     }
-    t.no_unknown_keys();
 }
+
+void parse_health_check(const std::string &file, const toml_value &v, Service &s) {
+    Table h(file, v, "health_check of service '" + s.name + "'", {"interval", "timeout", "mode"});
+    h.no_unknown_keys();
+    HealthCheck c;
+    if (auto d = h.duration("interval")) {
+        c.interval = ms(*d);
+    }
+    if (auto d = h.duration("timeout")) {
+        c.timeout = ms(*d);
+    }
+    if (c.timeout > c.interval) {
+        fail(file, h.get("timeout") ? *h.get("timeout") : v,
+             "health_check timeout " + format_duration(c.timeout) +
+                 " is longer than its interval " + format_duration(c.interval));
+    }
+    c.mode =
+        h.choice<HealthMode>("mode", {{"local", HealthMode::local}, {"proxy", HealthMode::proxy}})
+            .value_or(HealthMode::local);
+    s.health_check = c;
+}
+
+const std::vector<std::string_view> kServiceKeys = {
+    "name",         "protocol",        "listen",      "header",      "interfaces",
+    "udp_header",   "on_error",        "transparent", "backends",    "splice",
+    "idle_timeout", "connect_timeout", "tlv",         "health_check"};
 
 Service parse_service(const std::string &file, const toml_value &v, std::uint32_t id) {
     Service s;
     s.id = id;
-    Table t(file, v, "service #" + std::to_string(id));
+    Table t(file, v, "service #" + std::to_string(id), kServiceKeys);
     s.line = t.line();
+    // The name first (when it is usable), so every later message can say which service.
+    const toml_value *name_v = t.get("name");
+    if (name_v && name_v->is_string() && valid_name(name_v->as_string().str)) {
+        t.rename("service '" + name_v->as_string().str + "'");
+    }
+    t.no_unknown_keys();
     auto name = t.string("name");
     if (!name) {
-        fail(file, v, "service #" + std::to_string(id) + " has no 'name'");
+        fail(file, v, t.what() + " has no 'name'");
     }
     if (!valid_name(*name)) {
-        fail(file, *t.get("name"),
-             "service name \"" + *name + "\" must be 1..31 characters of A-Z a-z 0-9 _ -");
+        fail(file, *name_v,
+             "service name " + dq(*name) + " must be 1.." + std::to_string(PP_NAME_LEN - 1) +
+                 " characters of A-Z a-z 0-9 _ -");
     }
     s.name = *name;
-    std::string what = "service '" + s.name + "'";
-    t.rename(what);
+    const std::string what = t.what();
 
     auto protocol =
         t.choice<Protocol>("protocol", {{"udp", Protocol::udp}, {"tcp", Protocol::tcp}});
@@ -315,19 +479,19 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
         fail(file, v, what + " has no 'protocol' (\"udp\" or \"tcp\")");
     }
     s.protocol = *protocol;
-    bool udp = s.protocol == Protocol::udp;
+    const bool udp = s.protocol == Protocol::udp;
 
     auto listens = t.strings("listen");
     if (listens.empty()) {
-        fail(file, v, what + " has no 'listen' address");
+        fail(file, v, what + " has no 'listen' address");  // lifecycle_netns_test has it verbatim
     }
     for (const auto &[text, at] : listens) {
         auto r = parse_listen(text);
         if (auto *err = std::get_if<std::string>(&r)) {
-            fail(file, *at, "listen \"" + text + "\" of " + what + ": " + *err);
+            fail(file, *at, "listen " + dq(text) + " of " + what + ": " + *err);
         }
         ListenSpec l = std::get<ListenSpec>(r);
-        l.line = static_cast<unsigned>(at->location().line());
+        l.line = line_of(*at);
         s.listen.push_back(l);
     }
 
@@ -347,10 +511,10 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
         fail(file, *t.get("header"), "SPP is for UDP; a TCP service takes \"v1\" or \"v2\"");
     }
 
-    // Keys of the other protocol are errors, not silently ignored.
+    // Keys of the other protocol (or header) are errors, not silently ignored.
     auto only = [&](const char *key, bool allowed, const std::string &why) {
         if (const toml_value *k = t.get(key); k && !allowed) {
-            fail(file, *k, "'" + std::string(key) + "' " + why);
+            fail(file, *k, "'" + std::string(key) + "' in " + what + " " + why);
         }
     };
     only("interfaces", udp, "is for UDP services (TCP services are reached through sockets)");
@@ -367,10 +531,16 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
     only("health_check", !udp, "is for TCP services");
 
     if (udp) {
+        std::map<std::string, unsigned> seen;
         for (const auto &[ifname, at] : t.strings("interfaces")) {
             if (!valid_ifname(ifname)) {
                 fail(file, *at,
-                     "interface name \"" + ifname + "\" is not a valid Linux interface name");
+                     "interface name " + dq(ifname) +
+                         " is not a valid Linux interface name (1..15 bytes, no '/', ':' or "
+                         "spaces)");
+            }
+            if (!seen.emplace(ifname, 0).second) {
+                fail(file, *at, "interface " + dq(ifname) + " is listed twice in " + what);
             }
             s.interfaces.push_back(ifname);
         }
@@ -383,57 +553,57 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
         s.on_error =
             t.choice<OnError>("on_error", {{"drop", OnError::drop}, {"pass", OnError::pass}})
                 .value_or(OnError::drop);
-    } else {
-        s.transparent = t.boolean("transparent").value_or(false);
-        for (const auto &[text, at] : t.strings("backends")) {
-            auto ep = Endpoint::parse(text);
-            if (!ep) {
-                fail(file, *at,
-                     "backend \"" + text + "\" must be \"ADDR:PORT\" or \"[IPV6]:PORT\"");
+        return s;
+    }
+
+    s.transparent = t.boolean("transparent").value_or(false);
+    if (!s.transparent) {
+        // A plain listening socket binds one address or the wildcard, never a prefix.
+        for (const auto &l : s.listen) {
+            unsigned full = l.addr.is_v4() ? 32 : 128;
+            if (l.prefix_len != 0 && l.prefix_len != full) {
+                throw ConfigError(file, l.line,
+                                  "listen " + dq(l.text) + " of " + what +
+                                      " is a prefix: a TCP service accepts for a prefix only "
+                                      "with transparent = true (sk_lookup steering)");
             }
-            if (ep->addr.is_unspecified() || ep->port == 0) {
-                fail(file, *at,
-                     "backend \"" + text + "\" needs a real address and a port other than 0");
-            }
-            s.backends.push_back(*ep);
-        }
-        if (s.backends.empty()) {
-            fail(file, v, what + " needs 'backends': where to connect, \"ADDR:PORT\"");
-        }
-        s.splice = t.choice<SpliceMode>("splice", {{"sockmap", SpliceMode::sockmap},
-                                                   {"splice", SpliceMode::splice},
-                                                   {"copy", SpliceMode::copy}})
-                       .value_or(SpliceMode::sockmap);
-        if (auto d = t.duration("idle_timeout")) {
-            s.idle_timeout = ms(*d);
-        }
-        if (auto d = t.duration("connect_timeout")) {
-            s.connect_timeout = ms(*d);
-        }
-        if (const toml_value *tlv = t.get("tlv")) {
-            parse_tlv(file, *tlv, s);
-        }
-        if (const toml_value *hc = t.get("health_check")) {
-            Table h(file, *hc, "health_check of " + what);
-            HealthCheck c;
-            if (auto d = h.duration("interval")) {
-                c.interval = ms(*d);
-            }
-            if (auto d = h.duration("timeout")) {
-                c.timeout = ms(*d);
-            }
-            c.mode = h.choice<HealthMode>(
-                          "mode", {{"local", HealthMode::local}, {"proxy", HealthMode::proxy}})
-                         .value_or(HealthMode::local);
-            h.no_unknown_keys();
-            s.health_check = c;
         }
     }
-    t.no_unknown_keys();
+    for (const auto &[text, at] : t.strings("backends")) {
+        auto ep = Endpoint::parse(text);
+        if (!ep) {
+            fail(file, *at, "backend " + dq(text) + " must be \"ADDR:PORT\" or \"[IPV6]:PORT\"");
+        }
+        if (ep->addr.is_unspecified() || ep->port == 0) {
+            fail(file, *at,
+                 "backend " + dq(text) + " needs a real address and a port other than 0");
+        }
+        s.backends.push_back(*ep);
+    }
+    if (s.backends.empty()) {
+        fail(file, v, what + " needs 'backends': where to connect, \"ADDR:PORT\"");
+    }
+    s.splice = t.choice<SpliceMode>("splice", {{"sockmap", SpliceMode::sockmap},
+                                               {"splice", SpliceMode::splice},
+                                               {"copy", SpliceMode::copy}})
+                   .value_or(SpliceMode::sockmap);
+    for (auto [key, field] : {std::pair{"idle_timeout", &s.idle_timeout},
+                              std::pair{"connect_timeout", &s.connect_timeout}}) {
+        if (auto d = t.duration(key)) {
+            *field = ms(*d);  // ms is the smallest unit: never rounds to 0
+        }
+    }
+    if (const toml_value *tlv = t.get("tlv")) {
+        parse_tlv(file, *tlv, s);
+    }
+    if (const toml_value *hc = t.get("health_check")) {
+        parse_health_check(file, *hc, s);
+    }
     return s;
 }
 
-// Listen specs of one protocol that claim the same prefix and an overlapping port.
+// Listen specs of one protocol that claim the same prefix and an overlapping port, and
+// the total number of services map keys.
 void check_overlaps(const std::string &file, const std::vector<Service> &services) {
     struct Claim {
         const Service *svc;
@@ -444,14 +614,21 @@ void check_overlaps(const std::string &file, const std::vector<Service> &service
     std::size_t keys = 0;
     for (const auto &s : services) {
         for (const auto &l : s.listen) {
-            keys += static_cast<std::size_t>(l.port_last - l.port_first + 1);
+            keys += l.port_count();
+            if (keys > PP_MAX_SERVICE_KEYS) {
+                throw ConfigError(file, l.line,
+                                  "listen " + dq(l.text) + " of service '" + s.name +
+                                      "' brings the services map to " + std::to_string(keys) +
+                                      " keys (one per address prefix and port); at most " +
+                                      std::to_string(PP_MAX_SERVICE_KEYS) + " fit");
+            }
             auto &claims =
                 by_prefix[{static_cast<int>(s.protocol), masked(l), l.prefix_len, l.addr.is_v4()}];
             for (const auto &c : claims) {
                 if (l.port_first <= c.l->port_last && c.l->port_first <= l.port_last) {
                     throw ConfigError(file, l.line,
-                                      "listen \"" + l.text + "\" of service '" + s.name +
-                                          "' overlaps \"" + c.l->text + "\" of service '" +
+                                      "listen " + dq(l.text) + " of service '" + s.name +
+                                          "' overlaps " + dq(c.l->text) + " of service '" +
                                           c.svc->name + "' (line " + std::to_string(c.l->line) +
                                           ")");
                 }
@@ -459,72 +636,145 @@ void check_overlaps(const std::string &file, const std::vector<Service> &service
             claims.push_back({&s, &l});
         }
     }
-    if (keys > PP_MAX_SERVICE_KEYS) {
-        throw ConfigError(file, services.back().line,
-                          "the listen port ranges add up to " + std::to_string(keys) +
-                              " address/port keys; at most " + std::to_string(PP_MAX_SERVICE_KEYS) +
-                              " fit the services map");
+}
+
+void parse_global(const std::string &file, const toml_value &g, GlobalConfig &out) {
+    Table t(file, g, "[global]", {"bpffs", "udp_flow_timeout", "udp_max_flows", "metrics"});
+    t.no_unknown_keys();
+    if (auto b = t.string("bpffs")) {
+        bool dots = ("/" + *b + "/").find("/../") != std::string::npos ||
+                    ("/" + *b + "/").find("/./") != std::string::npos;
+        if (b->size() < 2 || b->front() != '/' || dots) {
+            fail(file, *t.get("bpffs"),
+                 "'bpffs' in [global] must be an absolute directory path without \".\" or "
+                 "\"..\" (such as \"/sys/fs/bpf/ppinject\")");
+        }
+        while (b->size() > 1 && b->back() == '/') {
+            b->pop_back();
+        }
+        out.bpffs = *b;
+    }
+    if (auto d = t.duration("udp_flow_timeout")) {
+        out.udp_flow_timeout = *d;
+    }
+    if (const toml_value *m = t.get("udp_max_flows")) {
+        if (!m->is_integer() || m->as_integer() < 1 || m->as_integer() > 16777216) {
+            fail(file, *m, "'udp_max_flows' in [global] must be an integer in 1..16777216");
+        }
+        out.udp_max_flows = static_cast<std::uint32_t>(m->as_integer());
+    }
+    if (auto m = t.string("metrics")) {
+        auto ep = Endpoint::parse(*m);
+        if (!ep || ep->port == 0) {
+            fail(file, *t.get("metrics"),
+                 "'metrics' in [global] must be \"ADDR:PORT\" or \"[IPV6]:PORT\" with a port "
+                 "other than 0");
+        }
+        out.metrics = ep;
     }
 }
 
 Config parse_value(const toml_value &root, const std::string &file) {
     Config cfg;
     cfg.path = file;
-    Table top(file, root, "the top level");
+    Table top(file, root, "the top level", {"global", "service"});
+    top.set_where("at the top level");
+    top.no_unknown_keys();
     if (const toml_value *g = top.get("global")) {
-        Table t(file, *g, "[global]");
-        if (auto b = t.string("bpffs")) {
-            if (b->empty() || b->front() != '/' || b->find("..") != std::string::npos) {
-                fail(file, *t.get("bpffs"), "'bpffs' must be an absolute path without \"..\"");
-            }
-            while (b->size() > 1 && b->back() == '/') {
-                b->pop_back();
-            }
-            cfg.global.bpffs = *b;
-        }
-        if (auto d = t.duration("udp_flow_timeout")) {
-            cfg.global.udp_flow_timeout = *d;
-        }
-        if (const toml_value *m = t.get("udp_max_flows")) {
-            if (!m->is_integer() || m->as_integer() < 1 || m->as_integer() > 16777216) {
-                fail(file, *m, "'udp_max_flows' must be an integer in 1..16777216");
-            }
-            cfg.global.udp_max_flows = static_cast<std::uint32_t>(m->as_integer());
-        }
-        if (auto m = t.string("metrics")) {
-            auto ep = Endpoint::parse(*m);
-            if (!ep) {
-                fail(file, *t.get("metrics"), "'metrics' must be \"ADDR:PORT\" or \"[IPV6]:PORT\"");
-            }
-            cfg.global.metrics = ep;
-        }
-        t.no_unknown_keys();
+        parse_global(file, *g, cfg.global);
     }
     const toml_value *services = top.get("service");
-    top.no_unknown_keys();
     if (!services) {
-        throw ConfigError(file, 0, "no [[service]] defined");
+        throw ConfigError(file, 1, "no [[service]] defined: nothing to do");
     }
     if (!services->is_array()) {
         fail(file, *services, "'service' must be an array of tables: write [[service]]");
     }
     const auto &arr = services->as_array();
+    if (arr.empty()) {
+        fail(file, *services, "no [[service]] defined: nothing to do");
+    }
     if (arr.size() >= PP_MAX_SERVICES) {
-        fail(file, arr.back(), "at most " + std::to_string(PP_MAX_SERVICES - 1) + " services");
+        fail(file, arr[PP_MAX_SERVICES - 1],
+             "too many services: at most " + std::to_string(PP_MAX_SERVICES - 1) + " (ids 1.." +
+                 std::to_string(PP_MAX_SERVICES - 1) + ")");
     }
     std::map<std::string, unsigned> names;
     for (const auto &v : arr) {
         Service s = parse_service(file, v, static_cast<std::uint32_t>(cfg.services.size() + 1));
         if (auto it = names.find(s.name); it != names.end()) {
-            throw ConfigError(file, s.line,
-                              "service name '" + s.name + "' is already used on line " +
-                                  std::to_string(it->second));
+            fail(file, v.as_table().at("name"),
+                 "service name '" + s.name + "' is already used by the service on line " +
+                     std::to_string(it->second));
         }
         names[s.name] = s.line;
         cfg.services.push_back(std::move(s));
     }
     check_overlaps(file, cfg.services);
     return cfg;
+}
+
+// toml11's syntax errors are several lines: "[error] toml::parse_x: what", then the source
+// with "^--- note" under the spot (twice for a duplicate: both places). One line out of it.
+std::string syntax_reason(const std::string &message, unsigned error_line) {
+    std::istringstream in(message);
+    std::string first, line;
+    std::getline(in, first);
+    if (first.rfind("[error] ", 0) == 0) {
+        first = first.substr(8);
+    }
+    if (auto colon = first.find(": ");
+        first.rfind("toml::", 0) == 0 && colon != std::string::npos) {
+        first = first.substr(colon + 2);
+    }
+    while (!first.empty() && (first.back() == '.' || first.back() == ' ')) {
+        first.pop_back();
+    }
+    // " 12 | source" followed by "    |   ^--- note" (or "~~~ note").
+    std::vector<std::pair<unsigned, std::string>> notes;
+    unsigned source_line = 0;
+    while (std::getline(in, line)) {
+        auto bar = line.find(" | ");
+        if (bar == std::string::npos) {
+            continue;
+        }
+        std::string left = line.substr(0, bar);
+        left.erase(0, left.find_first_not_of(' '));
+        if (!left.empty() && std::all_of(left.begin(), left.end(), ::isdigit)) {
+            source_line = static_cast<unsigned>(std::stoul(left));
+            continue;
+        }
+        std::string right = line.substr(bar + 3);
+        auto mark = right.find_first_not_of(' ');
+        if (mark == std::string::npos || (right[mark] != '^' && right[mark] != '~')) {
+            continue;
+        }
+        auto text = right.find_first_not_of("^-~ ", mark);
+        if (text == std::string::npos) {
+            continue;
+        }
+        std::string note = right.substr(text);
+        while (!note.empty() && (note.back() == '.' || note.back() == ' ')) {
+            note.pop_back();
+        }
+        if (!note.empty() && note != "here") {
+            notes.emplace_back(source_line, note);
+        }
+    }
+    std::string reason = "TOML syntax: " + first;
+    for (const auto &[at, note] : notes) {
+        if (at == error_line && first.find(note) == std::string::npos) {
+            reason += ": " + note;
+            break;
+        }
+    }
+    for (const auto &[at, note] : notes) {
+        if (at != error_line && at != 0) {
+            reason += " (line " + std::to_string(at) + ": " + note + ")";
+            break;
+        }
+    }
+    return reason;
 }
 
 }  // namespace
@@ -538,17 +788,24 @@ ConfigError::ConfigError(const std::string &file, unsigned line, const std::stri
 
 std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text) {
     using namespace std::chrono;
-    nanoseconds total{0};
-    std::size_t i = 0;
+    // Largest first; each at most once.
+    constexpr std::array<std::pair<std::string_view, std::int64_t>, 4> kUnits = {{
+        {"h", 3'600'000'000'000},
+        {"m", 60'000'000'000},
+        {"s", 1'000'000'000},
+        {"ms", 1'000'000},
+    }};
+    std::int64_t total = 0;
+    std::size_t i = 0, next_unit = 0;
     if (text.empty()) {
         return std::nullopt;
     }
     while (i < text.size()) {
         std::size_t start = i;
-        std::uint64_t n = 0;
+        std::int64_t n = 0;
         while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
-            n = n * 10 + static_cast<std::uint64_t>(text[i] - '0');
-            if (n > 1'000'000'000ull) {
+            n = n * 10 + (text[i] - '0');
+            if (n > 1'000'000'000) {
                 return std::nullopt;
             }
             i++;
@@ -561,23 +818,40 @@ std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text) {
             i++;
         }
         std::string_view unit = text.substr(u, i - u);
-        auto count = static_cast<std::int64_t>(n);
-        if (unit == "ms") {
-            total += milliseconds(count);
-        } else if (unit == "s") {
-            total += seconds(count);
-        } else if (unit == "m") {
-            total += minutes(count);
-        } else if (unit == "h") {
-            total += hours(count);
-        } else {
+        std::size_t k = next_unit;
+        while (k < kUnits.size() && kUnits[k].first != unit) {
+            k++;
+        }
+        if (k == kUnits.size()) {
+            return std::nullopt;  // unknown unit, or out of order / repeated
+        }
+        std::int64_t part = 0;
+        if (__builtin_mul_overflow(n, kUnits[k].second, &part) ||
+            __builtin_add_overflow(total, part, &total)) {
             return std::nullopt;
         }
+        next_unit = k + 1;
     }
-    if (total.count() <= 0) {
+    if (total <= 0) {
         return std::nullopt;
     }
-    return total;
+    return nanoseconds(total);
+}
+
+std::string format_duration(std::chrono::nanoseconds d) {
+    std::int64_t msec = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+    if (msec <= 0) {
+        return fmt::format("{}ns", d.count());
+    }
+    std::string out;
+    for (auto [unit, size] : {std::pair{"h", 3'600'000LL}, std::pair{"m", 60'000LL},
+                              std::pair{"s", 1'000LL}, std::pair{"ms", 1LL}}) {
+        if (msec >= size) {
+            out += fmt::format("{}{}", msec / size, unit);
+            msec %= size;
+        }
+    }
+    return out;
 }
 
 Config parse_config(std::string_view toml_text, const std::string &display_path) {
@@ -585,31 +859,46 @@ Config parse_config(std::string_view toml_text, const std::string &display_path)
     toml_value root;
     try {
         root = toml::parse<toml::discard_comments>(in, display_path);
-    } catch (const toml::syntax_error &e) {
-        // toml11's message is several lines; keep the first, without its "[error] toml::x: ".
-        std::string msg = e.what();
-        msg = msg.substr(0, msg.find('\n'));
-        if (msg.rfind("[error] ", 0) == 0) {
-            msg = msg.substr(8);
-        }
-        if (auto colon = msg.find(": ");
-            msg.rfind("toml::", 0) == 0 && colon != std::string::npos) {
-            msg = msg.substr(colon + 2);
-        }
-        throw ConfigError(display_path, static_cast<unsigned>(e.location().line()),
-                          "TOML syntax: " + msg);
+    } catch (const toml::exception &e) {
+        auto line = static_cast<unsigned>(e.location().line());
+        throw ConfigError(display_path, line ? line : 1, syntax_reason(e.what(), line));
     }
     return parse_value(root, display_path);
 }
 
 Config load_config(const std::string &path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) {
-        throw ConfigError(path, 0, std::string("cannot read: ") + std::strerror(errno));
+    auto cannot = [&](int err) {
+        return ConfigError(path, 0, std::string("cannot read: ") + std::strerror(err));
+    };
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        throw cannot(errno);
     }
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return parse_config(ss.str(), path);
+    std::string text;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            int err = errno;
+            ::close(fd);
+            throw cannot(err);
+        }
+        if (n == 0) {
+            break;
+        }
+        text.append(buf, static_cast<std::size_t>(n));
+        if (text.size() > kMaxFileSize) {
+            ::close(fd);
+            throw ConfigError(path, 0,
+                              "cannot read: larger than " + std::to_string(kMaxFileSize >> 20) +
+                                  " MiB, not a configuration file");
+        }
+    }
+    ::close(fd);
+    return parse_config(text, path);
 }
 
 std::string to_string(Protocol p) {
@@ -627,11 +916,18 @@ std::string to_string(OnError o) {
 std::string to_string(SpliceMode s) {
     return s == SpliceMode::sockmap ? "sockmap" : s == SpliceMode::splice ? "splice" : "copy";
 }
+std::string to_string(HealthMode m) {
+    return m == HealthMode::local ? "local" : "proxy";
+}
+
+std::string prefix_string(const ListenSpec &l) {
+    return l.addr.to_string() + "/" + std::to_string(l.prefix_len);
+}
 
 std::string to_string(const ListenSpec &l) {
     std::string a = l.addr.to_string();
     unsigned full = l.addr.is_v4() ? 32 : 128;
-    if (l.prefix_len != full) {
+    if (l.prefix_len != full && !(l.prefix_len == 0 && l.addr.is_unspecified())) {
         a += "/" + std::to_string(l.prefix_len);
     }
     if (!l.addr.is_v4()) {
@@ -641,54 +937,109 @@ std::string to_string(const ListenSpec &l) {
                                        : fmt::format("{}:{}-{}", a, l.port_first, l.port_last);
 }
 
-std::string format_duration(std::chrono::nanoseconds d) {
-    auto msec = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-    if (msec % 3'600'000 == 0) {
-        return fmt::format("{}h", msec / 3'600'000);
+std::size_t service_key_count(const Config &cfg) {
+    std::size_t n = 0;
+    for (const auto &s : cfg.services) {
+        for (const auto &l : s.listen) {
+            n += l.port_count();
+        }
     }
-    if (msec % 60'000 == 0) {
-        return fmt::format("{}m", msec / 60'000);
-    }
-    return msec % 1000 == 0 ? fmt::format("{}s", msec / 1000) : fmt::format("{}ms", msec);
+    return n;
 }
+
+namespace {
+
+// "192.0.2.0/24 ports 1000-2000 (1001 keys)", "::/0 port 53, every IPv6 and IPv4 address".
+std::string expanded(const ListenSpec &l) {
+    std::string out = prefix_string(l);
+    out += l.port_first == l.port_last
+               ? fmt::format(" port {}", l.port_first)
+               : fmt::format(" ports {}-{} ({} keys)", l.port_first, l.port_last, l.port_count());
+    if (l.dual_stack()) {
+        out += ", every IPv6 and IPv4 address";
+    } else if (l.wildcard()) {
+        out += ", every IPv4 address";
+    }
+    return out;
+}
+
+std::string tlv_string(const TlvConfig &t) {
+    std::vector<std::string> parts;
+    if (t.unique_id) {
+        parts.emplace_back("unique_id");
+    }
+    if (t.crc32c) {
+        parts.emplace_back("crc32c");
+    }
+    if (t.authority_from_sni) {
+        parts.emplace_back("authority from SNI");
+    } else if (!t.authority.empty()) {
+        parts.push_back("authority " + dq(t.authority));
+    }
+    if (!t.netns.empty()) {
+        parts.push_back("netns " + dq(t.netns));
+    }
+    for (const auto &[type, value] : t.custom) {
+        parts.push_back(fmt::format("0x{:02X} {}", type, dq(value)));
+    }
+    return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+}  // namespace
 
 std::string describe(const Config &cfg) {
     std::string out = fmt::format(
-        "pin root          {}\nudp_flow_timeout  {}\nudp_max_flows     {}\n", cfg.global.bpffs,
-        format_duration(cfg.global.udp_flow_timeout), cfg.global.udp_max_flows);
-    if (cfg.global.metrics) {
-        out +=
-            fmt::format("metrics           http://{}/metrics\n", cfg.global.metrics->to_string());
-    }
+        "global\n  bpffs             {}\n  udp_flow_timeout  {}\n  udp_max_flows     {}\n  "
+        "metrics           {}\n",
+        cfg.global.bpffs, format_duration(cfg.global.udp_flow_timeout), cfg.global.udp_max_flows,
+        cfg.global.metrics ? "http://" + cfg.global.metrics->to_string() + "/metrics"
+                           : std::string("off"));
     for (const auto &s : cfg.services) {
-        out += fmt::format("\nservice {} (id {}, line {}): {} header {}", s.name, s.id, s.line,
+        out += fmt::format("\nservice {} (id {}, line {}): {}, header {}", s.name, s.id, s.line,
                            to_string(s.protocol), to_string(s.header));
         if (s.protocol == Protocol::udp) {
             if (s.header == HeaderMode::v2) {
-                out += fmt::format(" on the {} datagram{}",
-                                   s.udp_header == UdpHeaderPolicy::first ? "first" : "every",
-                                   s.udp_header == UdpHeaderPolicy::first ? " of each flow" : "");
+                out += s.udp_header == UdpHeaderPolicy::first ? " on the first datagram of a flow"
+                                                              : " on every datagram";
+            } else {
+                out += " on every datagram, stripped from replies";
             }
             out += fmt::format(", on_error {}\n", to_string(s.on_error));
         } else {
             out += fmt::format(", {}, splice {}\n",
-                               s.transparent ? "transparent (sk_lookup)" : "listening",
+                               s.transparent ? "transparent (sk_lookup)" : "listening socket",
                                to_string(s.splice));
         }
         for (const auto &l : s.listen) {
-            out += fmt::format("  listen      {}\n", to_string(l));
+            out += fmt::format("  listen      {:<44} from {}, line {}\n", expanded(l), dq(l.text),
+                               l.line);
         }
-        for (const auto &i : s.interfaces) {
-            out += fmt::format("  interface   {}\n", i);
+        if (!s.interfaces.empty()) {
+            out += fmt::format("  interfaces  {}\n", fmt::join(s.interfaces, ", "));
         }
-        for (const auto &b : s.backends) {
-            out += fmt::format("  backend     {}\n", b.to_string());
+        if (!s.backends.empty()) {
+            std::vector<std::string> b;
+            for (const auto &e : s.backends) {
+                b.push_back(e.to_string());
+            }
+            out += fmt::format("  backends    {}\n", fmt::join(b, ", "));
         }
         if (s.protocol == Protocol::tcp) {
             out += fmt::format("  timeouts    connect {}, idle {}\n",
                                format_duration(s.connect_timeout), format_duration(s.idle_timeout));
+            if (s.tlv.any()) {
+                out += fmt::format("  tlv         {}\n", tlv_string(s.tlv));
+            }
+            if (s.health_check) {
+                out += fmt::format("  health      every {}, timeout {}, mode {}\n",
+                                   format_duration(s.health_check->interval),
+                                   format_duration(s.health_check->timeout),
+                                   to_string(s.health_check->mode));
+            }
         }
     }
+    out +=
+        fmt::format("\nservices map: {} of {} keys\n", service_key_count(cfg), PP_MAX_SERVICE_KEYS);
     return out;
 }
 
@@ -696,11 +1047,14 @@ nlohmann::json to_json(const Config &cfg) {
     nlohmann::json j;
     j["path"] = cfg.path;
     j["global"] = {{"bpffs", cfg.global.bpffs},
+                   {"udp_flow_timeout", format_duration(cfg.global.udp_flow_timeout)},
                    {"udp_flow_timeout_ms", ms(cfg.global.udp_flow_timeout).count()},
-                   {"udp_max_flows", cfg.global.udp_max_flows}};
+                   {"udp_max_flows", cfg.global.udp_max_flows},
+                   {"metrics", nullptr}};
     if (cfg.global.metrics) {
         j["global"]["metrics"] = cfg.global.metrics->to_string();
     }
+    j["service_keys"] = service_key_count(cfg);
     j["services"] = nlohmann::json::array();
     for (const auto &s : cfg.services) {
         nlohmann::json js = {{"id", s.id},
@@ -710,24 +1064,52 @@ nlohmann::json to_json(const Config &cfg) {
                              {"header", to_string(s.header)}};
         js["listen"] = nlohmann::json::array();
         for (const auto &l : s.listen) {
-            js["listen"].push_back({{"address", l.addr.to_string()},
+            js["listen"].push_back({{"text", l.text},
+                                    {"line", l.line},
+                                    {"address", l.addr.to_string()},
+                                    {"family", l.addr.is_v4() ? "ipv4" : "ipv6"},
                                     {"prefix_len", l.prefix_len},
+                                    {"prefix", prefix_string(l)},
+                                    {"dual_stack", l.dual_stack()},
                                     {"port_first", l.port_first},
                                     {"port_last", l.port_last}});
         }
         if (s.protocol == Protocol::udp) {
             js["interfaces"] = s.interfaces;
-            js["udp_header"] = to_string(s.udp_header);
-            js["on_error"] = to_string(s.on_error);
-        } else {
-            js["transparent"] = s.transparent;
-            js["backends"] = nlohmann::json::array();
-            for (const auto &b : s.backends) {
-                js["backends"].push_back(b.to_string());
+            if (s.header == HeaderMode::v2) {
+                js["udp_header"] = to_string(s.udp_header);
             }
-            js["splice"] = to_string(s.splice);
-            js["connect_timeout_ms"] = s.connect_timeout.count();
-            js["idle_timeout_ms"] = s.idle_timeout.count();
+            js["on_error"] = to_string(s.on_error);
+            j["services"].push_back(js);
+            continue;
+        }
+        js["transparent"] = s.transparent;
+        js["backends"] = nlohmann::json::array();
+        for (const auto &b : s.backends) {
+            js["backends"].push_back(b.to_string());
+        }
+        js["splice"] = to_string(s.splice);
+        js["connect_timeout_ms"] = s.connect_timeout.count();
+        js["idle_timeout_ms"] = s.idle_timeout.count();
+        if (s.header == HeaderMode::v2) {
+            nlohmann::json custom = nlohmann::json::object();
+            for (const auto &[type, value] : s.tlv.custom) {
+                custom[fmt::format("0x{:02X}", type)] = value;
+            }
+            js["tlv"] = {{"unique_id", s.tlv.unique_id},
+                         {"crc32c", s.tlv.crc32c},
+                         {"authority", s.tlv.authority_from_sni  ? nlohmann::json("sni")
+                                       : s.tlv.authority.empty() ? nlohmann::json(nullptr)
+                                                                 : nlohmann::json(s.tlv.authority)},
+                         {"netns", s.tlv.netns.empty() ? nlohmann::json(nullptr)
+                                                       : nlohmann::json(s.tlv.netns)},
+                         {"custom", custom}};
+        }
+        js["health_check"] = nullptr;
+        if (s.health_check) {
+            js["health_check"] = {{"interval_ms", s.health_check->interval.count()},
+                                  {"timeout_ms", s.health_check->timeout.count()},
+                                  {"mode", to_string(s.health_check->mode)}};
         }
         j["services"].push_back(js);
     }
