@@ -20,6 +20,14 @@ struct {
 } services SEC(".maps");
 
 struct {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __uint(max_entries, PP_MAX_SERVICE_KEYS); /* never more prefixes than service keys */
+    __type(key, struct pp_address_key);
+    __type(value, struct pp_service);
+} udp_addresses SEC(".maps");
+
+struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __uint(max_entries, PP_MAX_SERVICES);
     __type(key, __u32);

@@ -59,6 +59,18 @@ struct pp_service_key {
 };
 #define PP_SERVICE_KEY_FIXED_BITS 32
 
+/*
+ * udp_addresses: LPM trie of every address prefix a UDP service listens on, without
+ * ports; the value is one of the services there. An IPv6 datagram whose UDP header lies
+ * beyond what the TC program parses (a longer extension-header chain than it walks) has no
+ * port to look up, so it is matched by address alone and refused: a client must not hide
+ * a forged header behind a long chain. Same prefix rules as services (IPv4-mapped).
+ */
+struct pp_address_key {
+    __u32 prefixlen; /* address prefix bits (IPv4: 96 + n) */
+    __u8 addr[16];
+};
+
 struct pp_service {
     __u64 flow_timeout_ns;  /* UDP: idle time after which a flow counts as new */
     __u32 id;               /* 1..PP_MAX_SERVICES-1, index into counters */
@@ -117,6 +129,7 @@ struct pp_attachment {
     X(spoof_dropped, "client datagrams already starting with a PROXY v2 signature or SPP magic") \
     X(frag_dropped, "IP fragments of a service that needs a header")                             \
     X(malformed_dropped, "truncated or malformed packets of a service")                          \
+    X(chain_dropped, "IPv6 datagrams to a service address with the UDP header out of reach")     \
     X(grow_failed, "datagrams the kernel could not grow or shift")                               \
     X(mtu_dropped, "datagrams that would exceed the egress MTU with the header")                 \
     X(gso_dropped, "GSO trains that would have shared one header")                               \

@@ -87,6 +87,7 @@ enum parse_result {
     PARSE_UDP,       /* a UDP datagram (or first fragment) with its ports */
     PARSE_OTHER,     /* not UDP, later fragment, or too short to tell: never touched */
     PARSE_MALFORMED, /* a UDP datagram whose IP/UDP lengths do not hold together */
+    PARSE_UNREACHED, /* IPv6 whose extension headers go on past what is walked */
 };
 
 static const __u8 v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -105,6 +106,12 @@ static __always_inline int bytes_equal(const __u8 *a, const __u8 *b, const int n
 static __always_inline void map_v4(__u8 out[16], __be32 addr) {
     __builtin_memcpy(out, v4_mapped_prefix, 12);
     __builtin_memcpy(out + 12, &addr, 4);
+}
+
+/* The IPv6 extension headers parse() walks to find UDP. */
+static __always_inline int is_ipv6_ext(__u8 nexthdr) {
+    return nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING || nexthdr == IPPROTO_DSTOPTS ||
+           nexthdr == IPPROTO_FRAGMENT;
 }
 
 /*
@@ -184,7 +191,7 @@ static __always_inline enum parse_result parse(struct __sk_buff *skb, struct pkt
                 break;
             __u8 *ext = data + off;
             if ((void *)(ext + 8) > data_end)
-                return PARSE_OTHER;
+                return off + 8 <= skb->len ? PARSE_UNREACHED : PARSE_OTHER;
             if (l4proto == IPPROTO_FRAGMENT) {
                 /* Fragment header: next, reserved, offset (13 bits) + flags, id. */
                 __u16 frag = bpf_ntohs(*(__be16 *)(ext + 2));
@@ -197,8 +204,10 @@ static __always_inline enum parse_result parse(struct __sk_buff *skb, struct pkt
             }
             l4proto = ext[0];
             if (off > MAX_HEADERS_LEN)
-                return PARSE_OTHER;
+                return PARSE_UNREACHED;
         }
+        if (is_ipv6_ext(l4proto))
+            return PARSE_UNREACHED;
         if (l4proto != IPPROTO_UDP)
             return PARSE_OTHER;
     } else {
@@ -206,10 +215,10 @@ static __always_inline enum parse_result parse(struct __sk_buff *skb, struct pkt
     }
 
     if (off > MAX_HEADERS_LEN)
-        return PARSE_OTHER;
+        return PARSE_UNREACHED;
     struct udphdr *udp = data + off;
     if ((void *)(udp + 1) > data_end)
-        return PARSE_OTHER;
+        return off + sizeof(*udp) <= skb->len ? PARSE_UNREACHED : PARSE_OTHER;
     p->l4_off = off;
     p->sport = udp->source;
     p->dport = udp->dest;
@@ -231,6 +240,13 @@ static __always_inline struct pp_service *lookup_service(const __u8 addr[16], __
     };
     __builtin_memcpy(key.addr, addr, 16);
     return bpf_map_lookup_elem(&services, &key);
+}
+
+/* Some UDP service listening on `addr`, whatever the port (see udp_addresses). */
+static __always_inline struct pp_service *lookup_address(const __u8 addr[16]) {
+    struct pp_address_key key = {.prefixlen = 128};
+    __builtin_memcpy(key.addr, addr, 16);
+    return bpf_map_lookup_elem(&udp_addresses, &key);
 }
 
 /* State of one payload move, shared with the bpf_loop() callback. */
@@ -293,7 +309,9 @@ static __always_inline int move_bytes(struct __sk_buff *skb, __u64 from, __u64 t
 static __always_inline int fix_lengths(struct __sk_buff *skb, const struct pkt *p, int diff,
                                        __s64 hdr_sum) {
     __u32 csum_off = p->l4_off + offsetof(struct udphdr, check);
-    __u64 mangled0 = p->ipv6 ? 0 : BPF_F_MARK_MANGLED_0; /* IPv4: checksum 0 stays 0 */
+    /* A result of 0 is sent as 0xFFFF (RFC 768; for IPv6 0 means no checksum, RFC 8200
+     * 8.1, and receivers drop it); an IPv4 "no checksum" 0 stays 0. */
+    __u64 mangled0 = BPF_F_MARK_MANGLED_0;
     __be16 old_ulen = bpf_htons(p->udp_len);
     __be16 new_ulen = bpf_htons(p->udp_len + diff);
 
@@ -399,7 +417,8 @@ int udp_ingress(struct __sk_buff *skb) {
     if (r == PARSE_OTHER)
         return TC_PASS;
 
-    struct pp_service *svc = lookup_service(p.daddr, p.dport);
+    struct pp_service *svc =
+        r == PARSE_UNREACHED ? lookup_address(p.daddr) : lookup_service(p.daddr, p.dport);
     if (!svc)
         return TC_PASS; /* not ours: untouched */
     struct pp_counters *c = counters_of(svc->id);
@@ -407,6 +426,11 @@ int udp_ingress(struct __sk_buff *skb) {
         return TC_PASS;
     c->seen++;
 
+    /* No port and no payload to check for a forged header: never passed, whatever on_error. */
+    if (r == PARSE_UNREACHED) {
+        c->chain_dropped++;
+        return TC_ACT_SHOT;
+    }
     if (r == PARSE_MALFORMED)
         return refuse(svc, c, &c->malformed_dropped);
     if (p.frag)
@@ -440,7 +464,7 @@ int udp_ingress(struct __sk_buff *skb) {
 
     __u8 hdr[56] = {};
     __u32 hlen = build_header(svc, &p, hdr);
-    __u32 mtu = 0;
+    __u32 mtu = p.l3_end - p.l3_off; /* the IP packet: tags and padding do not count */
     if (bpf_check_mtu(skb, 0, &mtu, hlen, 0) != BPF_MTU_CHK_RET_SUCCESS)
         return refuse(svc, c, &c->mtu_dropped);
     if (p.udp_len + hlen > 0xFFFF)
@@ -485,8 +509,8 @@ SEC("tc")
 int udp_egress(struct __sk_buff *skb) {
     struct pkt p = {};
     enum parse_result r = parse(skb, &p);
-    if (r == PARSE_OTHER)
-        return TC_PASS;
+    if (r == PARSE_OTHER || r == PARSE_UNREACHED)
+        return TC_PASS; /* a reply hides no client address: at worst it shows the client its own */
 
     struct pp_service *svc = lookup_service(p.saddr, p.sport);
     if (!svc || svc->header != PP_HDR_SPP)

@@ -14,6 +14,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <vector>
 #include <stdexcept>
 
 #include "core/bpf_error.hpp"
@@ -26,12 +27,15 @@
 namespace ppinject {
 namespace {
 
-struct KeyLess {
-    bool operator()(const pp_service_key &a, const pp_service_key &b) const {
+// Map keys ordered by their bytes, as the kernel compares them.
+struct BytesLess {
+    template <typename Key>
+    bool operator()(const Key &a, const Key &b) const {
         return std::memcmp(&a, &b, sizeof a) < 0;
     }
 };
-using ServiceEntries = std::map<pp_service_key, pp_service, KeyLess>;
+template <typename Key>
+using Entries = std::map<Key, pp_service, BytesLess>;
 
 std::uint32_t prog_id(const bpf_program *prog) {
     bpf_prog_info info{};
@@ -67,7 +71,12 @@ long lock_holder(const std::string &path) {
     return 0;
 }
 
-// Every (key, value) the services map must hold for `cfg`.
+// Every (key, value) the services and udp_addresses maps must hold for `cfg`.
+struct ServiceEntries {
+    Entries<pp_service_key> services;
+    Entries<pp_address_key> udp_addresses;
+};
+
 ServiceEntries service_entries(const Config &cfg) {
     ServiceEntries out;
     for (const auto &svc : cfg.services) {
@@ -81,15 +90,45 @@ ServiceEntries service_entries(const Config &cfg) {
         v.on_error = svc.on_error == OnError::pass ? PP_ON_ERROR_PASS : PP_ON_ERROR_DROP;
         v.flags = svc.transparent ? PP_SVC_TRANSPARENT : 0;
         std::strncpy(v.name, svc.name.c_str(), sizeof v.name - 1);
-        std::uint8_t proto = svc.protocol == Protocol::udp ? IPPROTO_UDP : IPPROTO_TCP;
+        bool udp = svc.protocol == Protocol::udp;
         for (const auto &l : svc.listen) {
             for (unsigned port = l.port_first; port <= l.port_last; port++) {
-                out[make_service_key(proto, l.addr, l.prefix_len,
-                                     static_cast<std::uint16_t>(port))] = v;
+                out.services[make_service_key(udp ? IPPROTO_UDP : IPPROTO_TCP, l.addr, l.prefix_len,
+                                              static_cast<std::uint16_t>(port))] = v;
+            }
+            if (udp) {
+                // Several services on one prefix: the first one's counters count its drops.
+                out.udp_addresses.emplace(make_address_key(l.addr, l.prefix_len), v);
             }
         }
     }
     return out;
+}
+
+// Makes the map behind `fd` hold exactly `want`.
+template <typename Key>
+void sync_map(int fd, const char *name, const Entries<Key> &want) {
+    for (const auto &[key, value] : want) {
+        if (bpf_map_update_elem(fd, &key, &value, BPF_ANY) != 0) {
+            throw std::runtime_error(bpf_error(std::string("update ") + name + " map", -errno));
+        }
+    }
+    std::vector<Key> stale;
+    Key key{}, next{};
+    Key *prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        if (!want.count(next)) {
+            stale.push_back(next);
+        }
+        key = next;
+        prev = &key;
+    }
+    for (const auto &k : stale) {
+        if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT) {
+            throw std::runtime_error(
+                bpf_error(std::string("delete from ") + name + " map", -errno));
+        }
+    }
 }
 
 // Interfaces the UDP services name -> whether an SPP service needs the egress program.
@@ -154,8 +193,13 @@ Datapath::Datapath(const Config &cfg, LogFn log) : root_(cfg.global.bpffs), log_
         }
 
         // Adopt the maps an earlier run pinned, when they fit.
-        bpf_map *maps[] = {udp_->maps.services, udp_->maps.counters, udp_->maps.udp_flows,
-                           udp_->maps.attachments};
+        std::vector<bpf_map *> maps;
+        for (auto name : kPinnedMaps) {
+            maps.push_back(bpf_object__find_map_by_name(udp_->obj, std::string(name).c_str()));
+            if (!maps.back()) {
+                throw std::runtime_error("BPF object udp has no map " + std::string(name));
+            }
+        }
         std::set<std::string> adopted;
         for (bpf_map *map : maps) {
             std::string path = pin_path(root_, bpf_map__name(map));
@@ -215,27 +259,11 @@ void Datapath::apply(const Config &cfg) {
 }
 
 void Datapath::sync_services(const Config &cfg) {
-    int fd = bpf_map__fd(udp_->maps.services);
     ServiceEntries want = service_entries(cfg);
-    for (const auto &[key, value] : want) {
-        if (bpf_map_update_elem(fd, &key, &value, BPF_ANY) != 0) {
-            throw std::runtime_error(bpf_error("update services map", -errno));
-        }
-    }
-    // Keys no service wants any more.
-    std::vector<pp_service_key> stale;
-    pp_service_key key{}, next{};
-    pp_service_key *prev = nullptr;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-        if (!want.count(next)) {
-            stale.push_back(next);
-        }
-        key = next;
-        prev = &key;
-    }
-    for (const auto &k : stale) {
-        bpf_map_delete_elem(fd, &k);
-    }
+    // Addresses first: a new service's datagrams with unreachable ports are refused from the
+    // moment its ports are served.
+    sync_map(bpf_map__fd(udp_->maps.udp_addresses), "udp_addresses", want.udp_addresses);
+    sync_map(bpf_map__fd(udp_->maps.services), "services", want.services);
 }
 
 void Datapath::sync_interfaces(const Config &cfg) {

@@ -10,8 +10,8 @@
 namespace ppinject {
 
 // Names of the maps ppinject pins under its pin root (also their file names there).
-inline constexpr std::array<std::string_view, 4> kPinnedMaps = {"services", "counters", "udp_flows",
-                                                                "attachments"};
+inline constexpr std::array<std::string_view, 5> kPinnedMaps = {
+    "services", "udp_addresses", "counters", "udp_flows", "attachments"};
 
 // Names of ppinject's TC programs; a filter at ppinject's handle and priority running one
 // of these is ppinject's own.

@@ -14,4 +14,7 @@ namespace ppinject {
 pp_service_key make_service_key(std::uint8_t protocol, const IpAddress &addr, unsigned prefix_len,
                                 std::uint16_t port);
 
+// Key of the `udp_addresses` LPM trie: the same address prefix, without protocol and port.
+pp_address_key make_address_key(const IpAddress &addr, unsigned prefix_len);
+
 }  // namespace ppinject
