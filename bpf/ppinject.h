@@ -129,18 +129,59 @@ struct pp_attachment {
     X(spoof_dropped, "client datagrams already starting with a PROXY v2 signature or SPP magic") \
     X(frag_dropped, "IP fragments of a service that needs a header")                             \
     X(malformed_dropped, "truncated or malformed packets of a service")                          \
-    X(chain_dropped, "IPv6 datagrams to a service address with the UDP header out of reach")     \
     X(grow_failed, "datagrams the kernel could not grow or shift")                               \
     X(mtu_dropped, "datagrams that would exceed the egress MTU with the header")                 \
     X(gso_dropped, "GSO trains that would have shared one header")                               \
     X(error_passed, "datagrams passed bare because the service says on_error = pass")            \
     X(spp_reply_stripped, "replies whose SPP header matched and was removed")                    \
-    X(spp_reply_dropped, "replies with a missing or mismatching SPP header")
+    X(spp_reply_dropped, "replies with a missing or mismatching SPP header")                     \
+    X(chain_dropped, "IPv6 datagrams to a service address with the UDP header out of reach")
 
 #define PP_COUNTER_FIELD(name, help) __u64 name;
 struct pp_counters {
     PP_COUNTER_LIST(PP_COUNTER_FIELD)
 };
 #undef PP_COUNTER_FIELD
+
+/*
+ * TCP. tcp_listen: sockmap of the daemon's listening sockets for transparent services,
+ * slot PP_TCP_LISTEN_SLOT(id, ipv6); the sk_lookup program hands new connections for a
+ * service's addresses and ports to them. tcp_socks: sockhash of spliced sockets keyed by
+ * socket cookie; tcp_peers: for each of them, the cookie of the socket its bytes go to.
+ */
+#define PP_TCP_LISTEN_SLOT(id, ipv6) ((id)*2 + ((ipv6) ? 1 : 0))
+#define PP_TCP_LISTEN_SLOTS (PP_MAX_SERVICES * 2)
+#define PP_MAX_TCP_SOCKS 131072 /* two per spliced connection */
+
+struct pp_tcp_peer {
+    __u64 peer_cookie; /* where this socket's bytes are redirected */
+    __u64 redirected;  /* bytes the verdict handed to the peer: the daemon shuts the peer's
+                          write side after a FIN only once all of them were written */
+    __u32 service_id;
+    __u8 to_backend; /* 1: this is the client's socket */
+    __u8 pad0[3];
+};
+
+/*
+ * tcp_stats: array indexed by service id, memory-mapped by the daemon, which updates it
+ * with atomic adds; the sockmap verdict program adds the bytes it redirects. Shown by
+ * status, --json and metrics next to the per-CPU counters, under these names.
+ */
+#define PP_TCP_STAT_LIST(X)                                                                     \
+    X(tcp_accepted, "TCP connections accepted")                                                 \
+    X(tcp_active, "TCP connections open now (a gauge)")                                         \
+    X(tcp_backend_failed, "backend connects that failed or timed out (the next one was tried)") \
+    X(tcp_no_backend, "connections reset because no backend could be reached")                  \
+    X(tcp_header_bytes, "PROXY header bytes written to backends")                               \
+    X(tcp_bytes_to_backend, "payload bytes relayed from clients to backends")                   \
+    X(tcp_bytes_to_client, "payload bytes relayed from backends to clients")                    \
+    X(tcp_resets, "resets propagated from one side to the other")                               \
+    X(tcp_idle_closed, "connections closed after the idle timeout")
+
+#define PP_TCP_STAT_FIELD(name, help) __u64 name;
+struct pp_tcp_stats {
+    PP_TCP_STAT_LIST(PP_TCP_STAT_FIELD)
+};
+#undef PP_TCP_STAT_FIELD
 
 #endif /* PPINJECT_H */

@@ -1,4 +1,5 @@
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include "core/bpf_error.hpp"
 #include "core/config.hpp"
 #include "core/datapath.hpp"
+#include "tcp/server.hpp"
 
 namespace ppinject::cli {
 namespace {
@@ -35,6 +37,13 @@ int run(const RunOptions &opts) {
     set_libbpf_logger([](std::string_view line) { log_line("libbpf: " + std::string(line)); },
                       opts.verbose);
 
+    // Two sockets per TCP connection: take every descriptor the hard limit allows.
+    rlimit files{};
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
+    }
+
     // Signals are taken synchronously by sigwait() below; block them before anything starts.
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -43,14 +52,9 @@ int run(const RunOptions &opts) {
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
-    for (const auto &svc : cfg.services) {
-        if (svc.protocol == Protocol::tcp) {
-            log_line("service '" + svc.name +
-                     "' (tcp) is not served: the TCP data path is not in this build yet");
-        }
-    }
     try {
         Datapath dp(cfg, log_line);
+        tcp::Server tcp(cfg, dp.tcp_maps(), log_line);
         log_line("running: " + std::to_string(cfg.services.size()) + " services, maps pinned at " +
                  dp.pin_root() + "; SIGHUP reloads, SIGINT/SIGTERM detaches");
         for (;;) {
@@ -69,6 +73,7 @@ int run(const RunOptions &opts) {
                     next.global.bpffs = cfg.global.bpffs;
                     next.global.udp_max_flows = cfg.global.udp_max_flows;
                 }
+                tcp.apply(next);  // opens new listeners first: may fail with nothing changed
                 dp.apply(next);
                 cfg = std::move(next);
                 log_line("reloaded " + opts.config + ": " + std::to_string(cfg.services.size()) +

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #include "core/pins.hpp"
 #include "core/service_key.hpp"
 #include "core/tc.hpp"
+#include "tcp.skel.h"
 #include "udp.skel.h"
 
 namespace ppinject {
@@ -166,6 +168,80 @@ std::string incompatibility(int fd, const bpf_map *map) {
 void Datapath::SkelDeleter::operator()(udp_bpf *s) const {
     udp_bpf::destroy(s);
 }
+void Datapath::SkelDeleter::operator()(tcp_bpf *s) const {
+    tcp_bpf::destroy(s);
+}
+void Datapath::SkelDeleter::operator()(bpf_link *l) const {
+    bpf_link__destroy(l);
+}
+
+// The TCP object shares the UDP object's maps of the same name (services, counters...),
+// and brings its own: sockets live and die with this run, so they are pinned fresh.
+void Datapath::load_tcp() {
+    tcp_.reset(tcp_bpf::open());
+    if (!tcp_) {
+        throw std::runtime_error(bpf_error("open BPF object tcp", -errno));
+    }
+    bpf_map *map;
+    bpf_object__for_each_map(map, tcp_->obj) {
+        const bpf_map *shared = bpf_object__find_map_by_name(udp_->obj, bpf_map__name(map));
+        if (!shared) {
+            continue;
+        }
+        int err = bpf_map__reuse_fd(map, bpf_map__fd(shared));
+        if (err) {
+            throw std::runtime_error(
+                bpf_error(std::string("share map ") + bpf_map__name(map) + " with tcp", err));
+        }
+    }
+    int err = tcp_bpf::load(tcp_.get());
+    if (err) {
+        throw std::runtime_error(bpf_error("load TCP programs (verifier log above)", err));
+    }
+    for (auto name : kPinnedTcpMaps) {
+        std::string path = pin_path(root_, name);
+        unlink(path.c_str());  // a killed run's: its sockets are gone
+        bpf_map *m = bpf_object__find_map_by_name(tcp_->obj, std::string(name).c_str());
+        if (!m) {
+            throw std::runtime_error("BPF object tcp has no map " + std::string(name));
+        }
+        err = bpf_map__pin(m, path.c_str());
+        if (err) {
+            throw std::runtime_error(bpf_error("pin " + path, err));
+        }
+    }
+
+    tcp_maps_.listen = bpf_map__fd(tcp_->maps.tcp_listen);
+    tcp_maps_.socks = bpf_map__fd(tcp_->maps.tcp_socks);
+    tcp_maps_.targets = bpf_map__fd(tcp_->maps.tcp_targets);
+    tcp_maps_.peers = bpf_map__fd(tcp_->maps.tcp_peers);
+    stats_len_ = sizeof(pp_tcp_stats) * PP_MAX_SERVICES;
+    void *stats = mmap(nullptr, stats_len_, PROT_READ | PROT_WRITE, MAP_SHARED,
+                       bpf_map__fd(tcp_->maps.tcp_stats), 0);
+    if (stats == MAP_FAILED) {
+        throw std::runtime_error(std::string("mmap tcp_stats: ") + std::strerror(errno));
+    }
+    tcp_maps_.stats = static_cast<pp_tcp_stats *>(stats);
+
+    err = bpf_prog_attach(bpf_program__fd(tcp_->progs.splice_verdict), tcp_maps_.socks,
+                          BPF_SK_SKB_STREAM_VERDICT, 0);
+    if (err) {
+        throw std::runtime_error(
+            bpf_error("attach sk_skb stream verdict to tcp_socks (sockmap support)", -errno));
+    }
+    int netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (netns < 0) {
+        throw std::runtime_error(std::string("open /proc/self/ns/net: ") + std::strerror(errno));
+    }
+    bpf_link *link = bpf_program__attach_netns(tcp_->progs.steer_tcp, netns);
+    int attach_err = link ? 0 : -errno;
+    close(netns);
+    steer_link_.reset(link);
+    if (!link) {
+        throw std::runtime_error(
+            bpf_error("attach sk_lookup program to this network namespace", attach_err));
+    }
+}
 
 Datapath::Datapath(const Config &cfg, LogFn log) : root_(cfg.global.bpffs), log_(std::move(log)) {
     prepare_pin_root(root_);
@@ -237,9 +313,11 @@ Datapath::Datapath(const Config &cfg, LogFn log) : root_(cfg.global.bpffs), log_
                 throw std::runtime_error(bpf_error("pin " + path, err));
             }
         }
+        load_tcp();
         apply(cfg);
     } catch (...) {
         // Nothing half-attached: remove whatever this run or a leftover put in place.
+        release_tcp();
         detach_all(root_, log_);
         udp_.reset();
         close(lock_fd_);
@@ -247,7 +325,17 @@ Datapath::Datapath(const Config &cfg, LogFn log) : root_(cfg.global.bpffs), log_
     }
 }
 
+void Datapath::release_tcp() {
+    steer_link_.reset();
+    if (tcp_maps_.stats) {
+        munmap(tcp_maps_.stats, stats_len_);
+        tcp_maps_.stats = nullptr;
+    }
+    tcp_.reset();  // the verdict program goes with the last reference to tcp_socks
+}
+
 Datapath::~Datapath() {
+    release_tcp();
     detach_all(root_, log_);
     udp_.reset();
     close(lock_fd_);

@@ -11,6 +11,9 @@
 #include "core/config.hpp"
 
 struct udp_bpf;
+struct tcp_bpf;
+struct bpf_link;
+struct pp_tcp_stats;
 
 namespace ppinject {
 
@@ -36,7 +39,20 @@ class Datapath {
 
     const std::string &pin_root() const { return root_; }
 
+    // The TCP maps the acceptor fills: listening sockets by PP_TCP_LISTEN_SLOT, spliced
+    // sockets and their peers by cookie, and tcp_stats mapped into this process.
+    struct TcpMaps {
+        int listen = -1;
+        int socks = -1;    // with the verdict program
+        int targets = -1;  // the same sockets, as redirect targets
+        int peers = -1;
+        pp_tcp_stats *stats = nullptr;  // PP_MAX_SERVICES entries, by service id
+    };
+    const TcpMaps &tcp_maps() const { return tcp_maps_; }
+
   private:
+    void load_tcp();
+    void release_tcp();
     void sync_services(const Config &cfg);
     void sync_interfaces(const Config &cfg);
 
@@ -44,8 +60,14 @@ class Datapath {
     LogFn log_;
     struct SkelDeleter {
         void operator()(udp_bpf *s) const;
+        void operator()(tcp_bpf *s) const;
+        void operator()(bpf_link *l) const;
     };
     std::unique_ptr<udp_bpf, SkelDeleter> udp_;
+    std::unique_ptr<tcp_bpf, SkelDeleter> tcp_;
+    std::unique_ptr<bpf_link, SkelDeleter> steer_link_;  // sk_lookup on this netns
+    TcpMaps tcp_maps_;
+    std::size_t stats_len_ = 0;  // bytes of the tcp_stats mapping
     int lock_fd_ = -1;
 };
 

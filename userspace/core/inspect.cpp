@@ -157,6 +157,20 @@ std::string on_error_name(std::uint8_t mode) {
     return mode == PP_ON_ERROR_PASS ? "pass" : "drop";
 }
 
+std::vector<std::pair<std::string_view, std::uint64_t>> counters_of(const ServiceView &svc) {
+    std::vector<std::pair<std::string_view, std::uint64_t>> out;
+    if (svc.protocol == IPPROTO_TCP) {
+        for (const auto &info : kTcpStats) {
+            out.emplace_back(info.name, counter_value(svc.tcp, info));
+        }
+    } else {
+        for (const auto &info : kCounters) {
+            out.emplace_back(info.name, counter_value(svc.counters, info));
+        }
+    }
+    return out;
+}
+
 Snapshot read_snapshot(const std::string &root) {
     PinnedMap services(root, "services"), counters(root, "counters"), flows(root, "udp_flows"),
         attachments(root, "attachments");
@@ -170,11 +184,18 @@ Snapshot read_snapshot(const std::string &root) {
             view.protocol = k.protocol;
             keys.push_back(k);
         });
+    int tcp_stats = bpf_obj_get(pin_path(root, "tcp_stats").c_str());  // absent: no TCP yet
     for (auto &[id, entry] : by_id) {
         auto &[view, keys] = entry;
         view.listen = fold_listen(std::move(keys));
         view.counters = sum_counters(counters.fd(), id);
+        if (tcp_stats >= 0) {
+            bpf_map_lookup_elem(tcp_stats, &id, &view.tcp);
+        }
         s.services.push_back(std::move(view));
+    }
+    if (tcp_stats >= 0) {
+        close(tcp_stats);
     }
 
     attachments.for_each<std::uint32_t, pp_attachment>(
@@ -224,13 +245,18 @@ std::string render_text(const Snapshot &s) {
         if (svc.protocol == IPPROTO_UDP && v.header == PP_HDR_V2) {
             mode += " " + udp_header_name(v.udp_header);
         }
-        out += fmt::format("service {} (id {}): {} {}, on_error {}\n", name_of(v), v.id,
-                           protocol_name(svc.protocol), mode, on_error_name(v.on_error));
+        if (svc.protocol == IPPROTO_UDP) {
+            mode += ", on_error " + on_error_name(v.on_error);
+        } else if (v.flags & PP_SVC_TRANSPARENT) {
+            mode += ", transparent";
+        }
+        out += fmt::format("service {} (id {}): {} {}\n", name_of(v), v.id,
+                           protocol_name(svc.protocol), mode);
         for (const auto &l : svc.listen) {
             out += fmt::format("  listen  {}\n", l);
         }
-        for (const auto &info : kCounters) {
-            out += fmt::format("  {:<20} {}\n", info.name, counter_value(svc.counters, info));
+        for (const auto &[name, value] : counters_of(svc)) {
+            out += fmt::format("  {:<20} {}\n", name, value);
         }
     }
     for (const auto &a : s.attachments) {
@@ -249,8 +275,8 @@ nlohmann::json to_json(const Snapshot &s) {
     for (const auto &svc : s.services) {
         const pp_service &v = svc.value;
         nlohmann::json counters = nlohmann::json::object();
-        for (const auto &info : kCounters) {
-            counters[std::string(info.name)] = counter_value(svc.counters, info);
+        for (const auto &[name, value] : counters_of(svc)) {
+            counters[std::string(name)] = value;
         }
         nlohmann::json js = {{"id", v.id},
                              {"name", name_of(v)},

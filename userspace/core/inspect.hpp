@@ -19,8 +19,13 @@ struct ServiceView {
     pp_service value{};
     std::uint8_t protocol = 0;
     std::vector<std::string> listen;
-    pp_counters counters{};
+    pp_counters counters{};  // UDP services
+    pp_tcp_stats tcp{};      // TCP services (zero when no run pinned tcp_stats)
 };
+
+// A service's counters by name: kCounters for UDP, kTcpStats for TCP services. The one
+// list status, --json and metrics show.
+std::vector<std::pair<std::string_view, std::uint64_t>> counters_of(const ServiceView &svc);
 
 // An interface with ppinject's filters on it.
 struct AttachmentView {

@@ -32,8 +32,16 @@ inline constexpr std::array kCounters = {PP_COUNTER_LIST(PP_COUNTER_INFO)};
 
 static_assert(sizeof(pp_counters) == kCounters.size() * sizeof(std::uint64_t));
 
-// Value of counter `info` in one pp_counters.
-inline std::uint64_t counter_value(const pp_counters &c, const CounterInfo &info) {
+#define PP_TCP_STAT_INFO(field, text) CounterInfo{#field, text, offsetof(pp_tcp_stats, field)},
+inline constexpr std::array kTcpStats = {PP_TCP_STAT_LIST(PP_TCP_STAT_INFO)};
+#undef PP_TCP_STAT_INFO
+
+static_assert(sizeof(pp_tcp_stats) == kTcpStats.size() * sizeof(std::uint64_t));
+static_assert(sizeof(pp_tcp_peer) == 24 && offsetof(pp_tcp_peer, service_id) == 16);
+
+// Value of counter `info` in one pp_counters or pp_tcp_stats.
+template <typename Counters>
+std::uint64_t counter_value(const Counters &c, const CounterInfo &info) {
     std::uint64_t v;
     __builtin_memcpy(&v, reinterpret_cast<const char *>(&c) + info.offset, sizeof v);
     return v;

@@ -137,7 +137,9 @@ int detach_all(const std::string &root, const std::function<void(const std::stri
     }
 
     // 3. Pins, then the pin root if nothing else is in it.
-    for (auto name : kPinnedMaps) {
+    std::vector<std::string_view> names(kPinnedMaps.begin(), kPinnedMaps.end());
+    names.insert(names.end(), kPinnedTcpMaps.begin(), kPinnedTcpMaps.end());
+    for (auto name : names) {
         std::string path = pin_path(root, name);
         if (unlink(path.c_str()) == 0) {
             log("unpinned " + path);

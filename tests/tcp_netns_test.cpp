@@ -1,0 +1,397 @@
+// TCP data path with real connections through real network namespaces, once per relay
+// mode (sockmap, splice, copy).
+//
+//   client ns                 front ns (ppinject run)                 backend ns
+//   c0 192.0.2.2/24  ------  f0 192.0.2.1/24                ------  b0 198.51.100.2/24
+//      2001:db8:1::2/64         2001:db8:1::1/64    f1 198.51.100.1/24    2001:db8:2::2/64
+//                               local routes for 203.0.113.0/24 and 2001:db8:3::/64
+//
+// "plain" (v1) listens on the front's own addresses; "steered" (v2) gets every connection
+// to 203.0.113.0/24 and 2001:db8:3::/64 ports 7100-7101 through sk_lookup, and its first
+// backend is dead; "dead" has no live backend at all. The backend is this test process,
+// with sockets opened inside the backend namespace, so it checks each byte it gets.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "codec/proxy.hpp"
+#include "support/netns.hpp"
+#include "support/privileges.hpp"
+#include "support/process.hpp"
+
+namespace {
+
+using ppinject::Endpoint;
+using pptest::Netns;
+namespace proxy = ppinject::proxy;
+
+constexpr int kIoTimeoutMs = 10000;
+
+Endpoint ep(const char *text) {
+    return *Endpoint::parse(text);
+}
+
+// A socket closed on scope exit.
+struct Sock {
+    int fd = -1;
+    Sock() = default;
+    explicit Sock(int f) : fd(f) {}
+    Sock(Sock &&o) noexcept : fd(o.fd) { o.fd = -1; }
+    Sock &operator=(Sock &&o) noexcept {
+        std::swap(fd, o.fd);
+        return *this;
+    }
+    ~Sock() {
+        if (fd >= 0) {
+            close(fd);
+        }
+    }
+};
+
+void set_timeouts(int fd) {
+    timeval tv{kIoTimeoutMs / 1000, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+Endpoint local_of(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len);
+    return *Endpoint::from_sockaddr(reinterpret_cast<sockaddr *>(&ss));
+}
+
+void send_all(int fd, const std::string &data) {
+    std::size_t off = 0;
+    while (off < data.size()) {
+        ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+        ASSERT_GT(n, 0) << std::strerror(errno);
+        off += static_cast<std::size_t>(n);
+    }
+}
+
+// Reads until EOF (or `limit` bytes); `err` gets errno of a failed read.
+std::string read_to_eof(int fd, int *err = nullptr, std::size_t limit = SIZE_MAX) {
+    std::string out;
+    char buf[65536];
+    while (out.size() < limit) {
+        ssize_t n = recv(fd, buf, std::min(sizeof buf, limit - out.size()), 0);
+        if (n <= 0) {
+            if (err) {
+                *err = n < 0 ? errno : 0;
+            }
+            break;
+        }
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    return out;
+}
+
+// Reads exactly `n` bytes (fewer on EOF or error).
+std::string read_exactly(int fd, std::size_t n) {
+    return read_to_eof(fd, nullptr, n);
+}
+
+std::string random_bytes(std::size_t n, unsigned seed) {
+    std::mt19937 gen(seed);
+    std::string s(n, '\0');
+    for (auto &c : s) {
+        c = static_cast<char>(gen());
+    }
+    return s;
+}
+
+class TcpNetns : public ::testing::TestWithParam<const char *> {
+  protected:
+    void SetUp() override {
+        PP_REQUIRE_ROOT();
+        rlimit rl{8192, 8192};
+        setrlimit(RLIMIT_NOFILE, &rl);  // 1,000 connections: both ends live in this process
+        client_ = std::make_unique<Netns>("tclient");
+        front_ = std::make_unique<Netns>("tfront");
+        backend_ = std::make_unique<Netns>("tbackend");
+        pptest::veth(*client_, "c0", {"192.0.2.2/24", "2001:db8:1::2/64"}, *front_, "f0",
+                     {"192.0.2.1/24", "2001:db8:1::1/64"});
+        pptest::veth(*front_, "f1", {"198.51.100.1/24", "2001:db8:2::1/64"}, *backend_, "b0",
+                     {"198.51.100.2/24", "2001:db8:2::2/64"});
+        client_->exec(
+            "ip route add default via 192.0.2.1 && ip -6 route add default via 2001:db8:1::1");
+        backend_->exec(
+            "ip route add default via 198.51.100.1 && ip -6 route add default via "
+            "2001:db8:2::1");
+        // Addresses the front answers for without configuring each one (sk_lookup needs
+        // the packets delivered locally).
+        front_->exec(
+            "ip route add local 203.0.113.0/24 dev lo && ip -6 route add local "
+            "2001:db8:3::/64 dev lo");
+
+        for (const char *addr : {"198.51.100.2:9000", "[2001:db8:2::2]:9000"}) {
+            Endpoint at = ep(addr);
+            Sock s(backend_->socket(at.addr.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM));
+            int one = 1;
+            setsockopt(s.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            sockaddr_storage ss{};
+            socklen_t len = at.to_sockaddr(ss);
+            ASSERT_EQ(bind(s.fd, reinterpret_cast<sockaddr *>(&ss), len), 0) << addr;
+            ASSERT_EQ(listen(s.fd, 2048), 0);
+            (at.addr.is_v4() ? backend4_ : backend6_) = std::move(s);
+        }
+
+        std::string mode = GetParam();
+        pin_root_ = "/sys/fs/bpf/ppt" + std::to_string(getpid()) + "-tcp";
+        config_path_ = "/tmp/ppt" + std::to_string(getpid()) + "-tcp.toml";
+        std::ofstream(config_path_) << "[global]\nbpffs = \"" << pin_root_ << "\"\n"
+                                    << R"(
+[[service]]
+name = "plain"
+protocol = "tcp"
+listen = ["192.0.2.1:7000", "[2001:db8:1::1]:7000"]
+backends = ["198.51.100.2:9000"]
+header = "v1"
+splice = ")" << mode << R"("
+
+[[service]]
+name = "steered"
+protocol = "tcp"
+listen = ["203.0.113.0/24:7100-7101", "[2001:db8:3::/64]:7100"]
+transparent = true
+backends = ["198.51.100.2:9999", "[2001:db8:2::2]:9000"]
+header = "v2"
+splice = ")" << mode << R"("
+connect_timeout = "2s"
+
+[[service]]
+name = "dead"
+protocol = "tcp"
+listen = "192.0.2.1:7200"
+backends = ["198.51.100.2:9998", "[2001:db8:2::2]:9998"]
+header = "v2"
+splice = ")" << mode << R"("
+)";
+        daemon_ = std::make_unique<pptest::Child>(
+            std::vector<std::string>{"nsenter", "--net=/run/netns/" + front_->name(),
+                                     pptest::ppinject_binary(), "run", "--config", config_path_});
+        ASSERT_TRUE(daemon_->wait_for_output("running")) << daemon_->log();
+    }
+
+    void TearDown() override {
+        if (daemon_) {
+            EXPECT_EQ(daemon_->stop(SIGTERM), 0) << daemon_->log();
+            EXPECT_FALSE(std::filesystem::exists(pin_root_));
+        }
+        daemon_.reset();
+        unlink(config_path_.c_str());
+        std::filesystem::remove_all(pin_root_);
+        backend4_ = Sock();
+        backend6_ = Sock();
+        backend_.reset();
+        front_.reset();
+        client_.reset();
+    }
+
+    // A connected client socket in the client namespace.
+    Sock dial(const Endpoint &to) {
+        Sock s(client_->socket(to.addr.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM));
+        set_timeouts(s.fd);
+        sockaddr_storage ss{};
+        socklen_t len = to.to_sockaddr(ss);
+        EXPECT_EQ(connect(s.fd, reinterpret_cast<sockaddr *>(&ss), len), 0)
+            << to.to_string() << ": " << std::strerror(errno);
+        return s;
+    }
+
+    // The next connection the backend accepts (on its IPv4 or IPv6 address).
+    Sock accept_backend(bool v4) {
+        int l = v4 ? backend4_.fd : backend6_.fd;
+        pollfd p{l, POLLIN, 0};
+        if (poll(&p, 1, kIoTimeoutMs) != 1) {
+            ADD_FAILURE() << "no connection reached the backend";
+            return Sock();
+        }
+        Sock s(accept4(l, nullptr, nullptr, SOCK_CLOEXEC));
+        set_timeouts(s.fd);
+        return s;
+    }
+
+    // Reads the PROXY header at the start of a backend connection.
+    proxy::AnyHeader read_header(int fd) {
+        std::string got;
+        proxy::AnyHeader h;
+        for (;;) {
+            char c;
+            if (recv(fd, &c, 1, 0) != 1) {  // byte by byte: nothing past the header
+                ADD_FAILURE() << "connection ended inside the header";
+                return h;
+            }
+            got.push_back(c);
+            auto st = proxy::decode_any(
+                {reinterpret_cast<const std::uint8_t *>(got.data()), got.size()}, h);
+            if (st.ok()) {
+                return h;
+            }
+            if (st.error != proxy::Error::need_more) {
+                ADD_FAILURE() << "bad header: " << proxy::describe(st);
+                return h;
+            }
+        }
+    }
+
+    // One request/response exchange: checks the header names `client` -> `dialled`.
+    void exchange(const Endpoint &to, bool backend_v4) {
+        SCOPED_TRACE("to " + to.to_string());
+        Sock c = dial(to);
+        Endpoint client = local_of(c.fd);
+        send_all(c.fd, "ping");
+        Sock b = accept_backend(backend_v4);
+        proxy::AnyHeader h = read_header(b.fd);
+        if (h.kind == proxy::Kind::v1) {
+            EXPECT_EQ(h.v1.source, client);
+            EXPECT_EQ(h.v1.destination, to);
+        } else {
+            ASSERT_EQ(h.kind, proxy::Kind::v2);
+            EXPECT_EQ(h.v2.command, proxy::Command::proxy);
+            EXPECT_EQ(h.v2.source, client);
+            EXPECT_EQ(h.v2.destination, to);
+        }
+        EXPECT_EQ(read_exactly(b.fd, 4), "ping");
+        send_all(b.fd, "pong");
+        EXPECT_EQ(read_exactly(c.fd, 4), "pong");
+    }
+
+    std::string status_json() {
+        auto r = pptest::run_process(
+            {pptest::ppinject_binary(), "status", "--json", "--bpffs", pin_root_});
+        return r.out;
+    }
+
+    std::unique_ptr<Netns> client_, front_, backend_;
+    Sock backend4_, backend6_;
+    std::unique_ptr<pptest::Child> daemon_;
+    std::string pin_root_, config_path_;
+};
+
+TEST_P(TcpNetns, HeadersNameTheClientOnEveryFamilyAndMode) {
+    exchange(ep("192.0.2.1:7000"), true);        // plain, v1, TCP4
+    exchange(ep("[2001:db8:1::1]:7000"), true);  // IPv6 client, IPv4 backend: TCP6
+    exchange(ep("203.0.113.77:7100"), false);    // steered: any address of the prefix
+    exchange(ep("203.0.113.200:7101"), false);   // and any port of the range
+    exchange(ep("[2001:db8:3::1234]:7100"), false);
+}
+
+TEST_P(TcpNetns, LargeTransfersAreByteExactBothWaysWithHalfClose) {
+    const std::string up = random_bytes(8 << 20, 1), down = random_bytes(8 << 20, 2);
+    Sock c = dial(ep("203.0.113.5:7100"));
+    std::thread sender([&] {
+        send_all(c.fd, up);
+        shutdown(c.fd, SHUT_WR);  // half-close: the response must still arrive in full
+    });
+    Sock b = accept_backend(false);
+    read_header(b.fd);
+    std::string got_up = read_to_eof(b.fd);  // the client's FIN arrives after every byte
+    sender.join();
+    EXPECT_EQ(got_up.size(), up.size());
+    EXPECT_TRUE(got_up == up) << "client -> backend bytes differ";
+    std::thread responder([&] {
+        send_all(b.fd, down);
+        shutdown(b.fd, SHUT_WR);
+    });
+    std::string got_down = read_to_eof(c.fd);
+    responder.join();
+    EXPECT_EQ(got_down.size(), down.size());
+    EXPECT_TRUE(got_down == down) << "backend -> client bytes differ";
+}
+
+TEST_P(TcpNetns, BackendThatSpeaksFirstAndClientThatSendsEarly) {
+    Sock c = dial(ep("192.0.2.1:7000"));
+    send_all(c.fd, "early ");  // before the backend connection exists
+    Sock b = accept_backend(true);
+    send_all(b.fd, "220 banner\r\n");  // before reading anything
+    EXPECT_EQ(read_exactly(c.fd, 12), "220 banner\r\n");
+    send_all(c.fd, "late");
+    read_header(b.fd);
+    EXPECT_EQ(read_exactly(b.fd, 10), "early late");
+}
+
+TEST_P(TcpNetns, ResetsPassThroughBothWays) {
+    for (bool backend_resets : {true, false}) {
+        SCOPED_TRACE(backend_resets ? "backend resets" : "client resets");
+        Sock c = dial(ep("192.0.2.1:7000"));
+        send_all(c.fd, "x");
+        Sock b = accept_backend(true);
+        read_header(b.fd);
+        EXPECT_EQ(read_exactly(b.fd, 1), "x");
+        linger l{1, 0};
+        Sock &resetter = backend_resets ? b : c;
+        Sock &other = backend_resets ? c : b;
+        setsockopt(resetter.fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        resetter = Sock();
+        int err = 0;
+        EXPECT_EQ(read_to_eof(other.fd, &err), "");
+        EXPECT_EQ(err, ECONNRESET) << std::strerror(err);
+    }
+}
+
+TEST_P(TcpNetns, DeadBackendIsSkippedAndNoBackendMeansReset) {
+    // steered's first backend refuses: every connection still reaches the live one.
+    for (int i = 0; i < 4; i++) {
+        exchange(ep("203.0.113.9:7100"), false);
+    }
+    Sock c = dial(ep("192.0.2.1:7200"));
+    int err = 0;
+    EXPECT_EQ(read_to_eof(c.fd, &err), "");
+    EXPECT_EQ(err, ECONNRESET) << std::strerror(err);
+    std::string js = status_json();
+    EXPECT_NE(js.find("\"tcp_no_backend\": 1"), std::string::npos) << js;
+    EXPECT_NE(js.find("\"tcp_backend_failed\""), std::string::npos) << js;
+}
+
+TEST_P(TcpNetns, AThousandConcurrentConnections) {
+    constexpr int kConns = 1000;
+    std::vector<Sock> clients, backends;
+    std::vector<Endpoint> names;
+    for (int i = 0; i < kConns; i++) {
+        clients.push_back(dial(ep("203.0.113.50:7101")));
+        names.push_back(local_of(clients.back().fd));
+        send_all(clients.back().fd, std::to_string(i) + "\n");
+    }
+    std::map<std::string, int> seen;  // client endpoint -> index from its first line
+    for (int i = 0; i < kConns; i++) {
+        backends.push_back(accept_backend(false));
+        if (backends.back().fd < 0) {
+            FAIL() << "only " << i << " connections arrived";
+        }
+        proxy::AnyHeader h = read_header(backends.back().fd);
+        std::string line;
+        char ch;
+        while (recv(backends.back().fd, &ch, 1, 0) == 1 && ch != '\n') {
+            line.push_back(ch);
+        }
+        seen[h.v2.source.to_string()] = std::stoi(line);
+        send_all(backends.back().fd, line + "\n");
+    }
+    ASSERT_EQ(seen.size(), static_cast<std::size_t>(kConns));
+    for (int i = 0; i < kConns; i++) {
+        EXPECT_EQ(seen[names[i].to_string()], i);  // each header names its own client
+        std::string want = std::to_string(i) + "\n";
+        EXPECT_EQ(read_exactly(clients[i].fd, want.size()), want);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, TcpNetns, ::testing::Values("sockmap", "splice", "copy"),
+                         [](const auto &info) { return std::string(info.param); });
+
+}  // namespace

@@ -1,0 +1,70 @@
+#include "tcp/header.hpp"
+
+namespace ppinject::tcp {
+namespace {
+
+constexpr std::size_t kTlvHeader = 3;  // type, 16-bit length
+constexpr std::size_t kMaxSni = 255;   // a DNS name, RFC 1035
+
+std::span<const std::uint8_t> bytes(std::string_view s) {
+    return {reinterpret_cast<const std::uint8_t *>(s.data()), s.size()};
+}
+
+}  // namespace
+
+std::size_t max_header_len(const Service &svc) {
+    if (svc.header == HeaderMode::v1) {
+        return proxy::kV1MaxLen;
+    }
+    const TlvConfig &t = svc.tlv;
+    std::size_t n = proxy::kV2Inet6Len;
+    if (t.unique_id) {
+        n += kTlvHeader + 16;
+    }
+    if (t.crc32c) {
+        n += kTlvHeader + 4;
+    }
+    if (t.authority_from_sni) {
+        n += kTlvHeader + kMaxSni;
+    } else if (!t.authority.empty()) {
+        n += kTlvHeader + t.authority.size();
+    }
+    if (!t.netns.empty()) {
+        n += kTlvHeader + t.netns.size();
+    }
+    for (const auto &[type, value] : t.custom) {
+        n += kTlvHeader + value.size();
+    }
+    return n;
+}
+
+proxy::Error build_header(const Service &svc, const ConnectionFacts &facts,
+                          std::span<std::uint8_t> out, std::size_t &written) {
+    if (svc.header == HeaderMode::v1) {
+        return proxy::encode_v1(out, facts.client, facts.dialled, written);
+    }
+    const TlvConfig &t = svc.tlv;
+    proxy::V2Writer w(out);
+    w.begin(proxy::Command::proxy, proxy::Transport::stream, facts.client, facts.dialled);
+    if (t.unique_id) {
+        w.add_unique_id(facts.unique_id);
+    }
+    if (t.authority_from_sni) {
+        if (!facts.sni.empty() && facts.sni.size() <= kMaxSni) {
+            w.add_authority(facts.sni);
+        }
+    } else if (!t.authority.empty()) {
+        w.add_authority(t.authority);
+    }
+    if (!t.netns.empty()) {
+        w.add_netns(t.netns);
+    }
+    for (const auto &[type, value] : t.custom) {
+        w.add_custom(type, bytes(value));
+    }
+    // A validated config has no TLV the writer refuses (types and lengths are checked
+    // there); running out of buffer is sticky in the writer, and finish() reports it.
+    return w.finish(t.crc32c, written);
+}
+
+}  // namespace ppinject::tcp

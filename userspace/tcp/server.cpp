@@ -1,0 +1,998 @@
+#include "tcp/server.hpp"
+
+#include <bpf/bpf.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "core/kernel.hpp"
+#include "tcp/header.hpp"
+#include "tcp/sni.hpp"
+
+namespace ppinject::tcp {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::uint64_t kListenerToken = 1ull << 63;
+constexpr std::uint64_t kWakeToken = 1ull << 62;
+constexpr int kClient = 0;
+constexpr int kBackend = 1;
+constexpr std::uint32_t kIn = EPOLLIN, kOut = EPOLLOUT, kRdHup = EPOLLRDHUP, kEt = EPOLLET;
+constexpr std::size_t kCopyBuffer = 64 * 1024;
+constexpr std::size_t kSniPeek = 4096;  // a ClientHello's server_name comes early
+constexpr auto kSniWait = std::chrono::milliseconds(1000);
+constexpr auto kTick = std::chrono::milliseconds(5);  // drains and deadlines pending
+constexpr auto kIdleScan = std::chrono::seconds(1);
+
+std::string errno_text(const std::string &what, int err) {
+    return what + ": " + std::strerror(err);
+}
+
+int sock_error(int fd) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    return err;
+}
+
+bool is_reset(int err) {
+    return err == ECONNRESET || err == ETIMEDOUT;
+}
+
+// Closes `fd` so that its peer sees a reset rather than a FIN.
+void close_with_reset(int fd) {
+    linger l{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(fd);
+}
+
+std::uint64_t cookie_of(int fd) {
+    std::uint64_t c = 0;
+    socklen_t len = sizeof c;
+    getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c, &len);
+    return c;
+}
+
+// Bytes the application wrote into `fd` so far, as the kernel counts them: acknowledged
+// plus still queued. Only differences of it are used (it may count the SYN).
+std::uint64_t written_bytes(int fd) {
+    tcp_info ti{};
+    socklen_t len = sizeof ti;
+    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len);
+    int outq = 0;
+    ioctl(fd, SIOCOUTQ, &outq);
+    return ti.tcpi_bytes_acked + static_cast<std::uint64_t>(outq);
+}
+
+}  // namespace
+
+// A service as the workers see it; replaced, never changed, on reload.
+struct ServiceRt {
+    Service cfg;
+    std::size_t max_header = 0;
+    mutable std::atomic<std::uint64_t> next_backend{0};  // round-robin position
+};
+
+// One direction of a relayed connection in splice or copy mode.
+struct Pump {
+    int pipe[2] = {-1, -1};             // splice: kernel buffer between the sockets
+    std::vector<std::uint8_t> buf;      // copy
+    std::size_t pending = 0, head = 0;  // bytes held (copy: buf[head, head + pending))
+    bool eof = false;                   // the source sent FIN
+    bool shut = false;                  // FIN passed on
+};
+
+struct Conn {
+    bool used = false;
+    int fd[2] = {-1, -1};
+    std::shared_ptr<const ServiceRt> svc;
+    enum class State { connecting, writing_header, spliced, pumping } state = State::connecting;
+    ConnectionFacts facts;
+    std::size_t backend = 0;  // index of the backend tried now
+    std::size_t tried = 0;
+    Clock::time_point deadline;  // connect timeout, then SNI wait
+    bool connected = false;
+    bool sni_pending = false;
+    std::string sni;
+    std::vector<std::uint8_t> header;
+    std::size_t header_len = 0, header_off = 0;
+    // sockmap mode
+    std::uint64_t cookie[2] = {0, 0};
+    std::uint64_t base_written[2] = {0, 0};  // written_bytes() of each when spliced
+    bool fin[2] = {false, false};            // side i sent FIN
+    bool shut[2] = {false, false};           // write side of i shut down by us
+    std::uint64_t last_redirected[2] = {0, 0};
+    // splice / copy mode
+    Pump pump[2];  // pump[i]: from side i to the other
+    Clock::time_point last_active;
+};
+
+class Worker {
+  public:
+    Worker(const Datapath::TcpMaps &maps, LogFn log) : maps_(maps), log_(std::move(log)) {
+        ep_ = epoll_create1(EPOLL_CLOEXEC);
+        wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (ep_ < 0 || wake_ < 0) {
+            throw std::runtime_error(errno_text("tcp worker: epoll/eventfd", errno));
+        }
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = kWakeToken;
+        epoll_ctl(ep_, EPOLL_CTL_ADD, wake_, &ev);
+        thread_ = std::thread([this] { run(); });
+    }
+
+    ~Worker() {
+        post([](Worker &w) { w.stopping_ = true; });
+        thread_.join();
+        for (auto &[fd, l] : listeners_) {
+            close(fd);
+        }
+        for (std::size_t i = 0; i < conns_.size(); i++) {
+            if (conns_[i].used) {
+                finish(static_cast<std::uint32_t>(i), false);
+            }
+        }
+        close(wake_);
+        close(ep_);
+    }
+
+    // Runs `cmd` on the worker's thread.
+    void post(std::function<void(Worker &)> cmd) {
+        {
+            std::lock_guard lock(mu_);
+            commands_.push_back(std::move(cmd));
+        }
+        std::uint64_t one = 1;
+        if (write(wake_, &one, sizeof one) < 0) {
+            // The counter cannot overflow with this few posts; nothing to do.
+        }
+    }
+
+    void add_listener(int fd, std::shared_ptr<const ServiceRt> svc) {
+        listeners_[fd] = std::move(svc);
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = kListenerToken | static_cast<std::uint32_t>(fd);
+        epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
+    }
+    void set_service(int fd, std::shared_ptr<const ServiceRt> svc) { listeners_[fd] = svc; }
+    void remove_listener(int fd) {
+        epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);
+        listeners_.erase(fd);
+        close(fd);
+    }
+
+  private:
+    void run();
+    void accept_from(int lfd, const std::shared_ptr<const ServiceRt> &svc);
+    void start_connect(std::uint32_t id);
+    void on_event(std::uint32_t id, int side, std::uint32_t events);
+    void on_connected(std::uint32_t id);
+    void peek_sni(std::uint32_t id);
+    void maybe_send_header(std::uint32_t id);
+    void send_header(std::uint32_t id);
+    void start_relay(std::uint32_t id);
+    void splice_in_kernel(std::uint32_t id);
+    void on_spliced_event(std::uint32_t id, int side, std::uint32_t events);
+    bool try_pass_fin(std::uint32_t id, int side);
+    void run_pumps(std::uint32_t id);
+    int run_pump(Conn &c, int from);
+    void tick();
+    void finish(std::uint32_t id, bool reset_client, int reset_side = -1);
+    void arm(std::uint32_t id, int side, std::uint32_t events, bool add = false);
+    pp_tcp_stats *stats(const Conn &c) { return &maps_.stats[c.svc->cfg.id]; }
+    void count(const Conn &c, __u64 pp_tcp_stats::*field, std::int64_t n = 1) {
+        std::atomic_ref<__u64>(stats(c)->*field).fetch_add(static_cast<__u64>(n));
+    }
+    void random_id(std::array<std::uint8_t, 16> &out);
+
+    Datapath::TcpMaps maps_;
+    LogFn log_;
+    int ep_ = -1, wake_ = -1;
+    std::thread thread_;
+    std::mutex mu_;
+    std::vector<std::function<void(Worker &)>> commands_;
+    bool stopping_ = false;
+    std::map<int, std::shared_ptr<const ServiceRt>> listeners_;
+    std::vector<Conn> conns_;
+    std::vector<std::uint32_t> free_;
+    std::vector<std::uint32_t> watched_;  // connections with a deadline or a pending FIN
+    Clock::time_point next_idle_scan_ = Clock::now() + kIdleScan;
+    std::array<std::uint8_t, 4096> random_{};
+    std::size_t random_left_ = 0;
+};
+
+void Worker::random_id(std::array<std::uint8_t, 16> &out) {
+    if (random_left_ < out.size()) {
+        std::size_t got = 0;
+        while (got < random_.size()) {
+            ssize_t n = getrandom(random_.data() + got, random_.size() - got, 0);
+            if (n > 0) {
+                got += static_cast<std::size_t>(n);
+            }
+        }
+        random_left_ = random_.size();
+    }
+    random_left_ -= out.size();
+    std::memcpy(out.data(), random_.data() + random_left_, out.size());
+}
+
+void Worker::arm(std::uint32_t id, int side, std::uint32_t events, bool add) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.u64 = static_cast<std::uint64_t>(id) << 1 | static_cast<std::uint64_t>(side);
+    epoll_ctl(ep_, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, conns_[id].fd[side], &ev);
+}
+
+void Worker::run() {
+    std::array<epoll_event, 256> events;
+    while (!stopping_) {
+        int timeout = watched_.empty() ? 1000 : static_cast<int>(kTick.count());
+        int n = epoll_wait(ep_, events.data(), static_cast<int>(events.size()), timeout);
+        for (int i = 0; i < n; i++) {
+            std::uint64_t token = events[i].data.u64;
+            if (token == kWakeToken) {
+                std::uint64_t v;
+                if (read(wake_, &v, sizeof v) < 0) {
+                    // EAGAIN: another wake-up already drained it.
+                }
+                std::vector<std::function<void(Worker &)>> cmds;
+                {
+                    std::lock_guard lock(mu_);
+                    cmds.swap(commands_);
+                }
+                for (auto &cmd : cmds) {
+                    cmd(*this);
+                }
+            } else if (token & kListenerToken) {
+                int fd = static_cast<int>(token & 0xFFFFFFFFu);
+                auto it = listeners_.find(fd);
+                if (it != listeners_.end()) {
+                    accept_from(fd, it->second);
+                }
+            } else {
+                auto id = static_cast<std::uint32_t>(token >> 1);
+                if (id < conns_.size() && conns_[id].used) {
+                    on_event(id, static_cast<int>(token & 1), events[i].events);
+                }
+            }
+        }
+        tick();
+    }
+}
+
+void Worker::accept_from(int lfd, const std::shared_ptr<const ServiceRt> &svc) {
+    for (int burst = 0; burst < 64; burst++) {
+        sockaddr_storage peer{};
+        socklen_t plen = sizeof peer;
+        int fd =
+            accept4(lfd, reinterpret_cast<sockaddr *>(&peer), &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+                log_(errno_text("tcp: accept on service '" + svc->cfg.name + "'", errno));
+            }
+            return;
+        }
+        sockaddr_storage local{};
+        socklen_t llen = sizeof local;
+        getsockname(fd, reinterpret_cast<sockaddr *>(&local), &llen);
+        auto client = Endpoint::from_sockaddr(reinterpret_cast<sockaddr *>(&peer));
+        auto dialled = Endpoint::from_sockaddr(reinterpret_cast<sockaddr *>(&local));
+        if (!client || !dialled) {
+            close(fd);
+            continue;
+        }
+        std::uint32_t id;
+        if (!free_.empty()) {
+            id = free_.back();
+            free_.pop_back();
+        } else {
+            id = static_cast<std::uint32_t>(conns_.size());
+            conns_.emplace_back();
+        }
+        Conn &c = conns_[id];
+        c.used = true;
+        c.fd[kClient] = fd;
+        c.fd[kBackend] = -1;
+        c.svc = svc;
+        c.state = Conn::State::connecting;
+        c.facts.client = *client;
+        c.facts.dialled = *dialled;
+        c.connected = false;
+        c.tried = 0;
+        c.backend =
+            static_cast<std::size_t>(svc->next_backend.fetch_add(1) % svc->cfg.backends.size());
+        c.sni_pending = svc->cfg.tlv.authority_from_sni && svc->cfg.header == HeaderMode::v2;
+        c.sni.clear();
+        c.facts.sni = {};
+        c.header_len = c.header_off = 0;
+        for (int s : {kClient, kBackend}) {
+            c.cookie[s] = c.base_written[s] = c.last_redirected[s] = 0;
+            c.fin[s] = c.shut[s] = false;
+            c.pump[s].pending = c.pump[s].head = 0;
+            c.pump[s].eof = c.pump[s].shut = false;
+        }
+        c.last_active = Clock::now();
+        count(c, &pp_tcp_stats::tcp_accepted);
+        count(c, &pp_tcp_stats::tcp_active);
+        // Client: a FIN or an error before the relay starts, and the ClientHello for SNI.
+        arm(id, kClient, kRdHup | (c.sni_pending ? kIn | kEt : 0u), true);
+        start_connect(id);
+    }
+}
+
+// Connects to c.backend, or the next one after a failure; resets the client when none is
+// left.
+void Worker::start_connect(std::uint32_t id) {
+    Conn &c = conns_[id];
+    const auto &backends = c.svc->cfg.backends;
+    while (c.tried < backends.size()) {
+        const Endpoint &b = backends[c.backend];
+        c.tried++;
+        sockaddr_storage ss{};
+        socklen_t len = b.to_sockaddr(ss);
+        int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd >= 0 &&
+            (connect(fd, reinterpret_cast<sockaddr *>(&ss), len) == 0 || errno == EINPROGRESS)) {
+            c.fd[kBackend] = fd;
+            c.deadline = Clock::now() + c.svc->cfg.connect_timeout;
+            arm(id, kBackend, EPOLLOUT, true);
+            watched_.push_back(id);
+            return;
+        }
+        if (fd >= 0) {
+            close(fd);
+        }
+        count(c, &pp_tcp_stats::tcp_backend_failed);
+        c.backend = (c.backend + 1) % backends.size();
+    }
+    count(c, &pp_tcp_stats::tcp_no_backend);
+    finish(id, true);
+}
+
+void Worker::on_event(std::uint32_t id, int side, std::uint32_t events) {
+    Conn &c = conns_[id];
+    switch (c.state) {
+        case Conn::State::connecting:
+            if (side == kBackend) {
+                int err = sock_error(c.fd[kBackend]);
+                if (err == 0 && (events & EPOLLOUT)) {
+                    on_connected(id);
+                } else if (err != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+                    epoll_ctl(ep_, EPOLL_CTL_DEL, c.fd[kBackend], nullptr);
+                    close(c.fd[kBackend]);
+                    c.fd[kBackend] = -1;
+                    count(c, &pp_tcp_stats::tcp_backend_failed);
+                    c.backend = (c.backend + 1) % c.svc->cfg.backends.size();
+                    start_connect(id);
+                }
+                return;
+            }
+            [[fallthrough]];
+        case Conn::State::writing_header:
+            if (side == kClient) {
+                if (events & EPOLLERR) {
+                    finish(id, false, is_reset(sock_error(c.fd[kClient])) ? kClient : -1);
+                    return;
+                }
+                if (events & EPOLLRDHUP) {
+                    c.fin[kClient] = true;  // passed on once the relay runs
+                    arm(id, kClient, c.sni_pending ? kIn | kEt : 0u);
+                }
+                if (c.sni_pending && (events & (EPOLLIN | EPOLLRDHUP))) {
+                    peek_sni(id);
+                }
+            } else if (events & EPOLLERR) {
+                finish(id, false, is_reset(sock_error(c.fd[kBackend])) ? kBackend : -1);
+            } else if (events & EPOLLOUT) {
+                send_header(id);
+            }
+            return;
+        case Conn::State::spliced:
+            on_spliced_event(id, side, events);
+            return;
+        case Conn::State::pumping:
+            run_pumps(id);
+            return;
+    }
+}
+
+void Worker::on_connected(std::uint32_t id) {
+    Conn &c = conns_[id];
+    c.connected = true;
+    arm(id, kBackend, 0);
+    if (c.sni_pending) {
+        c.deadline = Clock::now() + kSniWait;  // a client that says nothing first
+    }
+    maybe_send_header(id);
+}
+
+void Worker::peek_sni(std::uint32_t id) {
+    Conn &c = conns_[id];
+    std::array<std::uint8_t, kSniPeek> buf;
+    ssize_t n = recv(c.fd[kClient], buf.data(), buf.size(), MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        return;
+    }
+    SniResult r = find_sni(std::span(buf.data(), n > 0 ? static_cast<std::size_t>(n) : 0));
+    if (r.kind == SniResult::need_more && n > 0 && static_cast<std::size_t>(n) < buf.size() &&
+        !c.fin[kClient]) {
+        return;
+    }
+    if (r.kind == SniResult::found) {
+        c.sni.assign(r.name);
+    }
+    c.sni_pending = false;
+    arm(id, kClient, c.fin[kClient] ? 0u : kRdHup);
+    maybe_send_header(id);
+}
+
+void Worker::maybe_send_header(std::uint32_t id) {
+    Conn &c = conns_[id];
+    if (!c.connected || c.sni_pending) {
+        return;
+    }
+    if (c.header.size() < c.svc->max_header) {
+        c.header.resize(c.svc->max_header);
+    }
+    c.facts.sni = c.sni;
+    if (c.svc->cfg.tlv.unique_id) {
+        random_id(c.facts.unique_id);
+    }
+    if (build_header(c.svc->cfg, c.facts, c.header, c.header_len) != proxy::Error::ok) {
+        log_("tcp: cannot build the header of service '" + c.svc->cfg.name + "'");
+        finish(id, true);
+        return;
+    }
+    c.header_off = 0;
+    c.state = Conn::State::writing_header;
+    send_header(id);
+}
+
+void Worker::send_header(std::uint32_t id) {
+    Conn &c = conns_[id];
+    while (c.header_off < c.header_len) {
+        ssize_t n = send(c.fd[kBackend], c.header.data() + c.header_off,
+                         c.header_len - c.header_off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN) {
+                arm(id, kBackend, EPOLLOUT);
+                return;
+            }
+            if (errno == EINTR) {
+                continue;
+            }
+            finish(id, false, is_reset(errno) ? kBackend : -1);
+            return;
+        }
+        c.header_off += static_cast<std::size_t>(n);
+    }
+    count(c, &pp_tcp_stats::tcp_header_bytes, static_cast<std::int64_t>(c.header_len));
+    start_relay(id);
+}
+
+void Worker::start_relay(std::uint32_t id) {
+    Conn &c = conns_[id];
+    if (c.svc->cfg.splice == SpliceMode::sockmap) {
+        splice_in_kernel(id);
+        return;
+    }
+    c.state = Conn::State::pumping;
+    bool use_pipe = c.svc->cfg.splice == SpliceMode::splice;
+    for (int s : {kClient, kBackend}) {
+        Pump &p = c.pump[s];
+        p.eof = false;  // a FIN seen early is read as the end of the stream
+        if (use_pipe && p.pipe[0] < 0 && pipe2(p.pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+            log_(errno_text("tcp: pipe", errno));
+            finish(id, true);
+            return;
+        }
+        if (!use_pipe && p.buf.size() < kCopyBuffer) {
+            p.buf.resize(kCopyBuffer);
+        }
+        arm(id, s, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+    }
+    run_pumps(id);
+}
+
+// Both sockets into the sockmap; from here the kernel moves the bytes.
+void Worker::splice_in_kernel(std::uint32_t id) {
+    Conn &c = conns_[id];
+    for (int s : {kClient, kBackend}) {
+        c.cookie[s] = cookie_of(c.fd[s]);
+        c.base_written[s] = written_bytes(c.fd[s]);
+    }
+    bool ok = true;
+    for (int s : {kClient, kBackend}) {  // targets first: a redirect must find its peer
+        std::uint64_t fd = static_cast<std::uint64_t>(c.fd[s]);
+        ok = ok && bpf_map_update_elem(maps_.targets, &c.cookie[s], &fd, BPF_NOEXIST) == 0;
+    }
+    for (int s : {kClient, kBackend}) {
+        pp_tcp_peer peer{};
+        peer.peer_cookie = c.cookie[1 - s];
+        peer.service_id = c.svc->cfg.id;
+        peer.to_backend = s == kClient;
+        ok = ok && bpf_map_update_elem(maps_.peers, &c.cookie[s], &peer, BPF_NOEXIST) == 0;
+    }
+    for (int s : {kClient, kBackend}) {
+        std::uint64_t fd = static_cast<std::uint64_t>(c.fd[s]);
+        ok = ok && bpf_map_update_elem(maps_.socks, &c.cookie[s], &fd, BPF_NOEXIST) == 0;
+    }
+    if (!ok) {
+        log_(errno_text("tcp: add sockets to the sockmap", errno));
+        finish(id, true);
+        return;
+    }
+    // Bytes queued before a socket joined the map are redirected once the receive low
+    // watermark is set again.
+    int one = 1;
+    for (int s : {kClient, kBackend}) {
+        setsockopt(c.fd[s], SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+    }
+    c.state = Conn::State::spliced;
+    c.last_active = Clock::now();
+    for (int s : {kClient, kBackend}) {
+        arm(id, s, c.fin[s] ? 0u : kRdHup);
+        if (c.fin[s]) {
+            try_pass_fin(id, s);
+        }
+    }
+}
+
+// Side `side` sent FIN: once every byte it sent has been written to the other socket,
+// shut that socket's write side. True when done; else tick() tries again.
+bool Worker::try_pass_fin(std::uint32_t id, int side) {
+    Conn &c = conns_[id];
+    int other = 1 - side;
+    if (c.shut[other]) {
+        return true;
+    }
+    pp_tcp_peer peer{};
+    if (bpf_map_lookup_elem(maps_.peers, &c.cookie[side], &peer) != 0) {
+        return true;
+    }
+    std::uint64_t written = written_bytes(c.fd[other]) - c.base_written[other];
+    if (written < peer.redirected) {
+        if (std::find(watched_.begin(), watched_.end(), id) == watched_.end()) {
+            watched_.push_back(id);
+        }
+        return false;
+    }
+    shutdown(c.fd[other], SHUT_WR);
+    c.shut[other] = true;
+    if (c.shut[kClient] && c.shut[kBackend]) {
+        finish(id, false);
+    }
+    return true;
+}
+
+void Worker::on_spliced_event(std::uint32_t id, int side, std::uint32_t events) {
+    Conn &c = conns_[id];
+    if (events & EPOLLERR) {
+        int err = sock_error(c.fd[side]);
+        if (is_reset(err)) {
+            finish(id, false, side);
+            return;
+        }
+        // EPIPE and the like right after a shutdown we passed on: not a reset.
+    }
+    if ((events & (EPOLLRDHUP | EPOLLHUP)) && !c.fin[side]) {
+        c.fin[side] = true;
+        arm(id, side, 0);
+        try_pass_fin(id, side);
+    }
+}
+
+// Moves what it can from side `from` to the other. Returns 0, or an errno that ends the
+// connection.
+int Worker::run_pump(Conn &c, int from) {
+    Pump &p = c.pump[from];
+    int src = c.fd[from], dst = c.fd[1 - from];
+    bool use_pipe = p.pipe[0] >= 0;
+    for (;;) {
+        if (p.pending > 0) {
+            ssize_t n = use_pipe ? splice(p.pipe[0], nullptr, dst, nullptr, p.pending,
+                                          SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+                                 : send(dst, p.buf.data() + p.head, p.pending, MSG_NOSIGNAL);
+            if (n < 0) {
+                return errno == EAGAIN ? 0 : errno == EINTR ? 0 : errno;
+            }
+            p.pending -= static_cast<std::size_t>(n);
+            p.head += static_cast<std::size_t>(n);
+            count(c,
+                  from == kClient ? &pp_tcp_stats::tcp_bytes_to_backend
+                                  : &pp_tcp_stats::tcp_bytes_to_client,
+                  n);
+            c.last_active = Clock::now();
+            continue;
+        }
+        if (p.eof) {
+            if (!p.shut) {
+                shutdown(dst, SHUT_WR);
+                p.shut = true;
+            }
+            return 0;
+        }
+        p.head = 0;
+        ssize_t n = use_pipe ? splice(src, nullptr, p.pipe[1], nullptr, kCopyBuffer,
+                                      SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+                             : recv(src, p.buf.data(), p.buf.size(), 0);
+        if (n < 0) {
+            return errno == EAGAIN || errno == EINTR ? 0 : errno;
+        }
+        if (n == 0) {
+            p.eof = true;
+            continue;
+        }
+        p.pending = static_cast<std::size_t>(n);
+    }
+}
+
+void Worker::run_pumps(std::uint32_t id) {
+    Conn &c = conns_[id];
+    for (int s : {kClient, kBackend}) {
+        int err = run_pump(c, s);
+        if (err == 0) {
+            continue;
+        }
+        // A reset of either socket is passed on as a reset; anything else closes both.
+        int reset_side = -1;
+        if (is_reset(err)) {
+            reset_side = sock_error(c.fd[s]) != 0 || err == ECONNRESET ? s : 1 - s;
+        }
+        finish(id, false, reset_side);
+        return;
+    }
+    if (c.pump[kClient].shut && c.pump[kBackend].shut) {
+        finish(id, false);
+    }
+}
+
+void Worker::tick() {
+    auto now = Clock::now();
+    std::vector<std::uint32_t> watched;
+    watched.swap(watched_);
+    for (std::uint32_t id : watched) {
+        Conn &c = conns_[id];
+        if (!c.used) {
+            continue;
+        }
+        if (c.state == Conn::State::connecting && now >= c.deadline) {
+            if (!c.connected) {  // connect timed out: the next backend
+                epoll_ctl(ep_, EPOLL_CTL_DEL, c.fd[kBackend], nullptr);
+                close(c.fd[kBackend]);
+                c.fd[kBackend] = -1;
+                count(c, &pp_tcp_stats::tcp_backend_failed);
+                c.backend = (c.backend + 1) % c.svc->cfg.backends.size();
+                start_connect(id);
+            } else {  // no ClientHello in time: a header without AUTHORITY
+                c.sni_pending = false;
+                arm(id, kClient, c.fin[kClient] ? 0u : kRdHup);
+                maybe_send_header(id);
+            }
+            continue;
+        }
+        if (c.state == Conn::State::connecting) {
+            watched_.push_back(id);
+        } else if (c.state == Conn::State::spliced) {
+            for (int s : {kClient, kBackend}) {
+                if (c.used && c.fin[s] && !c.shut[1 - s]) {
+                    try_pass_fin(id, s);
+                }
+            }
+        }
+    }
+    if (now < next_idle_scan_) {
+        return;
+    }
+    next_idle_scan_ = now + kIdleScan;
+    for (std::uint32_t id = 0; id < conns_.size(); id++) {
+        Conn &c = conns_[id];
+        if (!c.used || (c.state != Conn::State::spliced && c.state != Conn::State::pumping)) {
+            continue;
+        }
+        if (c.state == Conn::State::spliced) {
+            for (int s : {kClient, kBackend}) {
+                pp_tcp_peer peer{};
+                if (bpf_map_lookup_elem(maps_.peers, &c.cookie[s], &peer) == 0 &&
+                    peer.redirected != c.last_redirected[s]) {
+                    c.last_redirected[s] = peer.redirected;
+                    c.last_active = now;
+                }
+            }
+        }
+        if (now - c.last_active >= c.svc->cfg.idle_timeout) {
+            count(c, &pp_tcp_stats::tcp_idle_closed);
+            finish(id, false);
+        }
+    }
+}
+
+// Ends connection `id`: removes it from the maps and closes both sockets; the side that
+// was reset (if any) passes the reset on, and `reset_client` resets the client.
+void Worker::finish(std::uint32_t id, bool reset_client, int reset_side) {
+    Conn &c = conns_[id];
+    if (c.state == Conn::State::spliced) {
+        for (int s : {kClient, kBackend}) {  // peers first: the verdict then passes
+            bpf_map_delete_elem(maps_.peers, &c.cookie[s]);
+        }
+    }
+    if (reset_side >= 0) {
+        count(c, &pp_tcp_stats::tcp_resets);
+    }
+    for (int s : {kClient, kBackend}) {
+        if (c.fd[s] < 0) {
+            continue;
+        }
+        epoll_ctl(ep_, EPOLL_CTL_DEL, c.fd[s], nullptr);
+        bool reset = (s == kClient && reset_client) || (reset_side >= 0 && s != reset_side);
+        if (reset) {
+            close_with_reset(c.fd[s]);
+        } else {
+            close(c.fd[s]);  // also leaves tcp_socks and tcp_targets
+        }
+        c.fd[s] = -1;
+    }
+    count(c, &pp_tcp_stats::tcp_active, -1);
+    c.used = false;
+    c.svc.reset();
+    free_.push_back(id);
+}
+
+// ---- Server ------------------------------------------------------------------------------
+
+// A service's listening sockets: one per worker for each address it binds.
+struct Server::Listening {
+    std::shared_ptr<ServiceRt> rt;
+    std::vector<std::vector<int>> fds;  // [worker][n]
+    std::vector<std::uint32_t> slots;   // tcp_listen slots filled (transparent)
+};
+
+namespace {
+
+// Where a service's sockets listen: the service's own addresses and ports, or for a
+// transparent service a loopback port per family that sk_lookup steers to.
+struct Bind {
+    Endpoint at;
+    bool dual_stack = false;
+    int slot = -1;  // tcp_listen slot for transparent services
+};
+
+std::vector<Bind> binds_of(const Service &svc) {
+    std::vector<Bind> out;
+    if (svc.transparent) {
+        bool v4 = false, v6 = false;
+        for (const auto &l : svc.listen) {
+            v4 = v4 || l.addr.is_v4() || l.dual_stack();
+            v6 = v6 || !l.addr.is_v4();
+        }
+        if (v4) {
+            out.push_back({*Endpoint::parse("127.0.0.1:0"), false,
+                           PP_TCP_LISTEN_SLOT(static_cast<int>(svc.id), 0)});
+        }
+        if (v6) {
+            out.push_back({*Endpoint::parse("[::1]:0"), false,
+                           PP_TCP_LISTEN_SLOT(static_cast<int>(svc.id), 1)});
+        }
+        return out;
+    }
+    for (const auto &l : svc.listen) {
+        for (unsigned port = l.port_first; port <= l.port_last; port++) {
+            out.push_back({Endpoint{l.addr, static_cast<std::uint16_t>(port)}, l.dual_stack()});
+        }
+    }
+    return out;
+}
+
+int open_listener(const Bind &b, std::uint16_t port, const std::string &svc_name) {
+    sockaddr_storage ss{};
+    Endpoint at = b.at;
+    at.port = port;
+    socklen_t len = at.to_sockaddr(ss);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        throw std::runtime_error(errno_text("tcp: socket for service '" + svc_name + "'", errno));
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (ss.ss_family == AF_INET6) {
+        int v6only = b.dual_stack ? 0 : 1;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+        setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof one);
+    } else {
+        setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one);
+    }
+    if (bind(fd, reinterpret_cast<sockaddr *>(&ss), len) != 0 || listen(fd, 4096) != 0) {
+        int err = errno;
+        close(fd);
+        throw std::runtime_error(errno_text(
+            "tcp: listen on " + at.to_string() + " for service '" + svc_name + "'", err));
+    }
+    return fd;
+}
+
+std::uint16_t bound_port(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len);
+    auto ep = Endpoint::from_sockaddr(reinterpret_cast<sockaddr *>(&ss));
+    return ep ? ep->port : 0;
+}
+
+// Same sockets serve `a` and `b`.
+bool same_listening(const Service &a, const Service &b) {
+    if (a.transparent != b.transparent || a.listen.size() != b.listen.size() || a.id != b.id) {
+        return false;
+    }
+    for (std::size_t i = 0; i < a.listen.size(); i++) {
+        if (to_string(a.listen[i]) != to_string(b.listen[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::shared_ptr<ServiceRt> runtime_of(const Service &svc) {
+    auto rt = std::make_shared<ServiceRt>();
+    rt->cfg = svc;
+    rt->max_header = max_header_len(svc);
+    return rt;
+}
+
+}  // namespace
+
+Server::Server(const Config &cfg, const Datapath::TcpMaps &maps, LogFn log, unsigned workers)
+    : maps_(maps), log_(std::move(log)) {
+    if (workers == 0) {
+        workers = std::max(1u, std::thread::hardware_concurrency());
+    }
+    for (unsigned i = 0; i < workers; i++) {
+        workers_.push_back(std::make_unique<Worker>(maps_, log_));
+    }
+    apply(cfg);
+}
+
+Server::~Server() {
+    for (auto &l : services_) {
+        close_service(*l);
+    }
+    workers_.clear();  // joins; each closes its connections
+}
+
+void Server::open_service(const Service &svc, Listening &out) {
+    out.fds.assign(workers_.size(), {});
+    try {
+        for (const Bind &b : binds_of(svc)) {
+            std::uint16_t port = b.at.port;
+            for (std::size_t w = 0; w < workers_.size(); w++) {
+                int fd = open_listener(b, port, svc.name);
+                out.fds[w].push_back(fd);
+                port = bound_port(fd);  // the others join the first one's port
+            }
+            if (b.slot >= 0) {
+                std::uint64_t fd = static_cast<std::uint64_t>(out.fds[0].back());
+                std::uint32_t slot = static_cast<std::uint32_t>(b.slot);
+                if (bpf_map_update_elem(maps_.listen, &slot, &fd, BPF_ANY) != 0) {
+                    throw std::runtime_error(
+                        errno_text("tcp: add listener of '" + svc.name + "' to tcp_listen", errno));
+                }
+                out.slots.push_back(slot);
+            }
+        }
+    } catch (...) {
+        close_service(out);
+        throw;
+    }
+}
+
+// Stops accepting (connections already accepted run on).
+void Server::close_service(Listening &l) {
+    for (std::uint32_t slot : l.slots) {
+        bpf_map_delete_elem(maps_.listen, &slot);
+    }
+    l.slots.clear();
+    for (std::size_t w = 0; w < l.fds.size(); w++) {
+        for (int fd : l.fds[w]) {
+            if (l.rt) {  // handed to the worker: it closes it
+                workers_[w]->post([fd](Worker &wk) { wk.remove_listener(fd); });
+            } else {
+                close(fd);
+            }
+        }
+    }
+    l.fds.clear();
+}
+
+void Server::apply(const Config &cfg) {
+    // Open what is new first: a failure then leaves the running set as it was.
+    std::vector<std::unique_ptr<Listening>> next;
+    std::vector<int> reuse;  // next[i] takes services_[reuse[i]]'s sockets, or -1
+    std::vector<bool> taken(services_.size(), false);
+    try {
+        for (const auto &svc : cfg.services) {
+            if (svc.protocol != Protocol::tcp) {
+                continue;
+            }
+            auto l = std::make_unique<Listening>();
+            int from = -1;
+            for (std::size_t i = 0; i < services_.size() && from < 0; i++) {
+                if (!taken[i] && same_listening(services_[i]->rt->cfg, svc)) {
+                    taken[i] = true;
+                    from = static_cast<int>(i);
+                }
+            }
+            if (from < 0) {
+                open_service(svc, *l);
+            }
+            l->rt = runtime_of(svc);
+            next.push_back(std::move(l));
+            reuse.push_back(from);
+        }
+    } catch (...) {
+        for (std::size_t i = 0; i < next.size(); i++) {
+            if (reuse[i] < 0) {
+                next[i]->rt.reset();  // not handed to the workers yet
+                close_service(*next[i]);
+            }
+        }
+        throw;
+    }
+    for (std::size_t i = 0; i < services_.size(); i++) {
+        if (!taken[i]) {
+            close_service(*services_[i]);
+        }
+    }
+    for (std::size_t i = 0; i < next.size(); i++) {
+        Listening &l = *next[i];
+        if (reuse[i] >= 0) {
+            Listening &old = *services_[static_cast<std::size_t>(reuse[i])];
+            l.fds = std::move(old.fds);
+            l.slots = std::move(old.slots);
+        }
+        bool fresh = reuse[i] < 0;
+        for (std::size_t w = 0; w < l.fds.size(); w++) {
+            std::shared_ptr<const ServiceRt> rt = l.rt;
+            workers_[w]->post([fds = l.fds[w], rt, fresh](Worker &wk) {
+                for (int fd : fds) {
+                    if (fresh) {
+                        wk.add_listener(fd, rt);
+                    } else {
+                        wk.set_service(fd, rt);
+                    }
+                }
+            });
+        }
+    }
+    services_ = std::move(next);
+    std::size_t n = services_.size();
+    if (n > 0) {
+        log_("tcp: serving " + std::to_string(n) + " service" + (n == 1 ? "" : "s") + " with " +
+             std::to_string(workers_.size()) + " workers");
+    }
+}
+
+}  // namespace ppinject::tcp

@@ -1,0 +1,47 @@
+// The TCP acceptor: worker threads, each with its own epoll and its own listening socket
+// per service (SO_REUSEPORT spreads connections over them). Per connection it connects to
+// a backend (round-robin, the next one on failure), writes the PROXY header, then relays
+// the payload: in the kernel with a sockmap (default), with splice(2) through a pipe, or
+// by copying. FIN becomes shutdown(SHUT_WR) on the other side, a reset becomes a reset.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "core/config.hpp"
+#include "core/datapath.hpp"
+
+namespace ppinject::tcp {
+
+class Worker;
+
+class Server {
+  public:
+    // Starts `workers` threads (0: one per CPU) serving the TCP services of `cfg`. Throws
+    // std::runtime_error naming what failed (a listen address in use, ...); then nothing is
+    // left listening.
+    Server(const Config &cfg, const Datapath::TcpMaps &maps, LogFn log, unsigned workers = 0);
+    // Stops accepting and closes every connection.
+    ~Server();
+    Server(const Server &) = delete;
+    Server &operator=(const Server &) = delete;
+
+    // Serves `cfg` from now on: services whose listening set is unchanged keep their
+    // sockets and established connections; new connections use the new settings
+    // (backends, header, TLVs). Removed services stop accepting; their established
+    // connections run on until they end. Throws if a new listener cannot be opened;
+    // then nothing changed.
+    void apply(const Config &cfg);
+
+  private:
+    struct Listening;
+    void open_service(const Service &svc, Listening &out);
+    void close_service(Listening &l);
+
+    Datapath::TcpMaps maps_;
+    LogFn log_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::vector<std::unique_ptr<Listening>> services_;
+};
+
+}  // namespace ppinject::tcp
