@@ -306,13 +306,31 @@ ServiceView service(const std::string &name, std::uint32_t id, std::uint8_t prot
     std::strncpy(v.value.name, name.c_str(), sizeof v.value.name - 1);
     v.value.id = id;
     v.protocol = protocol;
-    // Counter k of service id: id * 1000 + k, so a value names where it came from.
+    // Counter k of service id: id * 1000 + k (TCP: + 500), so a value names where it came
+    // from.
     for (std::size_t k = 0; k < kCounters.size(); k++) {
         std::uint64_t value = id * 1000 + k;
         std::memcpy(reinterpret_cast<char *>(&v.counters) + kCounters[k].offset, &value,
                     sizeof value);
     }
+    for (std::size_t k = 0; k < kTcpStats.size(); k++) {
+        std::uint64_t value = id * 1000 + 500 + k;
+        std::memcpy(reinterpret_cast<char *>(&v.tcp) + kTcpStats[k].offset, &value, sizeof value);
+    }
     return v;
+}
+
+// The family a counter is exported as: a gauge for tcp_active, else NAME_total.
+std::string family_of(std::string_view counter) {
+    return "ppinject_" + std::string(counter) + (counter == "tcp_active" ? "" : "_total");
+}
+
+std::size_t series_count(const Snapshot &s) {
+    std::size_t n = 0;
+    for (const auto &svc : s.services) {
+        n += counters_of(svc).size();
+    }
+    return n;
 }
 
 Snapshot sample_snapshot() {
@@ -330,21 +348,25 @@ TEST(MetricsRender, SnapshotParsesBackWithEveryCounterPerService) {
     std::string text = render_prometheus(s, {"1.2.3"});
     Exposition e = parse_exposition(text);
 
-    for (std::size_t k = 0; k < kCounters.size(); k++) {
-        std::string family = "ppinject_" + std::string(kCounters[k].name) + "_total";
-        ASSERT_EQ(e.type.count(family), 1u) << family;
-        EXPECT_EQ(e.type.at(family), "counter");
-        EXPECT_EQ(e.help.at(family), kCounters[k].help);
-        EXPECT_EQ(e.find(family).size(), s.services.size()) << family;
-        for (const auto &svc : s.services) {
-            std::string name = svc.value.name;
+    for (const auto &svc : s.services) {
+        std::string name = svc.value.name;
+        for (const auto &[counter, value] : counters_of(svc)) {
+            std::string family = family_of(counter);
+            ASSERT_EQ(e.type.count(family), 1u) << family;
+            EXPECT_EQ(e.type.at(family), counter == "tcp_active" ? "gauge" : "counter");
             auto got = e.find(family, {{"service", name}});
             ASSERT_EQ(got.size(), 1u) << family << " " << name;
             EXPECT_EQ(got[0].labels.size(), 3u);
             EXPECT_EQ(got[0].labels.at("id"), std::to_string(svc.value.id));
             EXPECT_EQ(got[0].labels.at("protocol"), protocol_name(svc.protocol));
-            EXPECT_EQ(got[0].value_text, std::to_string(svc.value.id * 1000 + k));
+            EXPECT_EQ(got[0].value_text, std::to_string(value));
         }
+    }
+    for (const auto &info : kCounters) {
+        EXPECT_EQ(e.help.at(family_of(info.name)), info.help);
+    }
+    for (const auto &info : kTcpStats) {
+        EXPECT_EQ(e.help.at(family_of(info.name)), info.help);
     }
     ASSERT_EQ(e.type.count("ppinject_udp_flows"), 1u);
     EXPECT_EQ(e.type.at("ppinject_udp_flows"), "gauge");
@@ -358,8 +380,8 @@ TEST(MetricsRender, SnapshotParsesBackWithEveryCounterPerService) {
     EXPECT_EQ(e.find("ppinject_build_info")[0].value_text, "1");
 
     // Nothing else: every family is one of those checked above.
-    EXPECT_EQ(e.type.size(), kCounters.size() + 3);
-    EXPECT_EQ(e.samples.size(), kCounters.size() * s.services.size() + 3);
+    EXPECT_EQ(e.type.size(), kCounters.size() + kTcpStats.size() + 3);
+    EXPECT_EQ(e.samples.size(), series_count(s) + 3);
 }
 
 // `status --json` and /metrics are two views of one Snapshot: same names, same numbers.
@@ -371,10 +393,10 @@ TEST(MetricsRender, SameNamesAndNumbersAsStatusJson) {
     for (const auto &svc : j["services"]) {
         ASSERT_FALSE(svc["counters"].empty());
         for (const auto &[name, value] : svc["counters"].items()) {
-            auto got = e.find("ppinject_" + name + "_total",
-                              {{"service", svc["name"].get<std::string>()},
-                               {"id", std::to_string(svc["id"].get<std::uint32_t>())},
-                               {"protocol", svc["protocol"].get<std::string>()}});
+            auto got =
+                e.find(family_of(name), {{"service", svc["name"].get<std::string>()},
+                                         {"id", std::to_string(svc["id"].get<std::uint32_t>())},
+                                         {"protocol", svc["protocol"].get<std::string>()}});
             ASSERT_EQ(got.size(), 1u) << name;
             EXPECT_EQ(got[0].value_text, std::to_string(value.get<std::uint64_t>()));
         }
@@ -387,7 +409,7 @@ TEST(MetricsRender, SameNamesAndNumbersAsStatusJson) {
 
 TEST(MetricsRender, EmptySnapshotIsStillValid) {
     Exposition e = parse_exposition(render_prometheus(Snapshot{}, {"0.1.0"}));
-    EXPECT_EQ(e.type.size(), kCounters.size() + 3);
+    EXPECT_EQ(e.type.size(), kCounters.size() + kTcpStats.size() + 3);
     EXPECT_EQ(e.samples.size(), 3u);  // flows, capacity, build info
 }
 
@@ -623,7 +645,7 @@ TEST(MetricsServer, RealBodyOverIpv6) {
     HttpResponse r = roundtrip(server.local_endpoint(), get("/metrics"));
     EXPECT_EQ(r.status, 200);
     Exposition e = parse_exposition(r.body);
-    EXPECT_EQ(e.samples.size(), kCounters.size() * snap.services.size() + 3);
+    EXPECT_EQ(e.samples.size(), series_count(snap) + 3);
     EXPECT_EQ(e.find("ppinject_build_info", {{"version", "9.9.9"}}).size(), 1u);
 }
 

@@ -5,11 +5,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 
 #include "cli/commands.hpp"
 #include "core/bpf_error.hpp"
 #include "core/config.hpp"
 #include "core/datapath.hpp"
+#include "core/inspect.hpp"
+#include "core/metrics.hpp"
+#include "core/metrics_server.hpp"
 #include "tcp/server.hpp"
 
 namespace ppinject::cli {
@@ -55,6 +59,16 @@ int run(const RunOptions &opts) {
     try {
         Datapath dp(cfg, log_line);
         tcp::Server tcp(cfg, dp.tcp_maps(), log_line);
+        // Each scrape reads the pinned maps, as `status` does; declared after dp, so the
+        // server stops before the data path detaches.
+        auto metrics_body = [root = dp.pin_root()] {
+            return render_prometheus(read_snapshot(root), BuildInfo{PPINJECT_VERSION});
+        };
+        std::unique_ptr<MetricsServer> metrics;
+        if (cfg.global.metrics) {
+            metrics = std::make_unique<MetricsServer>(*cfg.global.metrics, metrics_body);
+            log_line("metrics: http://" + metrics->local_endpoint().to_string() + "/metrics");
+        }
         log_line("running: " + std::to_string(cfg.services.size()) + " services, maps pinned at " +
                  dp.pin_root() + "; SIGHUP reloads, SIGINT/SIGTERM detaches");
         for (;;) {
@@ -73,8 +87,17 @@ int run(const RunOptions &opts) {
                     next.global.bpffs = cfg.global.bpffs;
                     next.global.udp_max_flows = cfg.global.udp_max_flows;
                 }
-                tcp.apply(next);  // opens new listeners first: may fail with nothing changed
+                // New listeners first: a failure there changes nothing.
+                std::unique_ptr<MetricsServer> fresh;
+                bool new_metrics = next.global.metrics != cfg.global.metrics;
+                if (new_metrics && next.global.metrics) {
+                    fresh = std::make_unique<MetricsServer>(*next.global.metrics, metrics_body);
+                }
+                tcp.apply(next);
                 dp.apply(next);
+                if (new_metrics) {
+                    metrics = std::move(fresh);
+                }
                 cfg = std::move(next);
                 log_line("reloaded " + opts.config + ": " + std::to_string(cfg.services.size()) +
                          " services");

@@ -1,6 +1,7 @@
 #include "core/metrics.hpp"
 
 #include <fmt/format.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <cmath>
@@ -166,17 +167,31 @@ std::string render_exposition(std::span<const MetricFamily> families) {
 
 std::vector<MetricFamily> snapshot_families(const Snapshot &s, const BuildInfo &build) {
     std::vector<MetricFamily> families;
-    families.reserve(kCounters.size() + 3);
-    for (const auto &info : kCounters) {
-        MetricFamily &f = families.emplace_back(fmt::format("ppinject_{}_total", info.name),
-                                                MetricType::counter, std::string(info.help));
-        for (const auto &svc : s.services) {
-            f.add({{"service", service_name(svc.value)},
-                   {"id", std::to_string(svc.value.id)},
-                   {"protocol", protocol_name(svc.protocol)}},
-                  counter_value(svc.counters, info));
+    families.reserve(kCounters.size() + kTcpStats.size() + 3);
+    // One family per counter, with a series for each service of the protocol it counts;
+    // tcp_active is the one gauge.
+    auto add_families = [&](const auto &infos, std::uint8_t protocol, auto value_of) {
+        for (const auto &info : infos) {
+            bool gauge = info.name == "tcp_active";
+            MetricFamily &f = families.emplace_back(
+                fmt::format("ppinject_{}{}", info.name, gauge ? "" : "_total"),
+                gauge ? MetricType::gauge : MetricType::counter, std::string(info.help));
+            for (const auto &svc : s.services) {
+                if (svc.protocol == protocol) {
+                    f.add({{"service", service_name(svc.value)},
+                           {"id", std::to_string(svc.value.id)},
+                           {"protocol", protocol_name(svc.protocol)}},
+                          value_of(svc, info));
+                }
+            }
         }
-    }
+    };
+    add_families(kCounters, IPPROTO_UDP, [](const ServiceView &svc, const CounterInfo &info) {
+        return counter_value(svc.counters, info);
+    });
+    add_families(kTcpStats, IPPROTO_TCP, [](const ServiceView &svc, const CounterInfo &info) {
+        return counter_value(svc.tcp, info);
+    });
     families
         .emplace_back("ppinject_udp_flows", MetricType::gauge,
                       "entries in the UDP flow table (udp_flows)")
