@@ -152,14 +152,26 @@ struct pp_counters {
 #define PP_TCP_LISTEN_SLOT(id, ipv6) ((id)*2 + ((ipv6) ? 1 : 0))
 #define PP_TCP_LISTEN_SLOTS (PP_MAX_SERVICES * 2)
 #define PP_MAX_TCP_SOCKS 131072 /* two per spliced connection */
+#define PP_MAX_TCP_CONNS 65536  /* spliced connections at once, all workers together */
 
 struct pp_tcp_peer {
     __u64 peer_cookie; /* where this socket's bytes are redirected */
-    __u64 redirected;  /* bytes the verdict handed to the peer: the daemon shuts the peer's
-                          write side after a FIN only once all of them were written */
+    __u32 conn;        /* the connection's slot in tcp_conns */
     __u32 service_id;
-    __u8 to_backend; /* 1: this is the client's socket */
-    __u8 pad0[3];
+    __u8 dir; /* PP_TCP_TO_BACKEND: this is the client's socket */
+    __u8 pad0[7];
+};
+#define PP_TCP_TO_BACKEND 0
+#define PP_TCP_TO_CLIENT 1
+
+/*
+ * tcp_conns: array of spliced connections, memory-mapped by the daemon. The verdict
+ * counts the bytes it redirects each way; the daemon compares them with what reached the
+ * other socket to hold back a fast sender (its socket leaves tcp_socks until the backlog
+ * drains) and to pass a FIN on only after every byte before it.
+ */
+struct pp_tcp_conn {
+    __u64 redirected[2]; /* by PP_TCP_TO_* */
 };
 
 /*
@@ -176,7 +188,8 @@ struct pp_tcp_peer {
     X(tcp_bytes_to_backend, "payload bytes relayed from clients to backends")                   \
     X(tcp_bytes_to_client, "payload bytes relayed from backends to clients")                    \
     X(tcp_resets, "resets propagated from one side to the other")                               \
-    X(tcp_idle_closed, "connections closed after the idle timeout")
+    X(tcp_idle_closed, "connections closed after the idle timeout")                             \
+    X(tcp_refused, "connections reset because the daemon holds as many as it can")
 
 #define PP_TCP_STAT_FIELD(name, help) __u64 name;
 struct pp_tcp_stats {

@@ -54,6 +54,14 @@ struct {
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, PP_MAX_TCP_CONNS);
+    __type(key, __u32);
+    __type(value, struct pp_tcp_conn);
+} tcp_conns SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
     __uint(max_entries, PP_MAX_SERVICES);
     __type(key, __u32);
     __type(value, struct pp_tcp_stats);
@@ -98,11 +106,14 @@ int splice_verdict(struct __sk_buff *skb) {
     if (!peer)
         return SK_PASS; /* being torn down: a redirect to a missing socket would drop bytes */
 
-    __sync_fetch_and_add(&peer->redirected, skb->len);
+    __u32 dir = peer->dir & 1;
+    struct pp_tcp_conn *conn = bpf_map_lookup_elem(&tcp_conns, &peer->conn);
+    if (conn)
+        __sync_fetch_and_add(&conn->redirected[dir], skb->len);
     __u32 id = peer->service_id;
     struct pp_tcp_stats *st = bpf_map_lookup_elem(&tcp_stats, &id);
     if (st) {
-        if (peer->to_backend)
+        if (dir == PP_TCP_TO_BACKEND)
             __sync_fetch_and_add(&st->tcp_bytes_to_backend, skb->len);
         else
             __sync_fetch_and_add(&st->tcp_bytes_to_client, skb->len);

@@ -326,6 +326,49 @@ TEST_P(TcpNetns, BackendThatSpeaksFirstAndClientThatSendsEarly) {
     EXPECT_EQ(read_exactly(b.fd, 10), "early late");
 }
 
+TEST_P(TcpNetns, ClientThatClosesBeforeTheBackendAnswers) {
+    Sock c = dial(ep("203.0.113.8:7100"));
+    send_all(c.fd, "request");
+    shutdown(c.fd, SHUT_WR);  // FIN while the daemon may still be connecting
+    Sock b = accept_backend(false);
+    read_header(b.fd);
+    EXPECT_EQ(read_to_eof(b.fd), "request");
+    send_all(b.fd, "response");
+    shutdown(b.fd, SHUT_WR);
+    EXPECT_EQ(read_to_eof(c.fd), "response");
+}
+
+// A backend that does not read must stop the client (TCP flow control), not make the
+// front buffer without bound; once it reads, every byte arrives in order.
+TEST_P(TcpNetns, SlowReaderHoldsBackTheSenderAndLosesNothing) {
+    constexpr std::size_t kLimit = 64 << 20;  // far above what the queues hold
+    Sock c = dial(ep("192.0.2.1:7000"));
+    Sock b = accept_backend(true);
+    read_header(b.fd);
+    std::string chunk = random_bytes(64 << 10, 3);
+    std::size_t sent = 0;
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (std::chrono::steady_clock::now() < until && sent < kLimit) {
+        std::size_t at = sent % chunk.size();  // the stream repeats `chunk`
+        ssize_t n = send(c.fd, chunk.data() + at, chunk.size() - at, MSG_DONTWAIT | MSG_NOSIGNAL);
+        int err = errno;
+        if (n > 0) {
+            sent += static_cast<std::size_t>(n);
+        } else {
+            ASSERT_EQ(err, EAGAIN) << "send returned " << n << ": " << std::strerror(err);
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+    }
+    EXPECT_LT(sent, kLimit) << "the front took everything the client sent";
+    shutdown(c.fd, SHUT_WR);
+    std::string got = read_to_eof(b.fd);
+    ASSERT_EQ(got.size(), sent);
+    for (std::size_t off = 0; off < sent; off += chunk.size()) {
+        std::size_t n = std::min(chunk.size(), sent - off);
+        ASSERT_EQ(got.compare(off, n, chunk, 0, n), 0) << "differs in bytes " << off << "..";
+    }
+}
+
 TEST_P(TcpNetns, ResetsPassThroughBothWays) {
     for (bool backend_resets : {true, false}) {
         SCOPED_TRACE(backend_resets ? "backend resets" : "client resets");

@@ -175,6 +175,16 @@ void Datapath::SkelDeleter::operator()(bpf_link *l) const {
     bpf_link__destroy(l);
 }
 
+// An mmap()able array map, mapped into this process.
+static void *map_shared(const bpf_map *map, std::size_t len) {
+    void *p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
+    if (p == MAP_FAILED) {
+        throw std::runtime_error(std::string("mmap ") + bpf_map__name(map) + ": " +
+                                 std::strerror(errno));
+    }
+    return p;
+}
+
 // The TCP object shares the UDP object's maps of the same name (services, counters...),
 // and brings its own: sockets live and die with this run, so they are pinned fresh.
 void Datapath::load_tcp() {
@@ -216,12 +226,9 @@ void Datapath::load_tcp() {
     tcp_maps_.targets = bpf_map__fd(tcp_->maps.tcp_targets);
     tcp_maps_.peers = bpf_map__fd(tcp_->maps.tcp_peers);
     stats_len_ = sizeof(pp_tcp_stats) * PP_MAX_SERVICES;
-    void *stats = mmap(nullptr, stats_len_, PROT_READ | PROT_WRITE, MAP_SHARED,
-                       bpf_map__fd(tcp_->maps.tcp_stats), 0);
-    if (stats == MAP_FAILED) {
-        throw std::runtime_error(std::string("mmap tcp_stats: ") + std::strerror(errno));
-    }
-    tcp_maps_.stats = static_cast<pp_tcp_stats *>(stats);
+    tcp_maps_.stats = static_cast<pp_tcp_stats *>(map_shared(tcp_->maps.tcp_stats, stats_len_));
+    conns_len_ = sizeof(pp_tcp_conn) * PP_MAX_TCP_CONNS;
+    tcp_maps_.conns = static_cast<pp_tcp_conn *>(map_shared(tcp_->maps.tcp_conns, conns_len_));
 
     err = bpf_prog_attach(bpf_program__fd(tcp_->progs.splice_verdict), tcp_maps_.socks,
                           BPF_SK_SKB_STREAM_VERDICT, 0);
@@ -330,6 +337,10 @@ void Datapath::release_tcp() {
     if (tcp_maps_.stats) {
         munmap(tcp_maps_.stats, stats_len_);
         tcp_maps_.stats = nullptr;
+    }
+    if (tcp_maps_.conns) {
+        munmap(tcp_maps_.conns, conns_len_);
+        tcp_maps_.conns = nullptr;
     }
     tcp_.reset();  // the verdict program goes with the last reference to tcp_socks
 }

@@ -14,6 +14,7 @@ struct udp_bpf;
 struct tcp_bpf;
 struct bpf_link;
 struct pp_tcp_stats;
+struct pp_tcp_conn;
 
 namespace ppinject {
 
@@ -47,6 +48,7 @@ class Datapath {
         int targets = -1;  // the same sockets, as redirect targets
         int peers = -1;
         pp_tcp_stats *stats = nullptr;  // PP_MAX_SERVICES entries, by service id
+        pp_tcp_conn *conns = nullptr;   // PP_MAX_TCP_CONNS entries, by connection slot
     };
     const TcpMaps &tcp_maps() const { return tcp_maps_; }
 
@@ -68,6 +70,7 @@ class Datapath {
     std::unique_ptr<bpf_link, SkelDeleter> steer_link_;  // sk_lookup on this netns
     TcpMaps tcp_maps_;
     std::size_t stats_len_ = 0;  // bytes of the tcp_stats mapping
+    std::size_t conns_len_ = 0;  // bytes of the tcp_conns mapping
     int lock_fd_ = -1;
 };
 

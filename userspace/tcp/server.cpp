@@ -45,6 +45,13 @@ constexpr std::size_t kSniPeek = 4096;  // a ClientHello's server_name comes ear
 constexpr auto kSniWait = std::chrono::milliseconds(1000);
 constexpr auto kTick = std::chrono::milliseconds(5);  // drains and deadlines pending
 constexpr auto kIdleScan = std::chrono::seconds(1);
+// Sockmap backpressure: bytes redirected but not yet written to the other socket (they
+// wait in the kernel's queue for it). Above kBacklogHigh the sender's socket leaves
+// tcp_socks, so its own receive window closes; below kBacklogLow it rejoins. A precise
+// check (two syscalls) runs only after kBacklogCheck more bytes were redirected.
+constexpr std::uint64_t kBacklogHigh = 4 << 20;
+constexpr std::uint64_t kBacklogLow = 1 << 20;
+constexpr std::uint64_t kBacklogCheck = 1 << 20;
 
 std::string errno_text(const std::string &what, int err) {
     return what + ": " + std::strerror(err);
@@ -100,6 +107,7 @@ struct Pump {
     int pipe[2] = {-1, -1};             // splice: kernel buffer between the sockets
     std::vector<std::uint8_t> buf;      // copy
     std::size_t pending = 0, head = 0;  // bytes held (copy: buf[head, head + pending))
+    bool use_pipe = true;               // splice through `pipe`, else copy through `buf`
     bool eof = false;                   // the source sent FIN
     bool shut = false;                  // FIN passed on
 };
@@ -119,11 +127,16 @@ struct Conn {
     std::vector<std::uint8_t> header;
     std::size_t header_len = 0, header_off = 0;
     // sockmap mode
+    std::uint32_t slot = 0;  // in tcp_conns, fixed per Conn
     std::uint64_t cookie[2] = {0, 0};
     std::uint64_t base_written[2] = {0, 0};  // written_bytes() of each when spliced
     bool fin[2] = {false, false};            // side i sent FIN
     bool shut[2] = {false, false};           // write side of i shut down by us
-    std::uint64_t last_redirected[2] = {0, 0};
+    bool paused[2] = {false, false};         // side i left tcp_socks: backlog too long
+    bool must_pump[2] = {false, false};      // side i cannot rejoin: its FIN came first
+    bool pump_active[2] = {false, false};    // side i's rest goes by splice(2)
+    std::uint64_t checked[2] = {0, 0};       // redirected[i] at the last precise check
+    std::uint64_t seen[2] = {0, 0};          // redirected[i] at the last tick
     // splice / copy mode
     Pump pump[2];  // pump[i]: from side i to the other
     Clock::time_point last_active;
@@ -131,7 +144,9 @@ struct Conn {
 
 class Worker {
   public:
-    Worker(const Datapath::TcpMaps &maps, LogFn log) : maps_(maps), log_(std::move(log)) {
+    // Connections use tcp_conns slots [slot_base, slot_base + slots).
+    Worker(const Datapath::TcpMaps &maps, LogFn log, std::uint32_t slot_base, std::uint32_t slots)
+        : maps_(maps), log_(std::move(log)), slot_base_(slot_base), slots_(slots) {
         ep_ = epoll_create1(EPOLL_CLOEXEC);
         wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (ep_ < 0 || wake_ < 0) {
@@ -153,6 +168,14 @@ class Worker {
         for (std::size_t i = 0; i < conns_.size(); i++) {
             if (conns_[i].used) {
                 finish(static_cast<std::uint32_t>(i), false);
+            }
+        }
+        for (Conn &c : conns_) {
+            for (Pump &p : c.pump) {
+                if (p.pipe[0] >= 0) {
+                    close(p.pipe[0]);
+                    close(p.pipe[1]);
+                }
             }
         }
         close(wake_);
@@ -195,9 +218,18 @@ class Worker {
     void maybe_send_header(std::uint32_t id);
     void send_header(std::uint32_t id);
     void start_relay(std::uint32_t id);
-    void splice_in_kernel(std::uint32_t id);
+    bool prepare_pump(Conn &c, int from);
+    bool splice_in_kernel(std::uint32_t id);
+    void run_spliced_pump(std::uint32_t id, int side);
     void on_spliced_event(std::uint32_t id, int side, std::uint32_t events);
     bool try_pass_fin(std::uint32_t id, int side);
+    void watch_backlog(std::uint32_t id, int side);
+    std::uint64_t redirected(const Conn &c, int side) const {
+        return std::atomic_ref<__u64>(maps_.conns[c.slot].redirected[side]).load();
+    }
+    std::uint64_t delivered(const Conn &c, int side) const {  // of side's bytes, to the other
+        return written_bytes(c.fd[1 - side]) - c.base_written[1 - side];
+    }
     void run_pumps(std::uint32_t id);
     int run_pump(Conn &c, int from);
     void tick();
@@ -219,7 +251,9 @@ class Worker {
     std::map<int, std::shared_ptr<const ServiceRt>> listeners_;
     std::vector<Conn> conns_;
     std::vector<std::uint32_t> free_;
-    std::vector<std::uint32_t> watched_;  // connections with a deadline or a pending FIN
+    std::uint32_t slot_base_, slots_;
+    std::vector<std::uint32_t> watched_;  // connections with a deadline
+    std::size_t spliced_ = 0;             // connections in State::spliced
     Clock::time_point next_idle_scan_ = Clock::now() + kIdleScan;
     std::array<std::uint8_t, 4096> random_{};
     std::size_t random_left_ = 0;
@@ -250,7 +284,7 @@ void Worker::arm(std::uint32_t id, int side, std::uint32_t events, bool add) {
 void Worker::run() {
     std::array<epoll_event, 256> events;
     while (!stopping_) {
-        int timeout = watched_.empty() ? 1000 : static_cast<int>(kTick.count());
+        int timeout = watched_.empty() && spliced_ == 0 ? 1000 : static_cast<int>(kTick.count());
         int n = epoll_wait(ep_, events.data(), static_cast<int>(events.size()), timeout);
         for (int i = 0; i < n; i++) {
             std::uint64_t token = events[i].data.u64;
@@ -309,9 +343,14 @@ void Worker::accept_from(int lfd, const std::shared_ptr<const ServiceRt> &svc) {
         if (!free_.empty()) {
             id = free_.back();
             free_.pop_back();
-        } else {
+        } else if (conns_.size() < slots_) {
             id = static_cast<std::uint32_t>(conns_.size());
             conns_.emplace_back();
+            conns_[id].slot = slot_base_ + id;
+        } else {
+            close_with_reset(fd);  // as many connections as tcp_conns holds
+            std::atomic_ref<__u64>(maps_.stats[svc->cfg.id].tcp_refused).fetch_add(1);
+            continue;
         }
         Conn &c = conns_[id];
         c.used = true;
@@ -330,8 +369,8 @@ void Worker::accept_from(int lfd, const std::shared_ptr<const ServiceRt> &svc) {
         c.facts.sni = {};
         c.header_len = c.header_off = 0;
         for (int s : {kClient, kBackend}) {
-            c.cookie[s] = c.base_written[s] = c.last_redirected[s] = 0;
-            c.fin[s] = c.shut[s] = false;
+            c.cookie[s] = c.base_written[s] = c.checked[s] = c.seen[s] = 0;
+            c.fin[s] = c.shut[s] = c.paused[s] = c.must_pump[s] = c.pump_active[s] = false;
             c.pump[s].pending = c.pump[s].head = 0;
             c.pump[s].eof = c.pump[s].shut = false;
         }
@@ -496,34 +535,45 @@ void Worker::send_header(std::uint32_t id) {
 
 void Worker::start_relay(std::uint32_t id) {
     Conn &c = conns_[id];
-    if (c.svc->cfg.splice == SpliceMode::sockmap) {
-        splice_in_kernel(id);
+    if (c.svc->cfg.splice == SpliceMode::sockmap && splice_in_kernel(id)) {
         return;
     }
     c.state = Conn::State::pumping;
-    bool use_pipe = c.svc->cfg.splice == SpliceMode::splice;
     for (int s : {kClient, kBackend}) {
-        Pump &p = c.pump[s];
-        p.eof = false;  // a FIN seen early is read as the end of the stream
-        if (use_pipe && p.pipe[0] < 0 && pipe2(p.pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
-            log_(errno_text("tcp: pipe", errno));
+        if (!prepare_pump(c, s)) {
             finish(id, true);
             return;
         }
-        if (!use_pipe && p.buf.size() < kCopyBuffer) {
-            p.buf.resize(kCopyBuffer);
-        }
-        arm(id, s, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+        arm(id, s, kIn | kOut | kRdHup | kEt);
     }
     run_pumps(id);
 }
 
-// Both sockets into the sockmap; from here the kernel moves the bytes.
-void Worker::splice_in_kernel(std::uint32_t id) {
+// A pipe (sockmap and splice modes) or a buffer (copy mode) for the bytes of side `from`.
+bool Worker::prepare_pump(Conn &c, int from) {
+    Pump &p = c.pump[from];
+    p.pending = p.head = 0;
+    p.eof = p.shut = false;  // a FIN seen early is read as the end of the stream
+    p.use_pipe = c.svc->cfg.splice != SpliceMode::copy;
+    if (p.use_pipe && p.pipe[0] < 0 && pipe2(p.pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+        log_(errno_text("tcp: pipe", errno));
+        return false;
+    }
+    if (!p.use_pipe && p.buf.size() < kCopyBuffer) {
+        p.buf.resize(kCopyBuffer);
+    }
+    return true;
+}
+
+// Both sockets into the sockmap; from here the kernel moves the bytes. False when a
+// socket is no longer established (a client that sent FIN before the backend answered):
+// the sockmap takes only established sockets, and the connection is pumped by splice(2).
+bool Worker::splice_in_kernel(std::uint32_t id) {
     Conn &c = conns_[id];
     for (int s : {kClient, kBackend}) {
         c.cookie[s] = cookie_of(c.fd[s]);
         c.base_written[s] = written_bytes(c.fd[s]);
+        std::atomic_ref<__u64>(maps_.conns[c.slot].redirected[s]).store(0);
     }
     bool ok = true;
     for (int s : {kClient, kBackend}) {  // targets first: a redirect must find its peer
@@ -533,8 +583,9 @@ void Worker::splice_in_kernel(std::uint32_t id) {
     for (int s : {kClient, kBackend}) {
         pp_tcp_peer peer{};
         peer.peer_cookie = c.cookie[1 - s];
+        peer.conn = c.slot;
         peer.service_id = c.svc->cfg.id;
-        peer.to_backend = s == kClient;
+        peer.dir = s == kClient ? PP_TCP_TO_BACKEND : PP_TCP_TO_CLIENT;
         ok = ok && bpf_map_update_elem(maps_.peers, &c.cookie[s], &peer, BPF_NOEXIST) == 0;
     }
     for (int s : {kClient, kBackend}) {
@@ -542,9 +593,18 @@ void Worker::splice_in_kernel(std::uint32_t id) {
         ok = ok && bpf_map_update_elem(maps_.socks, &c.cookie[s], &fd, BPF_NOEXIST) == 0;
     }
     if (!ok) {
-        log_(errno_text("tcp: add sockets to the sockmap", errno));
-        finish(id, true);
-        return;
+        int err = errno;
+        for (int s : {kClient, kBackend}) {
+            bpf_map_delete_elem(maps_.socks, &c.cookie[s]);
+            bpf_map_delete_elem(maps_.peers, &c.cookie[s]);
+            bpf_map_delete_elem(maps_.targets, &c.cookie[s]);
+        }
+        if (err != EOPNOTSUPP) {
+            log_(errno_text("tcp: add sockets to the sockmap", err));
+            finish(id, true);
+            return true;
+        }
+        return false;
     }
     // Bytes queued before a socket joined the map are redirected once the receive low
     // watermark is set again.
@@ -553,32 +613,28 @@ void Worker::splice_in_kernel(std::uint32_t id) {
         setsockopt(c.fd[s], SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
     }
     c.state = Conn::State::spliced;
+    spliced_++;
     c.last_active = Clock::now();
     for (int s : {kClient, kBackend}) {
-        arm(id, s, c.fin[s] ? 0u : kRdHup);
-        if (c.fin[s]) {
-            try_pass_fin(id, s);
-        }
+        arm(id, s, c.fin[s] ? 0u : kRdHup);  // an early FIN is passed on by tick()
     }
+    return true;
 }
 
 // Side `side` sent FIN: once every byte it sent has been written to the other socket,
-// shut that socket's write side. True when done; else tick() tries again.
+// shut that socket's write side. Called from tick(): the count must also have stayed the
+// same for a whole tick, so bytes still on their way through the verdict (a socket that
+// just rejoined tcp_socks flushes its queue) are not overtaken.
 bool Worker::try_pass_fin(std::uint32_t id, int side) {
     Conn &c = conns_[id];
     int other = 1 - side;
     if (c.shut[other]) {
         return true;
     }
-    pp_tcp_peer peer{};
-    if (bpf_map_lookup_elem(maps_.peers, &c.cookie[side], &peer) != 0) {
-        return true;
-    }
-    std::uint64_t written = written_bytes(c.fd[other]) - c.base_written[other];
-    if (written < peer.redirected) {
-        if (std::find(watched_.begin(), watched_.end(), id) == watched_.end()) {
-            watched_.push_back(id);
-        }
+    std::uint64_t r = redirected(c, side);
+    bool stable = r == c.seen[side];
+    c.seen[side] = r;
+    if (c.paused[side] || !stable || delivered(c, side) < r) {
         return false;
     }
     shutdown(c.fd[other], SHUT_WR);
@@ -587,6 +643,65 @@ bool Worker::try_pass_fin(std::uint32_t id, int side) {
         finish(id, false);
     }
     return true;
+}
+
+// Holds back side `side` while too many of its bytes wait for the other socket.
+void Worker::watch_backlog(std::uint32_t id, int side) {
+    Conn &c = conns_[id];
+    std::uint64_t r = redirected(c, side);
+    if (!c.paused[side] && r - c.checked[side] < kBacklogCheck) {
+        return;
+    }
+    std::uint64_t d = delivered(c, side);
+    c.checked[side] = d;
+    std::uint64_t backlog = r > d ? r - d : 0;
+    if (!c.paused[side] && backlog > kBacklogHigh) {
+        bpf_map_delete_elem(maps_.socks, &c.cookie[side]);  // its bytes now wait in its socket
+        c.paused[side] = true;
+        return;
+    }
+    if (!c.paused[side] || c.pump_active[side] || backlog >= kBacklogLow) {
+        return;
+    }
+    std::uint64_t fd = static_cast<std::uint64_t>(c.fd[side]);
+    if (!c.must_pump[side] &&
+        bpf_map_update_elem(maps_.socks, &c.cookie[side], &fd, BPF_NOEXIST) == 0) {
+        int one = 1;
+        setsockopt(c.fd[side], SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);  // flush its queue
+        c.paused[side] = false;
+        return;
+    }
+    if (!c.must_pump[side] && errno != EOPNOTSUPP) {
+        log_(errno_text("tcp: put a socket back into tcp_socks", errno));
+        finish(id, true);
+        return;
+    }
+    // It sent FIN while held back and cannot rejoin (only established sockets can): the
+    // rest of its bytes go by splice(2), once every byte before them is through.
+    c.must_pump[side] = true;
+    if (backlog > 0 || !prepare_pump(c, side)) {
+        return;
+    }
+    c.pump_active[side] = true;
+    arm(id, side, kIn | kRdHup | kEt);
+    arm(id, 1 - side, (c.fin[1 - side] ? 0u : kRdHup) | kOut | kEt);
+    run_spliced_pump(id, side);
+}
+
+// The splice(2) tail of a held-back side (see watch_backlog).
+void Worker::run_spliced_pump(std::uint32_t id, int side) {
+    Conn &c = conns_[id];
+    int err = run_pump(c, side);
+    if (err != 0) {
+        finish(id, false, is_reset(err) ? side : -1);
+        return;
+    }
+    if (c.pump[side].shut) {
+        c.shut[1 - side] = true;
+        if (c.shut[kClient] && c.shut[kBackend]) {
+            finish(id, false);
+        }
+    }
 }
 
 void Worker::on_spliced_event(std::uint32_t id, int side, std::uint32_t events) {
@@ -600,9 +715,15 @@ void Worker::on_spliced_event(std::uint32_t id, int side, std::uint32_t events) 
         // EPIPE and the like right after a shutdown we passed on: not a reset.
     }
     if ((events & (EPOLLRDHUP | EPOLLHUP)) && !c.fin[side]) {
-        c.fin[side] = true;
-        arm(id, side, 0);
-        try_pass_fin(id, side);
+        c.fin[side] = true;  // passed on by tick() once its bytes are through
+        if (!c.pump_active[side]) {
+            arm(id, side, c.pump_active[1 - side] ? kOut | kEt : 0u);
+        }
+    }
+    for (int s : {kClient, kBackend}) {
+        if (c.used && c.pump_active[s] && !c.pump[s].shut) {
+            run_spliced_pump(id, s);
+        }
     }
 }
 
@@ -611,7 +732,7 @@ void Worker::on_spliced_event(std::uint32_t id, int side, std::uint32_t events) 
 int Worker::run_pump(Conn &c, int from) {
     Pump &p = c.pump[from];
     int src = c.fd[from], dst = c.fd[1 - from];
-    bool use_pipe = p.pipe[0] >= 0;
+    bool use_pipe = p.use_pipe;
     for (;;) {
         if (p.pending > 0) {
             ssize_t n = use_pipe ? splice(p.pipe[0], nullptr, dst, nullptr, p.pending,
@@ -697,8 +818,16 @@ void Worker::tick() {
         }
         if (c.state == Conn::State::connecting) {
             watched_.push_back(id);
-        } else if (c.state == Conn::State::spliced) {
+        }
+    }
+    if (spliced_ > 0) {
+        for (std::uint32_t id = 0; id < conns_.size(); id++) {
             for (int s : {kClient, kBackend}) {
+                Conn &c = conns_[id];
+                if (!c.used || c.state != Conn::State::spliced) {
+                    break;
+                }
+                watch_backlog(id, s);
                 if (c.used && c.fin[s] && !c.shut[1 - s]) {
                     try_pass_fin(id, s);
                 }
@@ -716,11 +845,9 @@ void Worker::tick() {
         }
         if (c.state == Conn::State::spliced) {
             for (int s : {kClient, kBackend}) {
-                pp_tcp_peer peer{};
-                if (bpf_map_lookup_elem(maps_.peers, &c.cookie[s], &peer) == 0 &&
-                    peer.redirected != c.last_redirected[s]) {
-                    c.last_redirected[s] = peer.redirected;
-                    c.last_active = now;
+                std::uint64_t r = redirected(c, s);
+                if (r != c.checked[s] || c.paused[s]) {
+                    c.last_active = now;  // moved since the last scan, or held back
                 }
             }
         }
@@ -739,6 +866,7 @@ void Worker::finish(std::uint32_t id, bool reset_client, int reset_side) {
         for (int s : {kClient, kBackend}) {  // peers first: the verdict then passes
             bpf_map_delete_elem(maps_.peers, &c.cookie[s]);
         }
+        spliced_--;
     }
     if (reset_side >= 0) {
         count(c, &pp_tcp_stats::tcp_resets);
@@ -755,6 +883,13 @@ void Worker::finish(std::uint32_t id, bool reset_client, int reset_side) {
             close(c.fd[s]);  // also leaves tcp_socks and tcp_targets
         }
         c.fd[s] = -1;
+    }
+    for (Pump &p : c.pump) {
+        if (p.pending > 0 && p.use_pipe) {  // bytes left in the pipe: not for the next one
+            close(p.pipe[0]);
+            close(p.pipe[1]);
+            p.pipe[0] = p.pipe[1] = -1;
+        }
     }
     count(c, &pp_tcp_stats::tcp_active, -1);
     c.used = false;
@@ -870,8 +1005,9 @@ Server::Server(const Config &cfg, const Datapath::TcpMaps &maps, LogFn log, unsi
     if (workers == 0) {
         workers = std::max(1u, std::thread::hardware_concurrency());
     }
+    std::uint32_t slots = PP_MAX_TCP_CONNS / workers;
     for (unsigned i = 0; i < workers; i++) {
-        workers_.push_back(std::make_unique<Worker>(maps_, log_));
+        workers_.push_back(std::make_unique<Worker>(maps_, log_, i * slots, slots));
     }
     apply(cfg);
 }
