@@ -11,9 +11,15 @@ build_pkgs=(
   libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
   libgtest-dev libtoml11-dev libcli11-dev libfmt-dev nlohmann-json3-dev
 )
-# Tests and demo: namespaces, tc, nftables, offload switches and the real peers.
+# Tests and demo: namespaces, tc, nftables, offload switches and the real peers. The
+# PROXY receivers are third-party decoders the TCP tests check ppinject against: nginx
+# with the stream module (in bookworm `nginx` is the binary and `nginx-light` only a
+# metapackage adding the http echo module; `listen ... proxy_protocol` in `stream {}`
+# needs libnginx-mod-stream) and HAProxy (`bind ... accept-proxy`). Tests run private
+# instances; the packaged services must stay stopped.
 test_pkgs=(
   iproute2 ethtool nftables procps kmod util-linux socat
+  nginx libnginx-mod-stream haproxy
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -31,16 +37,44 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  # Packaged daemons (nginx, haproxy) must not start on install: tests start their own.
+  # Packaged daemons (nginx, haproxy) must not start on install: tests start their own,
+  # and a system nginx would hold port 80 on the host. invoke-rc.d (and, under systemd,
+  # deb-systemd-invoke) asks /usr/sbin/policy-rc.d; exit 101 means "action forbidden".
+  # An existing policy that would allow the start is moved aside and put back afterwards.
+  policy=/usr/sbin/policy-rc.d
+  saved_policy=$policy.ppinject-saved
   made_policy=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-    chmod 755 /usr/sbin/policy-rc.d
+  if [ -e "$policy" ]; then
+    rc=0
+    "$policy" nginx start >/dev/null 2>&1 || rc=$?
+    if [ "$rc" -ne 101 ]; then
+      mv "$policy" "$saved_policy"
+    fi
+  fi
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
     made_policy=1
   fi
-  trap '[ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
+  restore_policy() {
+    if [ "$made_policy" = 1 ]; then
+      rm -f "$policy"
+      if [ -e "$saved_policy" ]; then mv "$saved_policy" "$policy"; fi
+    fi
+  }
+  trap restore_policy EXIT
+  # Receiver daemons already running belong to someone else and are left alone; only one
+  # that appears during this install (its packaged service, despite the policy) is stopped.
+  before=$(pgrep -x 'nginx|haproxy' || true)
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  for pidfile in /run/nginx.pid /run/haproxy.pid; do
+    pid=$(cat "$pidfile" 2>/dev/null || true)
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && ! grep -qx "$pid" <<<"$before"; then
+      echo "install-deps: stopping the service the install started ($pidfile, pid $pid)"
+      kill -TERM "$pid"
+    fi
+  done
 fi
 
 # libbpf pins maps and the tools read them under /sys/fs/bpf.
