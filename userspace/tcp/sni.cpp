@@ -84,21 +84,27 @@ SniResult find_sni(std::span<const std::uint8_t> in) {
     }
     // The ClientHello is read from the first record only; a hello split over records is
     // rare and then carries no name here.
-    Reader hs(rec.take(std::min(record_len, rec.left())));
-    bool whole_record = record_len <= in.size() - 5;
+    Reader body(rec.take(std::min(record_len, rec.left())));
+    // Whether the bytes read from here on are all there: the record's, then the hello's.
+    // Until they are, a field that runs past the input is a hello still arriving.
+    bool whole = record_len <= in.size() - 5;
     auto more_or = [&](SniResult::Kind k) {
-        return SniResult{whole_record ? k : SniResult::need_more, {}};
+        return SniResult{whole ? k : SniResult::need_more, {}};
     };
-    if (!hs.has(4)) {
+    if (!body.has(4)) {
         return more_or(SniResult::not_tls);
     }
-    if (hs.u(1) != kClientHello) {
+    if (body.u(1) != kClientHello) {
         return {SniResult::not_tls, {}};
     }
-    std::size_t hello_len = hs.u(3);
+    std::size_t hello_len = body.u(3);
     if (hello_len > record_len - 4) {
         return {SniResult::not_tls, {}};
     }
+    // The hello's fields are read within its own length: bytes of the record after it are
+    // not the hello's, and a server_name there is not the client's name.
+    whole = body.has(hello_len);
+    Reader hs(body.take(std::min(hello_len, body.left())));
     // legacy_version, random, session id, cipher suites, compression methods, extensions.
     if (!hs.has(2 + 32 + 1)) {
         return more_or(SniResult::not_tls);
@@ -118,7 +124,7 @@ SniResult find_sni(std::span<const std::uint8_t> in) {
         return more_or(SniResult::no_sni);  // a hello without extensions
     }
     std::size_t ext_len = hs.u(2);
-    if (!hs.has(ext_len) && whole_record) {
+    if (!hs.has(ext_len) && whole) {
         return {SniResult::not_tls, {}};
     }
     Reader exts(hs.take(std::min(ext_len, hs.left())));
