@@ -359,6 +359,19 @@ TEST(TcpHeaderTlv, EmptySniNoAuthority) {
     EXPECT_EQ(tlv_types(h.v2), (std::map<std::uint8_t, int>{{proxy::tlv::unique_id, 1}}));
 }
 
+// A name that is not a DNS host name (a client can send any bytes) is left out rather than
+// passed to the backend as an authority.
+TEST(TcpHeaderTlv, SniThatIsNoHostNameLeftOut) {
+    Service svc = service("v2", "tlv = { authority = \"sni\" }\n");
+    for (std::string name : {std::string("a b.example"), std::string("evil\r\nx"),
+                             std::string("a\0b", 3), std::string("caf\xc3\xa9.example")}) {
+        Decoded h = build_and_decode(svc, facts(kV4.client, kV4.dialled, name));
+        EXPECT_FALSE(h.v2.authority()) << name;
+    }
+    Decoded h = build_and_decode(svc, facts(kV4.client, kV4.dialled, "xn--caf-dma.Example-1"));
+    EXPECT_EQ(h.v2.authority(), "xn--caf-dma.Example-1");
+}
+
 // A name longer than DNS allows (find_sni returns whatever the client sent) is left out,
 // which is what keeps the header within max_header_len.
 TEST(TcpHeaderTlv, OverlongSniLeftOut) {

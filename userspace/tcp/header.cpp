@@ -10,6 +10,19 @@ std::span<const std::uint8_t> bytes(std::string_view s) {
     return {reinterpret_cast<const std::uint8_t *>(s.data()), s.size()};
 }
 
+// A client's SNI goes into the header only when it looks like a DNS host name: letters,
+// digits, '-', '.' (RFC 6066 section 3 asks for exactly that); anything else is left out.
+bool is_host_name(std::string_view s) {
+    for (char c : s) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '.';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
 }  // namespace
 
 std::size_t max_header_len(const Service &svc) {
@@ -50,7 +63,7 @@ proxy::Error build_header(const Service &svc, const ConnectionFacts &facts,
         w.add_unique_id(facts.unique_id);
     }
     if (t.authority_from_sni) {
-        if (!facts.sni.empty() && facts.sni.size() <= kMaxSni) {
+        if (!facts.sni.empty() && facts.sni.size() <= kMaxSni && is_host_name(facts.sni)) {
             w.add_authority(facts.sni);
         }
     } else if (!t.authority.empty()) {
