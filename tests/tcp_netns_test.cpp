@@ -1,10 +1,6 @@
 // TCP data path with real connections through real network namespaces, once per relay
 // mode (sockmap, splice, copy).
-//
-//   client ns                 front ns (ppinject run)                 backend ns
-//   c0 192.0.2.2/24  ------  f0 192.0.2.1/24                ------  b0 198.51.100.2/24
-//      2001:db8:1::2/64         2001:db8:1::1/64    f1 198.51.100.1/24    2001:db8:2::2/64
-//                               local routes for 203.0.113.0/24 and 2001:db8:3::/64
+// Client, front and backend as in support/hosts.hpp.
 //
 // "plain" (v1) listens on the front's own addresses; "steered" (v2) gets every connection
 // to 203.0.113.0/24 and 2001:db8:3::/64 ports 7100-7101 through sk_lookup, and its first
@@ -29,7 +25,7 @@
 #include <vector>
 
 #include "codec/proxy.hpp"
-#include "support/netns.hpp"
+#include "support/hosts.hpp"
 #include "support/privileges.hpp"
 #include "support/process.hpp"
 
@@ -121,23 +117,10 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
         PP_REQUIRE_ROOT();
         rlimit rl{8192, 8192};
         setrlimit(RLIMIT_NOFILE, &rl);  // 1,000 connections: both ends live in this process
-        client_ = std::make_unique<Netns>("tclient");
-        front_ = std::make_unique<Netns>("tfront");
-        backend_ = std::make_unique<Netns>("tbackend");
-        pptest::veth(*client_, "c0", {"192.0.2.2/24", "2001:db8:1::2/64"}, *front_, "f0",
-                     {"192.0.2.1/24", "2001:db8:1::1/64"});
-        pptest::veth(*front_, "f1", {"198.51.100.1/24", "2001:db8:2::1/64"}, *backend_, "b0",
-                     {"198.51.100.2/24", "2001:db8:2::2/64"});
-        client_->exec(
-            "ip route add default via 192.0.2.1 && ip -6 route add default via 2001:db8:1::1");
-        backend_->exec(
-            "ip route add default via 198.51.100.1 && ip -6 route add default via "
-            "2001:db8:2::1");
-        // Addresses the front answers for without configuring each one (sk_lookup needs
-        // the packets delivered locally).
-        front_->exec(
-            "ip route add local 203.0.113.0/24 dev lo && ip -6 route add local "
-            "2001:db8:3::/64 dev lo");
+        hosts_ = std::make_unique<pptest::Hosts>();
+        client_ = hosts_->client.get();
+        front_ = hosts_->front.get();
+        backend_ = hosts_->backend.get();
 
         for (const char *addr : {"198.51.100.2:9000", "[2001:db8:2::2]:9000"}) {
             Endpoint at = ep(addr);
@@ -198,9 +181,7 @@ splice = ")" << mode << R"("
         std::filesystem::remove_all(pin_root_);
         backend4_ = Sock();
         backend6_ = Sock();
-        backend_.reset();
-        front_.reset();
-        client_.reset();
+        hosts_.reset();
     }
 
     // A connected client socket in the client namespace.
@@ -278,7 +259,8 @@ splice = ")" << mode << R"("
         return r.out;
     }
 
-    std::unique_ptr<Netns> client_, front_, backend_;
+    std::unique_ptr<pptest::Hosts> hosts_;
+    Netns *client_ = nullptr, *front_ = nullptr, *backend_ = nullptr;
     Sock backend4_, backend6_;
     std::unique_ptr<pptest::Child> daemon_;
     std::string pin_root_, config_path_;

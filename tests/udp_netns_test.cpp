@@ -1,10 +1,7 @@
 // UDP data path with real packets through real network namespaces.
 //
-//   client ns                 front ns                                backend ns
-//   c0 192.0.2.2/24  ------  f0 192.0.2.1/24     (ppinject: tc on f0)
-//      2001:db8:1::2/64         2001:db8:1::1/64
-//                            f1 198.51.100.1/24  ------------------  b0 198.51.100.2/24
-//                               2001:db8:2::1/64   nft DNAT+masq        2001:db8:2::2/64
+// Client, front and backend as in support/hosts.hpp; ppinject's tc programs on f0, nftables
+// DNAT and masquerade on the front.
 //
 // The client sends to the service address on the front; nftables DNATs it to the backend
 // and masquerades, so the backend's socket sees the front as the source. Only the header
@@ -28,7 +25,7 @@
 #include <vector>
 
 #include "codec/address.hpp"
-#include "support/netns.hpp"
+#include "support/hosts.hpp"
 #include "support/privileges.hpp"
 #include "support/process.hpp"
 #include "support/proxy_check.hpp"
@@ -101,20 +98,10 @@ class UdpNetns : public ::testing::TestWithParam<bool> {
   protected:
     void SetUp() override {
         PP_REQUIRE_ROOT();
-        client_ = std::make_unique<Netns>("client");
-        front_ = std::make_unique<Netns>("front");
-        backend_ = std::make_unique<Netns>("backend");
-        pptest::veth(*client_, "c0", {"192.0.2.2/24", "2001:db8:1::2/64"}, *front_, "f0",
-                     {"192.0.2.1/24", "2001:db8:1::1/64"});
-        pptest::veth(*front_, "f1", {"198.51.100.1/24", "2001:db8:2::1/64"}, *backend_, "b0",
-                     {"198.51.100.2/24", "2001:db8:2::2/64"});
-        client_->exec(
-            "ip route add default via 192.0.2.1 && ip -6 route add default via "
-            "2001:db8:1::1");
-        backend_->exec(
-            "ip route add default via 198.51.100.1 && ip -6 route add default via "
-            "2001:db8:2::1");
-        front_->exec("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1");
+        hosts_ = std::make_unique<pptest::Hosts>();
+        client_ = hosts_->client.get();
+        front_ = hosts_->front.get();
+        backend_ = hosts_->backend.get();
         front_->exec(
             "nft -f - <<EOF\n"
             "table inet ppt {\n"
@@ -174,7 +161,7 @@ header = "spp"
             EXPECT_EQ(front_->exec("tc filter show dev f0 egress"), "");
             EXPECT_FALSE(std::filesystem::exists(pin_root_));
         }
-        for (Netns *ns : {client_.get(), front_.get(), backend_.get()}) {
+        for (Netns *ns : {client_, front_, backend_}) {
             if (ns) {
                 EXPECT_EQ(pptest::udp_csum_errors(*ns), 0) << ns->name();
             }
@@ -184,9 +171,7 @@ header = "spp"
             unlink(config_path_.c_str());
         }
         std::filesystem::remove(pin_root_);
-        backend_.reset();
-        front_.reset();
-        client_.reset();
+        hosts_.reset();
     }
 
     // A UDP socket in `ns` bound to `ep`.
@@ -196,7 +181,8 @@ header = "spp"
         return fd;
     }
 
-    std::unique_ptr<Netns> client_, front_, backend_;
+    std::unique_ptr<pptest::Hosts> hosts_;
+    Netns *client_ = nullptr, *front_ = nullptr, *backend_ = nullptr;
     std::unique_ptr<pptest::Child> daemon_;
     std::string pin_root_, config_path_;
 };
