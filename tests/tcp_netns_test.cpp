@@ -24,6 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "codec/proxy.hpp"
 #include "support/hosts.hpp"
 #include "support/privileges.hpp"
@@ -158,6 +160,15 @@ splice = ")" << mode << R"("
 connect_timeout = "2s"
 
 [[service]]
+name = "checked"
+protocol = "tcp"
+listen = "192.0.2.1:7300"
+backends = ["198.51.100.2:9997", "[2001:db8:2::2]:9001"]
+header = "v2"
+splice = ")" << mode << R"("
+health_check = { interval = "200ms", timeout = "100ms" }
+
+[[service]]
 name = "dead"
 protocol = "tcp"
 listen = "192.0.2.1:7200"
@@ -257,6 +268,17 @@ splice = ")" << mode << R"("
         auto r = pptest::run_process(
             {pptest::ppinject_binary(), "status", "--json", "--bpffs", pin_root_});
         return r.out;
+    }
+
+    std::uint64_t counter(const std::string &service, const std::string &name) {
+        nlohmann::json status = nlohmann::json::parse(status_json());
+        for (const auto &svc : status["services"]) {
+            if (svc["name"] == service) {
+                return svc["counters"][name].get<std::uint64_t>();
+            }
+        }
+        ADD_FAILURE() << "no service " << service << " in " << status.dump();
+        return 0;
     }
 
     std::unique_ptr<pptest::Hosts> hosts_;
@@ -382,6 +404,64 @@ TEST_P(TcpNetns, DeadBackendIsSkippedAndNoBackendMeansReset) {
     std::string js = status_json();
     EXPECT_NE(js.find("\"tcp_no_backend\": 1"), std::string::npos) << js;
     EXPECT_NE(js.find("\"tcp_backend_failed\""), std::string::npos) << js;
+}
+
+// A listening socket in the backend namespace.
+Sock listener(const Netns &ns, const Endpoint &at) {
+    Sock s(ns.socket(at.addr.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM));
+    int one = 1;
+    setsockopt(s.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_storage ss{};
+    socklen_t len = at.to_sockaddr(ss);
+    EXPECT_EQ(bind(s.fd, reinterpret_cast<sockaddr *>(&ss), len), 0) << at.to_string();
+    EXPECT_EQ(listen(s.fd, 64), 0);
+    return s;
+}
+
+// Health checks take the dead backend out of rotation (no more failed connects) and put
+// it back once something listens there. Their own connections carry a LOCAL header.
+TEST_P(TcpNetns, HealthChecksTakeBackendsOutAndBackIn) {
+    Sock live = listener(*backend_, ep("[2001:db8:2::2]:9001"));
+    // Accepts on `l` until a client's connection (a PROXY header, not a check's LOCAL)
+    // arrives, and checks that it carries "hi"; false after 5 s.
+    auto client_reaches = [&](int l) {
+        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (std::chrono::steady_clock::now() < until) {
+            pollfd p{l, POLLIN, 0};
+            if (poll(&p, 1, 200) != 1) {
+                continue;
+            }
+            Sock b(accept4(l, nullptr, nullptr, SOCK_CLOEXEC));
+            set_timeouts(b.fd);
+            proxy::AnyHeader h = read_header(b.fd);
+            if (h.kind == proxy::Kind::v2 && h.v2.command == proxy::Command::proxy) {
+                return read_exactly(b.fd, 2) == "hi";
+            }
+        }
+        return false;
+    };
+    ASSERT_TRUE(daemon_->wait_for_output(
+        "backend 198.51.100.2:9997 of service 'checked' is down: connect: Connection refused"))
+        << daemon_->log();
+    std::uint64_t failed = counter("checked", "tcp_backend_failed");
+    for (int i = 0; i < 4; i++) {
+        Sock c = dial(ep("192.0.2.1:7300"));
+        send_all(c.fd, "hi");
+        EXPECT_TRUE(client_reaches(live.fd));
+    }
+    EXPECT_EQ(counter("checked", "tcp_backend_failed"), failed);
+
+    Sock revived = listener(*backend_, ep("198.51.100.2:9997"));
+    ASSERT_TRUE(
+        daemon_->wait_for_output("backend 198.51.100.2:9997 of service 'checked' is up again"))
+        << daemon_->log();
+    // Round-robin over both again: of two connections, one goes to the revived backend.
+    std::vector<Sock> clients;
+    for (int i = 0; i < 2; i++) {
+        clients.push_back(dial(ep("192.0.2.1:7300")));
+        send_all(clients.back().fd, "hi");
+    }
+    EXPECT_TRUE(client_reaches(revived.fd)) << "no client reached the revived backend";
 }
 
 TEST_P(TcpNetns, AThousandConcurrentConnections) {

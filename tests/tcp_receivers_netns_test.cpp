@@ -66,28 +66,27 @@ class TcpReceivers : public ::testing::TestWithParam<const char *> {
                     cases_.push_back({receiver, header, transparent});
                     std::string listen =
                         transparent ? "[\"203.0.113.0/24:" + std::to_string(port) +
-                                          "\", \"[2001:db8:3::/64]:" + std::to_string(port) +
-                                          "\"]"
+                                          "\", \"[2001:db8:3::/64]:" + std::to_string(port) + "\"]"
                                     : "[\"192.0.2.1:" + std::to_string(port) +
                                           "\", \"[2001:db8:1::1]:" + std::to_string(port) + "\"]";
                     // IPv4 backend for v1, IPv6 for v2: both families on each side.
-                    std::string backend = std::string(header) == "v1"
-                                              ? "198.51.100.2:" : "[2001:db8:2::2]:";
+                    std::string backend =
+                        std::string(header) == "v1" ? "198.51.100.2:" : "[2001:db8:2::2]:";
                     backend += std::string(receiver) == "nginx" ? "9100" : "9200";
                     cfg << "\n[[service]]\nname = \"" << receiver << "-" << header
                         << (transparent ? "-steered" : "-plain") << "\"\nprotocol = \"tcp\"\n"
-                        << "listen = " << listen << "\ntransparent = "
-                        << (transparent ? "true" : "false") << "\nbackends = [\"" << backend
-                        << "\"]\nheader = \"" << header << "\"\nsplice = \"" << GetParam()
-                        << "\"\n";
+                        << "listen = " << listen
+                        << "\ntransparent = " << (transparent ? "true" : "false")
+                        << "\nbackends = [\"" << backend << "\"]\nheader = \"" << header
+                        << "\"\nsplice = \"" << GetParam() << "\"\n";
                     ports_.push_back(port++);
                 }
             }
         }
         cfg.close();
-        daemon_ = std::make_unique<pptest::Child>(std::vector<std::string>{
-            "nsenter", "--net=/run/netns/" + hosts_->front->name(), pptest::ppinject_binary(),
-            "run", "--config", config_path_});
+        daemon_ = std::make_unique<pptest::Child>(
+            std::vector<std::string>{"nsenter", "--net=/run/netns/" + hosts_->front->name(),
+                                     pptest::ppinject_binary(), "run", "--config", config_path_});
         ASSERT_TRUE(daemon_->wait_for_output("running")) << daemon_->log();
     }
 

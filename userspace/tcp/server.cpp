@@ -27,6 +27,8 @@
 
 #include "core/kernel.hpp"
 #include "tcp/header.hpp"
+#include "tcp/health.hpp"
+#include "tcp/service.hpp"
 #include "tcp/sni.hpp"
 
 namespace ppinject::tcp {
@@ -94,13 +96,6 @@ std::uint64_t written_bytes(int fd) {
 }
 
 }  // namespace
-
-// A service as the workers see it; replaced, never changed, on reload.
-struct ServiceRt {
-    Service cfg;
-    std::size_t max_header = 0;
-    mutable std::atomic<std::uint64_t> next_backend{0};  // round-robin position
-};
 
 // One direction of a relayed connection in splice or copy mode.
 struct Pump {
@@ -391,6 +386,10 @@ void Worker::start_connect(std::uint32_t id) {
     while (c.tried < backends.size()) {
         const Endpoint &b = backends[c.backend];
         c.tried++;
+        if (!c.svc->is_up(c.backend)) {  // out of rotation after a failed health check
+            c.backend = (c.backend + 1) % backends.size();
+            continue;
+        }
         sockaddr_storage ss{};
         socklen_t len = b.to_sockaddr(ss);
         int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -991,10 +990,16 @@ bool same_listening(const Service &a, const Service &b) {
     return true;
 }
 
-std::shared_ptr<ServiceRt> runtime_of(const Service &svc) {
-    auto rt = std::make_shared<ServiceRt>();
-    rt->cfg = svc;
-    rt->max_header = max_header_len(svc);
+// A new runtime for `svc`, keeping the health of backends `old` also had.
+std::shared_ptr<ServiceRt> runtime_of(const Service &svc, const ServiceRt *old) {
+    auto rt = std::make_shared<ServiceRt>(svc);
+    for (std::size_t i = 0; old && i < svc.backends.size(); i++) {
+        for (std::size_t j = 0; j < old->cfg.backends.size(); j++) {
+            if (old->cfg.backends[j] == svc.backends[i]) {
+                rt->up[i] = old->is_up(j);
+            }
+        }
+    }
     return rt;
 }
 
@@ -1005,6 +1010,7 @@ Server::Server(const Config &cfg, const Datapath::TcpMaps &maps, LogFn log, unsi
     if (workers == 0) {
         workers = std::max(1u, std::thread::hardware_concurrency());
     }
+    health_ = std::make_unique<HealthChecker>(log_);
     std::uint32_t slots = PP_MAX_TCP_CONNS / workers;
     for (unsigned i = 0; i < workers; i++) {
         workers_.push_back(std::make_unique<Worker>(maps_, log_, i * slots, slots));
@@ -1081,10 +1087,14 @@ void Server::apply(const Config &cfg) {
                     from = static_cast<int>(i);
                 }
             }
+            const ServiceRt *old = nullptr;
+            for (const auto &o : services_) {
+                old = o->rt->cfg.name == svc.name ? o->rt.get() : old;
+            }
             if (from < 0) {
                 open_service(svc, *l);
             }
-            l->rt = runtime_of(svc);
+            l->rt = runtime_of(svc, old);
             next.push_back(std::move(l));
             reuse.push_back(from);
         }
@@ -1124,6 +1134,11 @@ void Server::apply(const Config &cfg) {
         }
     }
     services_ = std::move(next);
+    std::vector<std::shared_ptr<ServiceRt>> rts;
+    for (const auto &l : services_) {
+        rts.push_back(l->rt);
+    }
+    health_->set(std::move(rts));
     std::size_t n = services_.size();
     if (n > 0) {
         log_("tcp: serving " + std::to_string(n) + " service" + (n == 1 ? "" : "s") + " with " +

@@ -14,6 +14,7 @@
 namespace ppinject::tcp {
 
 class Worker;
+class HealthChecker;
 
 class Server {
   public:
@@ -40,6 +41,7 @@ class Server {
 
     Datapath::TcpMaps maps_;
     LogFn log_;
+    std::unique_ptr<HealthChecker> health_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::vector<std::unique_ptr<Listening>> services_;
 };
