@@ -210,11 +210,10 @@ TEST(Cli, UsageErrorsExitTwo) {
     }
 }
 
-TEST(Cli, PendingCommandsSaySoAndExitTwo) {
-    auto r = cli({"reload"});
-    EXPECT_EQ(r.exit_code, 2);
-    EXPECT_EQ(r.err.rfind("ppinject reload: not implemented in this build yet", 0), 0u) << r.err;
-    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+TEST(Cli, ReloadWithoutARunSaysWhy) {
+    auto r = cli({"reload", "--bpffs", "/sys/fs/bpf/ppt-nothing-here"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.err, "ppinject reload: no 'ppinject run' owns /sys/fs/bpf/ppt-nothing-here\n");
     EXPECT_EQ(r.out, "");
 }
 

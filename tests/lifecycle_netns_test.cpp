@@ -233,13 +233,21 @@ TEST_F(Lifecycle, ReloadOnSighupMovesAttachments) {
     EXPECT_NE(filters("egress").find("udp_egress"), std::string::npos);
 
     write_config({"f9"});  // v2 on another interface: f0 detached, f9 attached
-    kill(run.pid(), SIGHUP);
+    auto r = pptest::run_process({pptest::ppinject_binary(), "reload", "--bpffs", pin_root_});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "ppinject reload: sent SIGHUP to pid " + std::to_string(run.pid()) +
+                         "; its log says 'reloaded' or why not\n");
     ASSERT_TRUE(run.wait_for_output("reloaded")) << run.log();
     EXPECT_EQ(filters(), "");
     EXPECT_EQ(filters("egress"), "");
     EXPECT_NE(front_->exec("tc filter show dev f9 ingress").find("udp_ingress"), std::string::npos);
 
     std::ofstream(config_) << "[[service]]\nname = \"broken\"\n";
+    // `reload --config` checks the file first and does not signal a bad one.
+    r = pptest::run_process({pptest::ppinject_binary(), "reload", "--config", config_});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.err.rfind(config_ + ":", 0), 0u) << r.err;
+    EXPECT_EQ(run.log().find("reload failed"), std::string::npos) << run.log();
     kill(run.pid(), SIGHUP);
     ASSERT_TRUE(run.wait_for_output("reload failed, nothing changed")) << run.log();
     EXPECT_NE(front_->exec("tc filter show dev f9 ingress").find("udp_ingress"), std::string::npos);

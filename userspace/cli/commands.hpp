@@ -36,8 +36,7 @@ int flows(const InspectOptions &opts);
 int detach(const InspectOptions &opts);
 
 // reload: makes the `ppinject run` that owns the pin root (it holds a flock on the
-// directory, so /proc/locks names its pid) re-read its configuration, as SIGHUP does.
-// Not in this build yet: cli/pending.cpp says so and returns 2.
+// directory, so /proc/locks names its pid) re-read its configuration, by SIGHUP.
 struct ReloadOptions {
     std::string bpffs = "/sys/fs/bpf/ppinject";
 };

@@ -182,10 +182,13 @@ int main(int argc, char **argv) {
     teach(reload_cmd,
           "Ask the 'ppinject run' that owns the pin root to re-read its configuration file, "
           "as SIGHUP does: services added, changed and removed, interfaces attached and "
-          "detached. A file that fails 'check' changes nothing.",
+          "detached; live UDP flows and TCP connections of remaining services carry on. "
+          "With --config the file is checked first, and a file that fails 'check' is "
+          "reported here and not sent; the daemon re-reads the file it was started with and "
+          "logs 'reloaded' or why nothing changed.",
           "sudo ppinject reload --config /etc/ppinject/ppinject.toml",
-          "0 reloaded, 1 no running daemon or the reload failed, 2 usage error or not in this "
-          "build.");
+          "0 the daemon was signalled, 1 no running daemon owns the pin root or the file "
+          "fails 'check', 2 usage error.");
 
     try {
         app.parse(argc, argv);

@@ -48,30 +48,6 @@ std::uint32_t prog_id(const bpf_program *prog) {
     return info.id;
 }
 
-// The PID holding a flock on `path`, from /proc/locks, or 0.
-long lock_holder(const std::string &path) {
-    struct stat st {};
-    if (stat(path.c_str(), &st) != 0) {
-        return 0;
-    }
-    std::ifstream locks("/proc/locks");
-    std::string line;
-    while (std::getline(locks, line)) {
-        // "1: FLOCK  ADVISORY  WRITE 1234 00:2a:5678 0 EOF"
-        std::istringstream l(line);
-        std::string n, type, mode, rw, dev_ino;
-        long pid = 0;
-        if (!(l >> n >> type >> mode >> rw >> pid >> dev_ino) || type != "FLOCK") {
-            continue;
-        }
-        auto colon = dev_ino.rfind(':');
-        if (colon != std::string::npos &&
-            std::stoull(dev_ino.substr(colon + 1)) == static_cast<unsigned long long>(st.st_ino)) {
-            return pid;
-        }
-    }
-    return 0;
-}
 
 // Every (key, value) the services and udp_addresses maps must hold for `cfg`.
 struct ServiceEntries {
@@ -176,6 +152,31 @@ void Datapath::SkelDeleter::operator()(bpf_link *l) const {
 }
 
 // An mmap()able array map, mapped into this process.
+// The PID holding a flock on the directory, from /proc/locks.
+long pin_root_owner(const std::string &path) {
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) {
+        return 0;
+    }
+    std::ifstream locks("/proc/locks");
+    std::string line;
+    while (std::getline(locks, line)) {
+        // "1: FLOCK  ADVISORY  WRITE 1234 00:2a:5678 0 EOF"
+        std::istringstream l(line);
+        std::string n, type, mode, rw, dev_ino;
+        long pid = 0;
+        if (!(l >> n >> type >> mode >> rw >> pid >> dev_ino) || type != "FLOCK") {
+            continue;
+        }
+        auto colon = dev_ino.rfind(':');
+        if (colon != std::string::npos &&
+            std::stoull(dev_ino.substr(colon + 1)) == static_cast<unsigned long long>(st.st_ino)) {
+            return pid;
+        }
+    }
+    return 0;
+}
+
 static void *map_shared(const bpf_map *map, std::size_t len) {
     void *p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
     if (p == MAP_FAILED) {
@@ -258,7 +259,7 @@ Datapath::Datapath(const Config &cfg, LogFn log) : root_(cfg.global.bpffs), log_
         if (lock_fd_ >= 0) {
             close(lock_fd_);
         }
-        long pid = err == EWOULDBLOCK ? lock_holder(root_) : 0;
+        long pid = err == EWOULDBLOCK ? pin_root_owner(root_) : 0;
         throw std::runtime_error(
             err == EWOULDBLOCK
                 ? "another ppinject run owns " + root_ +

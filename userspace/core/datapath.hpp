@@ -20,6 +20,9 @@ namespace ppinject {
 
 using LogFn = std::function<void(const std::string &)>;
 
+// PID of the `ppinject run` that owns pin root `root` (holds its lock), or 0.
+long pin_root_owner(const std::string &root);
+
 class Datapath {
   public:
     // Loads and attaches `cfg`. Pinned maps an earlier run left are adopted when their

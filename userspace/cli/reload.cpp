@@ -1,0 +1,27 @@
+#include <signal.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "cli/commands.hpp"
+#include "core/datapath.hpp"
+
+namespace ppinject::cli {
+
+int reload(const ReloadOptions &opts) {
+    long pid = pin_root_owner(opts.bpffs);
+    if (pid <= 0) {
+        std::fprintf(stderr, "ppinject reload: no 'ppinject run' owns %s\n", opts.bpffs.c_str());
+        return 1;
+    }
+    if (kill(static_cast<pid_t>(pid), SIGHUP) != 0) {
+        std::fprintf(stderr, "ppinject reload: signal pid %ld: %s\n", pid, std::strerror(errno));
+        return 1;
+    }
+    std::printf("ppinject reload: sent SIGHUP to pid %ld; its log says 'reloaded' or why not\n",
+                pid);
+    return 0;
+}
+
+}  // namespace ppinject::cli
