@@ -136,9 +136,31 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
             (at.addr.is_v4() ? backend4_ : backend6_) = std::move(s);
         }
 
-        std::string mode = GetParam();
         pin_root_ = "/sys/fs/bpf/ppt" + std::to_string(getpid()) + "-tcp";
         config_path_ = "/tmp/ppt" + std::to_string(getpid()) + "-tcp.toml";
+        write_config();
+        daemon_ = std::make_unique<pptest::Child>(
+            std::vector<std::string>{"nsenter", "--net=/run/netns/" + front_->name(),
+                                     pptest::ppinject_binary(), "run", "--config", config_path_});
+        ASSERT_TRUE(daemon_->wait_for_output("running")) << daemon_->log();
+    }
+
+    void TearDown() override {
+        if (daemon_) {
+            EXPECT_EQ(daemon_->stop(SIGTERM), 0) << daemon_->log();
+            EXPECT_FALSE(std::filesystem::exists(pin_root_));
+        }
+        daemon_.reset();
+        unlink(config_path_.c_str());
+        std::filesystem::remove_all(pin_root_);
+        backend4_ = Sock();
+        backend6_ = Sock();
+        hosts_.reset();
+    }
+
+    // The services below, then `extra` (more TOML).
+    void write_config(const std::string &extra = "") {
+        std::string mode = GetParam();
         std::ofstream(config_path_) << "[global]\nbpffs = \"" << pin_root_ << "\"\n"
                                     << R"(
 [[service]]
@@ -175,24 +197,7 @@ listen = "192.0.2.1:7200"
 backends = ["198.51.100.2:9998", "[2001:db8:2::2]:9998"]
 header = "v2"
 splice = ")" << mode << R"("
-)";
-        daemon_ = std::make_unique<pptest::Child>(
-            std::vector<std::string>{"nsenter", "--net=/run/netns/" + front_->name(),
-                                     pptest::ppinject_binary(), "run", "--config", config_path_});
-        ASSERT_TRUE(daemon_->wait_for_output("running")) << daemon_->log();
-    }
-
-    void TearDown() override {
-        if (daemon_) {
-            EXPECT_EQ(daemon_->stop(SIGTERM), 0) << daemon_->log();
-            EXPECT_FALSE(std::filesystem::exists(pin_root_));
-        }
-        daemon_.reset();
-        unlink(config_path_.c_str());
-        std::filesystem::remove_all(pin_root_);
-        backend4_ = Sock();
-        backend6_ = Sock();
-        hosts_.reset();
+)" << extra;
     }
 
     // A connected client socket in the client namespace.
@@ -462,6 +467,38 @@ TEST_P(TcpNetns, HealthChecksTakeBackendsOutAndBackIn) {
         send_all(clients.back().fd, "hi");
     }
     EXPECT_TRUE(client_reaches(revived.fd)) << "no client reached the revived backend";
+}
+
+// A reload adds a service and changes another without touching established connections;
+// a file that fails to parse changes nothing.
+TEST_P(TcpNetns, ReloadKeepsEstablishedConnections) {
+    Sock c = dial(ep("203.0.113.5:7100"));
+    send_all(c.fd, "before");
+    Sock b = accept_backend(false);
+    read_header(b.fd);
+    EXPECT_EQ(read_exactly(b.fd, 6), "before");
+
+    write_config(R"(
+[[service]]
+name = "added"
+protocol = "tcp"
+listen = "192.0.2.1:7600"
+backends = ["198.51.100.2:9000"]
+header = "v1"
+)");
+    kill(daemon_->pid(), SIGHUP);
+    ASSERT_TRUE(daemon_->wait_for_output("reloaded")) << daemon_->log();
+    exchange(ep("192.0.2.1:7600"), true);  // the new service
+    send_all(c.fd, "after");               // the old connection, still relayed both ways
+    EXPECT_EQ(read_exactly(b.fd, 5), "after");
+    send_all(b.fd, "reply");
+    EXPECT_EQ(read_exactly(c.fd, 5), "reply");
+
+    std::ofstream(config_path_) << "[[service]]\nname = 1\n";
+    kill(daemon_->pid(), SIGHUP);
+    ASSERT_TRUE(daemon_->wait_for_output("reload failed, nothing changed")) << daemon_->log();
+    exchange(ep("192.0.2.1:7600"), true);
+    exchange(ep("203.0.113.6:7100"), false);
 }
 
 TEST_P(TcpNetns, AThousandConcurrentConnections) {
