@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# make demo: ppinject between a client and a backend, in network namespaces.
+# make demo: ppinject between a client and backends, in network namespaces.
 #
-#   ppd-client                ppd-front (ppinject on f0)            ppd-backend
+#   ppd-client                ppd-front (ppinject)                  ppd-backend
 #   c0 192.0.2.2  --------->  f0 192.0.2.1   f1 198.51.100.1  --->  b0 198.51.100.2
 #      2001:db8:1::2             2001:db8:1::1  2001:db8:2::1          2001:db8:2::2
-#                             nftables: DNAT to the backend, masquerade
+#                             UDP: tc on f0, then nftables DNAT + masquerade
+#                             TCP: ppinject's acceptor connects to nginx
+#                             203.0.113.0/24 is local: sk_lookup steers it to ppinject
 #
-# The backend's socket sees 198.51.100.1 (the front) as the source of every datagram; the
-# header ppinject inserted tells it the client's own address.
+# The backends' sockets see the front (198.51.100.1) as the peer of everything; the header
+# ppinject wrote tells them the client's own address.
 set -euo pipefail
 build=${1:-build}
 ppinject=$(realpath "$build/ppinject")
@@ -51,6 +53,9 @@ ip -n ppd-client -6 route add default via 2001:db8:1::1
 ip -n ppd-backend route add default via 198.51.100.1
 ip -n ppd-backend -6 route add default via 2001:db8:2::1
 ip netns exec ppd-front sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+# Every address of 203.0.113.0/24 is delivered locally on the front; ppinject's sk_lookup
+# program hands connections for them to its acceptor, whatever address was dialled.
+ip -n ppd-front route add local 203.0.113.0/24 dev lo
 ip netns exec ppd-front nft -f - <<'NFT'
 table inet demo {
   chain pre {
@@ -81,6 +86,21 @@ protocol = "udp"
 listen = ["192.0.2.1:5354", "[2001:db8:1::1]:5354"]
 interfaces = ["f0"]
 header = "spp"
+
+[[service]]
+name = "web-v1"
+protocol = "tcp"
+listen = ["192.0.2.1:8080", "[2001:db8:1::1]:8080"]
+backends = ["198.51.100.2:8080"]
+header = "v1"
+
+[[service]]
+name = "web-v2"
+protocol = "tcp"
+listen = "203.0.113.0/24:443"
+transparent = true
+backends = ["[2001:db8:2::2]:8080"]
+header = "v2"
 TOML
 
 step "ppinject check"
@@ -115,6 +135,40 @@ step "SPP: a header on every datagram"
 ip netns exec ppd-client sh -c 'echo -n "spp one" | socat -u - UDP4-SENDTO:192.0.2.1:5354,sourceport=40003'
 sleep 0.3
 cat "$work/backend-5354.txt"
+
+step "TCP: nginx (stream, listen ... proxy_protocol) behind ppinject"
+# nginx answers each connection with what it decoded from the PROXY header, and logs it.
+cat >"$work/nginx.conf" <<NGINX
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+daemon off;
+master_process off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 64; }
+stream {
+  log_format seen 'nginx: client \$proxy_protocol_addr port \$proxy_protocol_port, dialled \$proxy_protocol_server_addr:\$proxy_protocol_server_port, socket peer \$remote_addr';
+  access_log $work/nginx-access.log seen;
+  server {
+    listen 198.51.100.2:8080 proxy_protocol;
+    listen [2001:db8:2::2]:8080 proxy_protocol;
+    return "nginx decoded client \$proxy_protocol_addr port \$proxy_protocol_port (its socket peer is \$remote_addr)\n";
+  }
+}
+NGINX
+ip netns exec ppd-backend nginx -p "$work/" -c "$work/nginx.conf" -e "$work/nginx-error.log" &
+pids+=($!)
+for _ in $(seq 100); do
+  ip netns exec ppd-backend ss -ltn | grep -q 198.51.100.2:8080 && break
+  sleep 0.05
+done
+echo "client 192.0.2.2 -> 192.0.2.1:8080 (PROXY v1):"
+ip netns exec ppd-client socat -u TCP4:192.0.2.1:8080,sourceport=41001 -
+echo "client 2001:db8:1::2 -> [2001:db8:1::1]:8080 (PROXY v1, TCP6):"
+ip netns exec ppd-client socat -u TCP6:[2001:db8:1::1]:8080,sourceport=41002 -
+echo "client 192.0.2.2 -> 203.0.113.77:443, steered by sk_lookup (PROXY v2 to nginx over IPv6):"
+ip netns exec ppd-client socat -u TCP4:203.0.113.77:443,sourceport=41003 -
+sleep 0.2
+cat "$work/nginx-access.log"
 
 step "ppinject status (from the pinned maps)"
 "$ppinject" status --bpffs /sys/fs/bpf/ppinject-demo
