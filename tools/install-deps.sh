@@ -16,9 +16,10 @@ build_pkgs=(
 # with the stream module (in bookworm `nginx` is the binary and `nginx-light` only a
 # metapackage adding the http echo module; `listen ... proxy_protocol` in `stream {}`
 # needs libnginx-mod-stream) and HAProxy (`bind ... accept-proxy`). Tests run private
-# instances; the packaged services must stay stopped.
+# instances; the packaged services must stay stopped. strace shows that the daemon reads
+# no payload in sockmap mode.
 test_pkgs=(
-  iproute2 ethtool nftables procps kmod util-linux socat
+  iproute2 ethtool nftables procps kmod util-linux socat strace
   nginx libnginx-mod-stream haproxy
 )
 
