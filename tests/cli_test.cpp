@@ -7,6 +7,7 @@
 #include <fstream>
 #include <string>
 
+#include "support/privileges.hpp"
 #include "support/process.hpp"
 
 namespace {
@@ -208,6 +209,36 @@ TEST(Cli, UsageErrorsExitTwo) {
         EXPECT_EQ(r.exit_code, 2) << testing::PrintToString(args) << ": " << r.err;
         EXPECT_FALSE(r.err.empty()) << testing::PrintToString(args);
     }
+}
+
+// Without privileges each command names the capabilities it lacks (setpriv drops them all
+// with the switch to an unprivileged user).
+TEST(Cli, UnprivilegedCommandsNameTheMissingCapabilities) {
+    PP_REQUIRE_ROOT();
+    std::string example = source("tools/ppinject.example.toml");
+    struct Case {
+        std::vector<std::string> args;
+        std::string err;
+    } cases[] = {
+        {{"run", "--config", example},
+         "ppinject: run needs CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN (run as root): to load BPF "
+         "programs, attach them and mount bpffs\n"},
+        {{"status"}, "ppinject status: needs CAP_BPF (run as root)\n"},
+        {{"flows"}, "ppinject flows: needs CAP_BPF (run as root)\n"},
+        {{"detach"}, "ppinject detach: needs CAP_BPF, CAP_NET_ADMIN (run as root)\n"},
+    };
+    for (const auto &c : cases) {
+        std::vector<std::string> argv = {"setpriv", "--reuid=65534", "--regid=65534",
+                                         "--clear-groups", ppinject_binary()};
+        argv.insert(argv.end(), c.args.begin(), c.args.end());
+        auto r = run_process(argv);
+        EXPECT_EQ(r.exit_code, 1) << c.args[0];
+        EXPECT_EQ(r.err, c.err);
+    }
+    // check needs nothing.
+    auto r = run_process({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                          ppinject_binary(), "check", "--config", example});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 TEST(Cli, ReloadWithoutARunSaysWhy) {

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -257,6 +258,14 @@ TEST_F(Lifecycle, ReloadOnSighupMovesAttachments) {
 TEST_F(Lifecycle, PinsCarryBtfForBpftool) {
     pptest::Child run(run_argv());
     ASSERT_TRUE(run.wait_for_output("running")) << run.log();
+    // Root only: the maps decide what backends believe about their clients.
+    struct stat st {};
+    ASSERT_EQ(stat(pin_root_.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+    for (const auto &e : std::filesystem::directory_iterator(pin_root_)) {
+        ASSERT_EQ(stat(e.path().c_str(), &st), 0);
+        EXPECT_EQ(st.st_mode & 0777, 0600u) << e.path();
+    }
     ASSERT_TRUE(roundtrip("one flow"));
     auto dump = pptest::run_process({"bpftool", "map", "dump", "pinned", pin_root_ + "/udp_flows"});
     ASSERT_EQ(dump.exit_code, 0) << dump.err;

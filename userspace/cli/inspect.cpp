@@ -3,12 +3,25 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "core/privileges.hpp"
 #include "core/inspect.hpp"
 #include "core/pins.hpp"
 
 namespace ppinject::cli {
 
+// Prints "ppinject CMD: needs ..." and returns false when capabilities are missing.
+bool allowed(const char *cmd, const std::vector<std::string> &caps) {
+    std::string why = capability_error(caps);
+    if (!why.empty()) {
+        std::fprintf(stderr, "ppinject %s: %s\n", cmd, why.c_str());
+    }
+    return why.empty();
+}
+
 int status(const InspectOptions &opts) {
+    if (!allowed("status", kReadCaps)) {
+        return 1;
+    }
     try {
         Snapshot s = read_snapshot(opts.bpffs);
         std::cout << (opts.json ? to_json(s).dump(2) + "\n" : render_text(s));
@@ -20,6 +33,9 @@ int status(const InspectOptions &opts) {
 }
 
 int flows(const InspectOptions &opts) {
+    if (!allowed("flows", kReadCaps)) {
+        return 1;
+    }
     try {
         auto f = read_flows(opts.bpffs);
         std::cout << (opts.json ? to_json(f).dump(2) + "\n" : render_text(f));
@@ -31,6 +47,9 @@ int flows(const InspectOptions &opts) {
 }
 
 int detach(const InspectOptions &opts) {
+    if (!allowed("detach", kDetachCaps)) {
+        return 1;
+    }
     int steps = 0;
     int errors = detach_all(opts.bpffs, [&](const std::string &line) {
         std::fprintf(stderr, "ppinject detach: %s\n", line.c_str());

@@ -14,6 +14,7 @@
 #include "core/inspect.hpp"
 #include "core/metrics.hpp"
 #include "core/metrics_server.hpp"
+#include "core/privileges.hpp"
 #include "tcp/server.hpp"
 
 namespace ppinject::cli {
@@ -33,9 +34,8 @@ int run(const RunOptions &opts) {
         std::fprintf(stderr, "%s\n", e.what());
         return 1;
     }
-    if (geteuid() != 0) {
-        log_line(
-            "run needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN to load BPF and attach tc)");
+    if (std::string why = capability_error(kRunCaps); !why.empty()) {
+        log_line("run " + why + ": to load BPF programs, attach them and mount bpffs");
         return 1;
     }
     set_libbpf_logger([](std::string_view line) { log_line("libbpf: " + std::string(line)); },

@@ -59,6 +59,9 @@ void prepare_pin_root(const std::string &dir) {
     if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
         throw sys_error("create pin directory " + dir);
     }
+    if (chmod(dir.c_str(), 0700) != 0) {  // root only, also when an older run made it
+        throw sys_error("chmod 0700 " + dir);
+    }
     if (!on_bpffs(dir)) {
         throw std::runtime_error("pin directory " + dir + " is not on a BPF filesystem");
     }

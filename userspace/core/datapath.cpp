@@ -48,7 +48,6 @@ std::uint32_t prog_id(const bpf_program *prog) {
     return info.id;
 }
 
-
 // Every (key, value) the services and udp_addresses maps must hold for `cfg`.
 struct ServiceEntries {
     Entries<pp_service_key> services;
@@ -177,6 +176,17 @@ long pin_root_owner(const std::string &path) {
     return 0;
 }
 
+// Pins `map` at `path`, readable and writable by root only: the maps steer traffic.
+static void pin_private(bpf_map *map, const std::string &path) {
+    int err = bpf_map__pin(map, path.c_str());
+    if (err) {
+        throw std::runtime_error(bpf_error("pin " + path, err));
+    }
+    if (chmod(path.c_str(), 0600) != 0) {
+        throw std::runtime_error("chmod 0600 " + path + ": " + std::strerror(errno));
+    }
+}
+
 static void *map_shared(const bpf_map *map, std::size_t len) {
     void *p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
     if (p == MAP_FAILED) {
@@ -216,10 +226,7 @@ void Datapath::load_tcp() {
         if (!m) {
             throw std::runtime_error("BPF object tcp has no map " + std::string(name));
         }
-        err = bpf_map__pin(m, path.c_str());
-        if (err) {
-            throw std::runtime_error(bpf_error("pin " + path, err));
-        }
+        pin_private(m, path);
     }
 
     tcp_maps_.listen = bpf_map__fd(tcp_->maps.tcp_listen);
@@ -316,10 +323,7 @@ Datapath::Datapath(const Config &cfg, LogFn log) : root_(cfg.global.bpffs), log_
                 continue;
             }
             std::string path = pin_path(root_, bpf_map__name(map));
-            err = bpf_map__pin(map, path.c_str());
-            if (err) {
-                throw std::runtime_error(bpf_error("pin " + path, err));
-            }
+            pin_private(map, path);
         }
         load_tcp();
         apply(cfg);

@@ -41,9 +41,8 @@ std::size_t check_header(const ServiceRt &svc, int fd, const Endpoint &backend,
     socklen_t len = sizeof ss;
     getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len);
     auto self = Endpoint::from_sockaddr(reinterpret_cast<sockaddr *>(&ss));
-    if (!self ||
-        proxy::encode_v2(buf, proxy::Command::proxy, proxy::Transport::stream, *self, backend, n) !=
-            proxy::Error::ok) {
+    if (!self || proxy::encode_v2(buf, proxy::Command::proxy, proxy::Transport::stream, *self,
+                                  backend, n) != proxy::Error::ok) {
         return 0;
     }
     return n;

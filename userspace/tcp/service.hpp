@@ -15,7 +15,7 @@ struct ServiceRt {
     explicit ServiceRt(const Service &svc);
 
     Service cfg;
-    std::size_t max_header = 0;  // max_header_len(cfg)
+    std::size_t max_header = 0;                          // max_header_len(cfg)
     mutable std::atomic<std::uint64_t> next_backend{0};  // round-robin position
     // Whether each backend is in rotation: health checks take it out and put it back;
     // without health checks every backend always is.
