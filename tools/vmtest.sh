@@ -403,6 +403,12 @@ shq() { local q="'\\''"; printf "'%s'" "${1//\'/$q}"; }  # quoting for busybox s
 	echo "VMTEST_MODULES_DIR=$(shq "$moddir")"
 	echo "VMTEST_KCONFIG=$(shq "$kconfig")"
 	echo "VMTEST_COMMAND_TEXT=$(shq "$*")"
+	# The guest hides the host's /tmp under a tmpfs unless the command needs what is there.
+	host_tmp=0
+	for p in "$PWD" "$@"; do
+		case $(readlink -m -- "$p" 2>/dev/null) in /tmp | /tmp/*) host_tmp=1 ;; esac
+	done
+	echo "VMTEST_HOST_TMP=$host_tmp"
 } >"$out/config"
 
 # --- boot ------------------------------------------------------------------------------------
