@@ -3,7 +3,7 @@ BUILD ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: build deps test demo clean format
+.PHONY: build deps test vmtest demo clean format
 
 build: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
@@ -18,6 +18,12 @@ deps:
 test: deps
 	$(MAKE) build
 	cd $(BUILD) && ctest --output-on-failure
+
+# The kernel-level tests again, inside a VM on Debian's 6.1 LTS kernel (or KERNEL=vmlinuz|.deb).
+# tools/vmtest.sh --help has the options; PPINJECT_VMTEST_REGEX=... narrows the tests.
+vmtest: deps
+	$(MAKE) build
+	VMTEST_BUILD=$(BUILD) tools/vmtest.sh $(KERNEL)
 
 demo: deps
 	$(MAKE) build

@@ -278,7 +278,15 @@ static long move_chunk(__u32 index, void *ctx) {
         m->to += n;
     }
     barrier_var(n); /* keep the check below: the verifier needs it on this register */
-    if (n == 0 || n > CHUNK || bpf_skb_load_bytes(m->skb, src, m->buf->buf, n) < 0 ||
+    if (n == 0 || n > CHUNK) {
+        m->err = 1;
+        return 1;
+    }
+    /* Identity for 1..CHUNK, and a form whose range [1, CHUNK] every verifier derives: 6.1's
+     * does not learn n >= 1 from the n == 0 test above and refuses a possibly-zero size. */
+    barrier_var(n);
+    n = ((n - 1) & (CHUNK - 1)) + 1;
+    if (bpf_skb_load_bytes(m->skb, src, m->buf->buf, n) < 0 ||
         bpf_skb_store_bytes(m->skb, dst, m->buf->buf, n, 0) < 0) {
         m->err = 1;
         return 1;

@@ -22,6 +22,11 @@ test_pkgs=(
   iproute2 ethtool nftables procps kmod util-linux socat strace
   nginx libnginx-mod-stream haproxy
 )
+# VM tests (make vmtest): QEMU, a static busybox for the initramfs init, cpio to pack it,
+# dpkg-deb/apt-get (always present on Debian) fetch and unpack the guest kernel package.
+vm_pkgs=(
+  qemu-system-x86 busybox-static cpio gzip xz-utils zstd binutils
+)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps: must run as root (apt-get and mounting bpffs need it)" >&2
@@ -29,7 +34,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 missing=()
-for p in "${build_pkgs[@]}" "${test_pkgs[@]}"; do
+for p in "${build_pkgs[@]}" "${test_pkgs[@]}" "${vm_pkgs[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
     missing+=("$p")
   fi

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The default command tools/vmtest.sh runs inside the guest: the kernel-level CTest tests of a
+# build tree, then a summary that names the guest kernel and every skipped test with its
+# reason. A skip inside the VM is accepted only when its message says which kernel feature
+# is missing ("kernel feature missing: ..."); any other skip counts as a failure, so a test
+# cannot pass silently on an older kernel.
+#
+# Usage: tools/vm/run-tests.sh BUILD_DIR
+# Environment:
+#   PPINJECT_VMTEST_REGEX    run only the kernel tests whose name matches (ctest -R)
+#   PPINJECT_VMTEST_EXCLUDE  leave out the kernel tests whose name matches (ctest -E)
+#   PPINJECT_VMTEST_LABEL    CTest label to select (default: kernel)
+#   PPINJECT_VMTEST_TEST_TIMEOUT  seconds one test may take (ctest --timeout; default 300)
+set -euo pipefail
+
+[ $# -eq 1 ] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
+build=$1
+[ -f "$build/CTestTestfile.cmake" ] || { echo "run-tests: no CTest tree in $build" >&2; exit 2; }
+
+label=${PPINJECT_VMTEST_LABEL:-kernel}
+sel=(-L "$label")
+[ -z "${PPINJECT_VMTEST_REGEX:-}" ] || sel+=(-R "$PPINJECT_VMTEST_REGEX")
+[ -z "${PPINJECT_VMTEST_EXCLUDE:-}" ] || sel+=(-E "$PPINJECT_VMTEST_EXCLUDE")
+
+echo "run-tests: guest kernel $(uname -r); ctest ${sel[*]}"
+rc=0
+ctest --test-dir "$build" "${sel[@]}" --timeout "${PPINJECT_VMTEST_TEST_TIMEOUT:-300}" \
+	--output-on-failure --no-tests=error || rc=$?
+
+# Skipped tests and their messages, from CTest's log of this run: the lines gtest prints
+# between "FILE:LINE: Skipped" and "[  SKIPPED ] Name".
+log=$build/Testing/Temporary/LastTest.log
+skips=$(
+	awk '
+		/^\[ RUN      \] / { name = $4; msg = ""; inskip = 0; next }
+		/: Skipped$/ { inskip = 1; next }
+		/^\[  SKIPPED \] / && name != "" {
+			gsub(/[ \t]+$/, "", msg)
+			print name "\t" msg
+			name = ""; inskip = 0; next
+		}
+		inskip { msg = msg (msg == "" ? "" : " ") $0 }
+	' "$log" 2>/dev/null || true
+)
+bad=0
+if [ -n "$skips" ]; then
+	echo "run-tests: skipped on $(uname -r):"
+	while IFS=$'\t' read -r name msg; do
+		case $msg in
+		*"kernel feature missing:"*) echo "  SKIPPED $name: $msg" ;;
+		*)
+			echo "  SKIPPED $name: $msg  <- not a missing kernel feature: counted as a failure"
+			bad=1
+			;;
+		esac
+	done <<<"$skips"
+fi
+nskip=0
+[ -z "$skips" ] || nskip=$(printf '%s\n' "$skips" | wc -l)
+echo "run-tests: $(uname -r): ctest exit status $rc, $nskip skipped"
+if [ "$rc" -eq 0 ] && [ "$bad" -ne 0 ]; then
+	echo "run-tests: a test skipped without naming the missing kernel feature" >&2
+	rc=1
+fi
+exit "$rc"
