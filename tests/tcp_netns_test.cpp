@@ -191,6 +191,24 @@ splice = ")" << mode << R"("
 health_check = { interval = "200ms", timeout = "100ms" }
 
 [[service]]
+name = "tls"
+protocol = "tcp"
+listen = "192.0.2.1:7800"
+backends = ["[2001:db8:2::2]:9000"]
+header = "v2"
+splice = ")" << mode << R"("
+tlv = { authority = "sni", unique_id = true, crc32c = true }
+
+[[service]]
+name = "idle"
+protocol = "tcp"
+listen = "192.0.2.1:7700"
+backends = ["198.51.100.2:9000"]
+header = "v1"
+splice = ")" << mode << R"("
+idle_timeout = "1s"
+
+[[service]]
 name = "dead"
 protocol = "tcp"
 listen = "192.0.2.1:7200"
@@ -511,6 +529,41 @@ TEST_P(TcpNetns, HealthChecksTakeBackendsOutAndBackIn) {
         send_all(clients.back().fd, "hi");
     }
     EXPECT_TRUE(client_reaches(revived.fd)) << "no client reached the revived backend";
+}
+
+// The host name of a TLS client's ClientHello (openssl s_client) becomes the AUTHORITY
+// TLV, next to a UNIQUE_ID and a CRC32C the decoder verified.
+TEST_P(TcpNetns, SniOfATlsClientBecomesTheAuthority) {
+    std::thread tls([&] {
+        pptest::run_process({"ip", "netns", "exec", client_->name(), "openssl", "s_client",
+                             "-connect", "192.0.2.1:7800", "-servername", "example.test"},
+                            "", std::chrono::seconds(10));
+    });
+    Sock b = accept_backend(false);
+    proxy::AnyHeader h = read_header(b.fd);
+    b = Sock();  // no TLS server here: s_client gives up
+    tls.join();
+    ASSERT_EQ(h.kind, proxy::Kind::v2);
+    EXPECT_EQ(h.v2.authority(), "example.test");
+    EXPECT_TRUE(h.v2.has_crc32c);
+    ASSERT_TRUE(h.v2.unique_id());
+    EXPECT_EQ(h.v2.unique_id()->size(), 16u);
+}
+
+// A connection quiet for idle_timeout is closed on both sides and counted.
+TEST_P(TcpNetns, IdleConnectionsAreClosed) {
+    Sock c = dial(ep("192.0.2.1:7700"));
+    send_all(c.fd, "x");
+    Sock b = accept_backend(true);
+    read_header(b.fd);
+    EXPECT_EQ(read_exactly(b.fd, 1), "x");
+    int err = 0;
+    auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(read_to_eof(c.fd, &err), "");  // the daemon closes within a few seconds
+    EXPECT_EQ(err, 0) << std::strerror(err);
+    EXPECT_EQ(read_to_eof(b.fd, &err), "");
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(900));
+    EXPECT_EQ(counter("idle", "tcp_idle_closed"), 1u);
 }
 
 // A reload adds a service and changes another without touching established connections;

@@ -19,7 +19,7 @@ build_pkgs=(
 # instances; the packaged services must stay stopped. strace shows that the daemon reads
 # no payload in sockmap mode.
 test_pkgs=(
-  iproute2 ethtool nftables procps kmod util-linux socat strace
+  iproute2 ethtool nftables procps kmod util-linux socat strace openssl
   nginx libnginx-mod-stream haproxy
 )
 # VM tests (make vmtest): QEMU, a static busybox for the initramfs init, cpio to pack it,

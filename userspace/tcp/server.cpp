@@ -132,6 +132,7 @@ struct Conn {
     bool pump_active[2] = {false, false};    // side i's rest goes by splice(2)
     std::uint64_t checked[2] = {0, 0};       // redirected[i] at the last precise check
     std::uint64_t seen[2] = {0, 0};          // redirected[i] at the last tick
+    std::uint64_t scanned[2] = {0, 0};       // redirected[i] at the last idle scan
     // splice / copy mode
     Pump pump[2];  // pump[i]: from side i to the other
     Clock::time_point last_active;
@@ -364,7 +365,7 @@ void Worker::accept_from(int lfd, const std::shared_ptr<const ServiceRt> &svc) {
         c.facts.sni = {};
         c.header_len = c.header_off = 0;
         for (int s : {kClient, kBackend}) {
-            c.cookie[s] = c.base_written[s] = c.checked[s] = c.seen[s] = 0;
+            c.cookie[s] = c.base_written[s] = c.checked[s] = c.seen[s] = c.scanned[s] = 0;
             c.fin[s] = c.shut[s] = c.paused[s] = c.must_pump[s] = c.pump_active[s] = false;
             c.pump[s].pending = c.pump[s].head = 0;
             c.pump[s].eof = c.pump[s].shut = false;
@@ -845,9 +846,10 @@ void Worker::tick() {
         if (c.state == Conn::State::spliced) {
             for (int s : {kClient, kBackend}) {
                 std::uint64_t r = redirected(c, s);
-                if (r != c.checked[s] || c.paused[s]) {
+                if (r != c.scanned[s] || c.paused[s]) {
                     c.last_active = now;  // moved since the last scan, or held back
                 }
+                c.scanned[s] = r;
             }
         }
         if (now - c.last_active >= c.svc->cfg.idle_timeout) {
