@@ -255,6 +255,24 @@ TEST_F(Lifecycle, ReloadOnSighupMovesAttachments) {
     EXPECT_EQ(run.stop(SIGTERM), 0) << run.log();
 }
 
+// A reload that changes the service's interfaces leaves its live flows alone: the next
+// datagram of a flow that got its header before the reload is bare.
+TEST_F(Lifecycle, ReloadKeepsLiveFlows) {
+    pptest::Child run(run_argv());
+    ASSERT_TRUE(run.wait_for_output("running")) << run.log();
+    auto first = roundtrip("first");
+    ASSERT_TRUE(first && has_v2_header(*first));
+    write_config({"f0", "f9"});
+    auto r = pptest::run_process({pptest::ppinject_binary(), "reload", "--bpffs", pin_root_});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(run.wait_for_output("reloaded")) << run.log();
+    EXPECT_NE(front_->exec("tc filter show dev f9 ingress").find("udp_ingress"), std::string::npos);
+    auto second = roundtrip("second");
+    ASSERT_TRUE(second);
+    EXPECT_EQ(*second, "second");
+    EXPECT_EQ(run.stop(SIGTERM), 0) << run.log();
+}
+
 TEST_F(Lifecycle, PinsCarryBtfForBpftool) {
     pptest::Child run(run_argv());
     ASSERT_TRUE(run.wait_for_output("running")) << run.log();

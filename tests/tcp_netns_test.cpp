@@ -20,6 +20,9 @@
 #include <fstream>
 #include <memory>
 #include <random>
+#include <set>
+#include <sstream>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -162,6 +165,7 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
     void write_config(const std::string &extra = "") {
         std::string mode = GetParam();
         std::ofstream(config_path_) << "[global]\nbpffs = \"" << pin_root_ << "\"\n"
+                                    << "metrics = \"127.0.0.1:9477\"\n"
                                     << R"(
 [[service]]
 name = "plain"
@@ -548,6 +552,58 @@ TEST_P(TcpNetns, SniOfATlsClientBecomesTheAuthority) {
     EXPECT_TRUE(h.v2.has_crc32c);
     ASSERT_TRUE(h.v2.unique_id());
     EXPECT_EQ(h.v2.unique_id()->size(), 16u);
+}
+
+// What `GET /metrics` on the front's loopback returns (the whole HTTP response).
+std::string scrape(const Netns &front) {
+    Sock s(front.socket(AF_INET, SOCK_STREAM));
+    set_timeouts(s.fd);
+    sockaddr_storage ss{};
+    socklen_t len = ep("127.0.0.1:9477").to_sockaddr(ss);
+    if (connect(s.fd, reinterpret_cast<sockaddr *>(&ss), len) != 0) {
+        return "connect: " + std::string(std::strerror(errno));
+    }
+    send_all(s.fd, "GET /metrics HTTP/1.1\r\nHost: front\r\n\r\n");
+    return read_to_eof(s.fd);
+}
+
+// /metrics has, line by line, a family (HELP and TYPE first) per counter and the same
+// numbers as `status --json`.
+TEST_P(TcpNetns, MetricsMatchStatus) {
+    exchange(ep("192.0.2.1:7000"), true);
+    exchange(ep("203.0.113.1:7100"), false);
+    std::string r = scrape(*front_);
+    ASSERT_EQ(r.rfind("HTTP/1.1 200 ", 0), 0u) << r;
+    std::string body = r.substr(r.find("\r\n\r\n") + 4);
+    std::map<std::string, std::string> samples;  // "name{labels}" -> value
+    std::set<std::string> typed;
+    std::istringstream lines(body);
+    std::string line;
+    while (std::getline(lines, line)) {
+        if (line.rfind("# TYPE ", 0) == 0) {
+            typed.insert(line.substr(7, line.find(' ', 7) - 7));
+            continue;
+        }
+        if (line.empty() || line[0] == '#') {
+            continue;
+        }
+        auto space = line.rfind(' ');
+        ASSERT_NE(space, std::string::npos) << line;
+        std::string series = line.substr(0, space);
+        EXPECT_TRUE(typed.count(series.substr(0, series.find('{')))) << "no TYPE before " << line;
+        EXPECT_TRUE(samples.emplace(series, line.substr(space + 1)).second) << "twice: " << line;
+    }
+    for (const char *svc : {"plain", "steered"}) {
+        for (const char *name : {"tcp_accepted", "tcp_header_bytes", "tcp_bytes_to_client"}) {
+            std::string id = std::to_string(std::string(svc) == "plain" ? 1 : 2);
+            std::string series = "ppinject_" + std::string(name) + "_total{service=\"" + svc +
+                                 "\",id=\"" + id + "\",protocol=\"tcp\"}";
+            ASSERT_TRUE(samples.count(series)) << series << " in\n" << body;
+            EXPECT_EQ(samples[series], std::to_string(counter(svc, name))) << series;
+        }
+    }
+    EXPECT_EQ(samples["ppinject_tcp_accepted_total{service=\"plain\",id=\"1\",protocol=\"tcp\"}"],
+              "1");
 }
 
 // A connection quiet for idle_timeout is closed on both sides and counted.
