@@ -85,7 +85,7 @@ TEST(Config, DesignExampleResolves) {
     EXPECT_EQ(web.tlv.authority, "");
     EXPECT_TRUE(web.tlv.custom.empty());
     // Defaults of the keys the example leaves out.
-    EXPECT_EQ(web.splice, SpliceMode::sockmap);
+    EXPECT_EQ(web.splice, SpliceMode::splice);
     EXPECT_EQ(web.connect_timeout, 5s);
     EXPECT_EQ(web.idle_timeout, 1h);
     EXPECT_FALSE(web.health_check);
@@ -313,7 +313,7 @@ TEST(Config, DescribeShowsResolvedServices) {
              "from \"0.0.0.0:53\", line 12",
              "interfaces  eth0",
              "service web (id 2, line 17): tcp, header v2, transparent (sk_lookup), splice "
-             "sockmap",
+             "splice",
              "192.0.2.1/32 port 443",
              "backends    198.51.100.10:8443, [2001:db8::10]:8443",
              "timeouts    connect 5s, idle 1h",

@@ -586,7 +586,7 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
     s.splice = t.choice<SpliceMode>("splice", {{"sockmap", SpliceMode::sockmap},
                                                {"splice", SpliceMode::splice},
                                                {"copy", SpliceMode::copy}})
-                   .value_or(SpliceMode::sockmap);
+                   .value_or(SpliceMode::splice);
     for (auto [key, field] : {std::pair{"idle_timeout", &s.idle_timeout},
                               std::pair{"connect_timeout", &s.connect_timeout}}) {
         if (auto d = t.duration(key)) {

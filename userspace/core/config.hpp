@@ -87,7 +87,7 @@ struct Service {
     // TCP
     bool transparent = false;  // sk_lookup steering instead of a plain listening socket
     std::vector<Endpoint> backends;
-    SpliceMode splice = SpliceMode::sockmap;
+    SpliceMode splice = SpliceMode::splice;  // measured faster than sockmap (tools/bench)
     std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};
     std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
     TlvConfig tlv;  // header v2 only

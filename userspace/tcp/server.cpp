@@ -1096,6 +1096,11 @@ void Server::apply(const Config &cfg) {
             if (from < 0) {
                 open_service(svc, *l);
             }
+            if (svc.splice == SpliceMode::sockmap) {
+                log_("tcp: service '" + svc.name +
+                     "' relays with splice = \"sockmap\", which can lose bytes while it holds "
+                     "back a fast sender (known defect, see README); \"splice\" does not");
+            }
             l->rt = runtime_of(svc, old);
             next.push_back(std::move(l));
             reuse.push_back(from);
