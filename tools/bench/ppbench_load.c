@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BUF_SIZE (256 * 1024)
+#define BUF_SIZE (128 * 1024)
 #define SERVER_THREADS 320
 #define IO_TIMEOUT_S 15
 
@@ -295,7 +295,7 @@ static int connect_to(const struct sockaddr_storage *ss, socklen_t len) {
     if (fd < 0) {
         return -1;
     }
-    set_timeouts(fd, 2);
+    set_timeouts(fd, IO_TIMEOUT_S);
     if (connect(fd, (const struct sockaddr *)ss, len) < 0) {
         close(fd);
         return -1;
