@@ -33,6 +33,7 @@
 #define BUF_SIZE (128 * 1024)
 #define SERVER_THREADS 320
 #define IO_TIMEOUT_S 15
+#define CLIENT_TIMEOUT_S 5
 
 static void die(const char *what) {
     fprintf(stderr, "ppbench_load: %s: %s\n", what, strerror(errno));
@@ -295,7 +296,7 @@ static int connect_to(const struct sockaddr_storage *ss, socklen_t len) {
     if (fd < 0) {
         return -1;
     }
-    set_timeouts(fd, IO_TIMEOUT_S);
+    set_timeouts(fd, CLIENT_TIMEOUT_S);
     if (connect(fd, (const struct sockaddr *)ss, len) < 0) {
         close(fd);
         return -1;
@@ -453,7 +454,7 @@ static int cmd_udp_sink(const char *addr, double seconds) {
     static char bufs[BATCH][DGRAM];
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
-    uint64_t count = 0, bytes = 0, v2 = 0, spp = 0;
+    uint64_t count = 0, bytes = 0, v1 = 0, v2 = 0, spp = 0;
     double end = now_s() + seconds;
     fprintf(stderr, "ppbench_load: counting datagrams on %s\n", addr);
     while (!g_stop && now_s() < end) {
@@ -474,12 +475,15 @@ static int cmd_udp_sink(const char *addr, double seconds) {
                 v2++;
             } else if (len >= 38 && b[0] == 0x56 && b[1] == 0xEC) {
                 spp++;
+            } else if (len >= 8 && memcmp(b, "PROXY ", 6) == 0) {
+                v1++;
             }
         }
     }
-    printf("{\"datagrams\": %llu, \"bytes\": %llu, \"with_v2\": %llu, \"with_spp\": %llu}\n",
-           (unsigned long long)count, (unsigned long long)bytes, (unsigned long long)v2,
-           (unsigned long long)spp);
+    printf("{\"datagrams\": %llu, \"bytes\": %llu, \"with_v1\": %llu, \"with_v2\": %llu, "
+           "\"with_spp\": %llu}\n",
+           (unsigned long long)count, (unsigned long long)bytes, (unsigned long long)v1,
+           (unsigned long long)v2, (unsigned long long)spp);
     return 0;
 }
 

@@ -373,133 +373,155 @@ stream {{
             raise BenchError(f"ppbench_load {' '.join(args)}: {r.stderr.strip() or r.stdout}")
 
     # -- scenarios --
+    def rounds(self, scenario, cases, run_one, metric, max_rounds, allowance):
+        """Runs every case once per round, rounds interleaved (so a burst of load from
+        elsewhere on the machine hits all cases alike), while the scenario's time allowance
+        lasts (at least one round). Keeps, per case, the run with the median `metric`
+        (lower median) and its spread. A run is skipped when the whole bench's budget is
+        nearly spent."""
+        runs = {}
+        t0 = time.monotonic()
+        done = 0
+        for rnd in range(max_rounds):
+            if rnd > 0 and time.monotonic() - t0 > allowance * rnd / max_rounds:
+                break
+            for case in cases:
+                if self.budget_left() < 25:
+                    self.notes.append(f"{scenario}: a run was skipped, the 5-minute budget ran out")
+                    break
+                row = run_one(case)
+                runs.setdefault(json.dumps(case_key(row)), []).append(row)
+            done = rnd + 1
+        rows = []
+        for key, rs in runs.items():
+            rs.sort(key=lambda r: r[metric] if r[metric] is not None else -1)
+            pick = dict(rs[(len(rs) - 1) // 2])
+            vals = [r[metric] for r in rs if r[metric] is not None]
+            pick["runs"] = len(rs)
+            pick["min"], pick["max"] = (min(vals), max(vals)) if vals else (None, None)
+            pick["all_runs"] = [r[metric] for r in rs]
+            pick["incomplete_runs"] = sum(1 for r in rs if r.get("complete") is False)
+            rows.append(pick)
+        return rows, done
+
+    def bulk_run(self, direction, name, addr, proc, size, cap, streams=1):
+        with CpuWindow(self.pid(proc)) as w:
+            r = self.client(["bulk", "--connect", addr, "--dir", direction, "--bytes", str(size),
+                             "--streams", str(streams), "--seconds", str(cap)], timeout=cap + 20)
+        gib = r["bytes"] / GIB
+        row = {
+            "direction": "client->backend" if direction == "up" else "backend->client",
+            "streams": streams, "case": name, "bytes": r["bytes"],
+            "streams_ok": r["streams_ok"], "complete": r["streams_ok"] == streams,
+            "seconds": r["seconds"], "gbit_s": r["bytes"] * 8 / r["seconds"] / 1e9,
+            "proxy_cpu_s_per_gib": (w.proc / gib) if w.proc is not None and gib else None,
+            "machine_cpu_s_per_gib": w.machine / gib if gib else None,
+        }
+        log(f"tcp bulk {row['direction']} x{streams} {name}: {row['gbit_s']:.2f} Gbit/s"
+            + ("" if row["complete"] else f" INCOMPLETE ({r['streams_ok']}/{streams} streams)"))
+        return row
+
     def tcp_bulk(self):
         size = GIB // 2 if self.quick else GIB
         cap = 12
-        rows = []
-        for direction, label in (("up", "client->backend"), ("down", "backend->client")):
-            for name, addr, proc in TCP_CASES:
-                with CpuWindow(self.pid(proc)) as w:
-                    r = self.client(["bulk", "--connect", addr, "--dir", direction, "--bytes",
-                                     str(size), "--seconds", str(cap)], timeout=cap + 10)
-                gib = r["bytes"] / GIB
-                rows.append({
-                    "direction": label, "case": name, "bytes": r["bytes"],
-                    "complete": r["streams_ok"] == 1, "seconds": r["seconds"],
-                    "gbit_s": r["bytes"] * 8 / r["seconds"] / 1e9,
-                    "proxy_cpu_s_per_gib": (w.proc / gib) if w.proc is not None and gib else None,
-                    "machine_cpu_s_per_gib": w.machine / gib if gib else None,
-                })
-                log(f"tcp bulk {label} {name}: {rows[-1]['gbit_s']:.2f} Gbit/s")
+        cases = [(d, *c) for d in ("up", "down") for c in TCP_CASES]
+        rows, n = self.rounds("tcp_bulk", cases, lambda c: self.bulk_run(*c, size, cap),
+                              "gbit_s", 1 if self.quick else 3, 75)
         # The bench's own sink next to iperf3, on the direct path: is the sink the limit?
-        self.spawn("iperf3", ["iperf3", "-s", "-B", BACKEND, "-p", "9050", "-1"], ns=NS_BACKEND)
-        self.wait_tcp_listen("iperf3", NS_BACKEND, 9050)
         for rev, label in ((False, "client->backend"), (True, "backend->client")):
+            self.spawn("iperf3", ["iperf3", "-s", "-B", BACKEND, "-p", "9050", "-1"], ns=NS_BACKEND)
+            self.wait_tcp_listen("iperf3", NS_BACKEND, 9050)
             with CpuWindow(None) as w:
                 out = sh(["iperf3", "-c", BACKEND, "-p", "9050", "-n", str(size), "-J"]
                          + (["-R"] if rev else []), ns=NS_CLIENT, timeout=cap + 10)
+            self.procs["iperf3"].wait(timeout=10)
+            self.stop("iperf3")
             j = json.loads(out)
             bps = j["end"]["sum_received"]["bits_per_second"]
             b = j["end"]["sum_received"]["bytes"]
-            rows.append({"direction": label, "case": "iperf3 direct (reference)", "bytes": b,
-                         "complete": True, "seconds": b * 8 / bps, "gbit_s": bps / 1e9,
-                         "proxy_cpu_s_per_gib": None, "machine_cpu_s_per_gib": w.machine / (b / GIB)})
-            if not rev:  # iperf3 -1 serves one test; start it again for the reverse one
-                self.procs["iperf3"].wait(timeout=10)
-                self.spawn("iperf3", ["iperf3", "-s", "-B", BACKEND, "-p", "9050", "-1"],
-                           ns=NS_BACKEND)
-                self.wait_tcp_listen("iperf3", NS_BACKEND, 9050)
-        self.stop("iperf3")
+            rows.append({"direction": label, "streams": 1, "case": "iperf3 direct (reference)",
+                         "bytes": b, "complete": True, "seconds": b * 8 / bps, "gbit_s": bps / 1e9,
+                         "proxy_cpu_s_per_gib": None, "machine_cpu_s_per_gib": w.machine / (b / GIB),
+                         "runs": 1, "min": bps / 1e9, "max": bps / 1e9, "all_runs": [bps / 1e9]})
         ratio(rows, "gbit_s", ("direction",))
-        self.results["tcp_bulk"] = {"bytes_per_run": size, "time_cap_s": cap, "rows": rows}
+        self.results["tcp_bulk"] = {"bytes_per_run": size, "time_cap_s": cap, "rounds": n,
+                                    "rows": rows}
+
+    def rate_run(self, name, addr, proc, secs):
+        with CpuWindow(self.pid(proc)) as w:
+            r = self.client(["rate", "--connect", addr, "--parallel", "16", "--seconds", str(secs)],
+                            timeout=secs + 20)
+        n = max(r["connections"], 1)
+        row = {
+            "case": name, "connections": r["connections"], "errors": r["errors"],
+            "seconds": r["seconds"], "conn_s": r["connections"] / r["seconds"],
+            "proxy_cpu_us_per_conn": w.proc / n * 1e6 if w.proc is not None else None,
+            "machine_cpu_us_per_conn": w.machine / n * 1e6,
+        }
+        log(f"tcp rate {name}: {row['conn_s']:.0f} conn/s, {r['errors']} errors")
+        time.sleep(0.5)  # let closing sockets settle between cases
+        return row
 
     def tcp_rate(self):
-        secs = 2 if self.quick else 4
-        rows = []
-        for name, addr, proc in TCP_CASES:
-            with CpuWindow(self.pid(proc)) as w:
-                r = self.client(["rate", "--connect", addr, "--parallel", "16", "--seconds",
-                                 str(secs)], timeout=secs + 20)
-            n = max(r["connections"], 1)
-            rows.append({
-                "case": name, "connections": r["connections"], "errors": r["errors"],
-                "seconds": r["seconds"], "conn_s": r["connections"] / r["seconds"],
-                "proxy_cpu_us_per_conn": w.proc / n * 1e6 if w.proc is not None else None,
-                "machine_cpu_us_per_conn": w.machine / n * 1e6,
-            })
-            log(f"tcp rate {name}: {rows[-1]['conn_s']:.0f} conn/s, {r['errors']} errors")
-            time.sleep(1)  # let TIME_WAIT and closing sockets settle between cases
+        secs = 2
+        rows, n = self.rounds("tcp_rate", TCP_CASES, lambda c: self.rate_run(*c, secs), "conn_s",
+                              1 if self.quick else 2, 40)
         ratio(rows, "conn_s", ())
-        self.results["tcp_rate"] = {"seconds": secs, "parallel": 16, "rows": rows}
+        self.results["tcp_rate"] = {"seconds": secs, "parallel": 16, "rounds": n, "rows": rows}
 
     def tcp_concurrency(self):
         size = 256 * MIB if self.quick else 512 * MIB
         cap = 8
-        rows = []
-        for streams in (1, 16, 256):
-            for name, addr, proc in TCP_CASES:
-                with CpuWindow(self.pid(proc)) as w:
-                    r = self.client(["bulk", "--connect", addr, "--dir", "up", "--bytes",
-                                     str(size), "--streams", str(streams), "--seconds", str(cap)],
-                                    timeout=cap + 20)
-                gib = r["bytes"] / GIB
-                rows.append({
-                    "streams": streams, "case": name, "bytes": r["bytes"],
-                    "streams_ok": r["streams_ok"], "seconds": r["seconds"],
-                    "gbit_s": r["bytes"] * 8 / r["seconds"] / 1e9,
-                    "proxy_cpu_s_per_gib": (w.proc / gib) if w.proc is not None and gib else None,
-                    "machine_cpu_s_per_gib": w.machine / gib if gib else None,
-                })
-                log(f"tcp concurrency {streams} {name}: {rows[-1]['gbit_s']:.2f} Gbit/s")
+        cases = [(s, *c) for s in (1, 16, 256) for c in TCP_CASES]
+        rows, n = self.rounds(
+            "tcp_concurrency", cases,
+            lambda c: self.bulk_run("up", c[1], c[2], c[3], size, cap, streams=c[0]),
+            "gbit_s", 1, 40)
         ratio(rows, "gbit_s", ("streams",))
         self.results["tcp_concurrency"] = {"bytes_per_run": size, "direction": "client->backend",
-                                           "time_cap_s": cap, "rows": rows}
+                                           "time_cap_s": cap, "rounds": n, "rows": rows}
+
+    def udp_run(self, size, name, port, proc, secs, flows):
+        # The no-injector baseline and nginx run without ppinject's tc programs on f0, so
+        # "no injector" really has no BPF on the path.
+        if proc == "ppinject-udp" and "ppinject-udp" not in self.procs:
+            self.start_ppinject_udp()
+        if proc != "ppinject-udp" and "ppinject-udp" in self.procs:
+            self.stop("ppinject-udp")
+        self.spawn("udp-sink", [self.load, "udp-sink", "--listen", f"{BACKEND}:{UDP_SINK}",
+                                "--seconds", str(secs + 15)], ns=NS_BACKEND)
+        self.wait_log("udp-sink", "counting")
+        with CpuWindow(self.pid(proc)) as w:
+            s = self.client(["udp-send", "--connect", f"{FRONT}:{port}", "--size", str(size),
+                             "--flows", str(flows), "--seconds", str(secs)], timeout=secs + 10)
+            time.sleep(0.3)  # datagrams still queued on the path
+        sink = self.procs.pop("udp-sink")
+        sink.send_signal(signal.SIGTERM)
+        sink.wait(timeout=5)
+        got = json.loads(self.log_of("udp-sink").splitlines()[-1])
+        recv = got["datagrams"]
+        row = {
+            "payload": size, "case": name, "sent": s["sent"], "not_sent": s["not_sent"],
+            "received": recv, "with_v1": got["with_v1"], "with_v2": got["with_v2"],
+            "with_spp": got["with_spp"], "seconds": s["seconds"], "dgram_s": recv / s["seconds"],
+            "sent_s": s["sent"] / s["seconds"],
+            "loss": 1 - recv / s["sent"] if s["sent"] else None,
+            "proxy_cpu_s_per_mdgram": (w.proc / (recv / 1e6)) if w.proc is not None and recv else None,
+            "machine_cpu_s_per_mdgram": w.machine / (recv / 1e6) if recv else None,
+        }
+        log(f"udp {size} B {name}: {row['dgram_s']:.0f} dgram/s received, {s['sent']} sent, "
+            f"{recv} received ({got['with_v1']} v1, {got['with_v2']} v2, {got['with_spp']} spp)")
+        return row
 
     def udp(self):
-        secs = 1 if self.quick else 2
-        flows = 1000
-        rows = []
-        # The no-injector baseline and nginx run before ppinject attaches its tc programs to
-        # f0, so "no injector" really has no BPF on the path.
-        plan = [UDP_CASES[0], UDP_CASES[4], None] + UDP_CASES[1:4]
-        for size in (64, 1200):
-            for case in plan:
-                if case is None:
-                    if "ppinject-udp" not in self.procs:
-                        self.start_ppinject_udp()
-                    continue
-                name, port, proc = case
-                if proc == "ppinject-udp" and "ppinject-udp" not in self.procs:
-                    self.start_ppinject_udp()
-                if proc != "ppinject-udp" and "ppinject-udp" in self.procs:
-                    self.stop("ppinject-udp")
-                self.spawn("udp-sink", [self.load, "udp-sink", "--listen", f"{BACKEND}:{UDP_SINK}",
-                                        "--seconds", str(secs + 15)], ns=NS_BACKEND)
-                self.wait_log("udp-sink", "counting")
-                with CpuWindow(self.pid(proc)) as w:
-                    s = self.client(["udp-send", "--connect", f"{FRONT}:{port}", "--size",
-                                     str(size), "--flows", str(flows), "--seconds", str(secs)],
-                                    timeout=secs + 10)
-                    time.sleep(0.3)  # datagrams still queued on the path
-                sink = self.procs.pop("udp-sink")
-                sink.send_signal(signal.SIGTERM)
-                sink.wait(timeout=5)
-                got = json.loads(self.log_of("udp-sink").splitlines()[-1])
-                recv = got["datagrams"]
-                rows.append({
-                    "payload": size, "case": name, "sent": s["sent"], "received": recv,
-                    "with_v2": got["with_v2"], "with_spp": got["with_spp"],
-                    "seconds": s["seconds"], "dgram_s": recv / s["seconds"],
-                    "loss": 1 - recv / s["sent"] if s["sent"] else None,
-                    "proxy_cpu_s_per_mdgram": (w.proc / (recv / 1e6))
-                    if w.proc is not None and recv else None,
-                    "machine_cpu_s_per_mdgram": w.machine / (recv / 1e6) if recv else None,
-                })
-                log(f"udp {size} B {name}: {rows[-1]['dgram_s']:.0f} dgram/s received, "
-                    f"{s['sent']} sent, {recv} received ({got['with_v2']} v2, {got['with_spp']} spp)")
-            self.stop("ppinject-udp")
+        secs, flows = (1 if self.quick else 2), 1000
+        order = [UDP_CASES[0], UDP_CASES[4], UDP_CASES[1], UDP_CASES[2], UDP_CASES[3]]
+        cases = [(size, *c) for size in (64, 1200) for c in order]
+        rows, n = self.rounds("udp", cases, lambda c: self.udp_run(*c, secs, flows), "dgram_s",
+                              1 if self.quick else 2, 60)
+        self.stop("ppinject-udp")
         ratio(rows, "dgram_s", ("payload",), base="no injector (DNAT only)")
-        self.results["udp"] = {"seconds": secs, "flows": flows, "rows": rows}
+        self.results["udp"] = {"seconds": secs, "flows": flows, "rounds": n, "rows": rows}
 
     def bpf(self):
         out = sh([os.path.join(self.build, "bpf_bench"), "20000"], timeout=60)
@@ -510,6 +532,10 @@ stream {{
             r["repeat_above_empty_ns"] = (r["repeat_ns"] - base["repeat_ns"]
                                           if r["repeat_ns"] >= 0 else None)
         self.results["bpf"] = {"rows": rows}
+
+
+def case_key(row):
+    return [row.get(k) for k in ("direction", "streams", "payload", "case")]
 
 
 def ratio(rows, key, group, base="direct"):
@@ -531,50 +557,65 @@ def table(headers, rows):
     return "\n".join(out)
 
 
+def spread(r, spec):
+    if r.get("runs", 1) < 2:
+        return "-"
+    return f"{format(r['min'], spec)}-{format(r['max'], spec)}"
+
+
+def incomplete(r):
+    n = r.get("incomplete_runs", 0)
+    return f" **({n}/{r['runs']} runs incomplete)**" if n else ""
+
+
 def render(results):
     parts = []
     if "tcp_bulk" in results:
         t = results["tcp_bulk"]
-        parts.append(f"### TCP bulk ({t['bytes_per_run'] // MIB} MiB per run, one stream)\n")
+        parts.append(f"### TCP bulk ({t['bytes_per_run'] // MIB} MiB per run, one stream, median "
+                     f"of {t['rounds']} interleaved runs)\n")
         parts.append(table(
-            ["direction", "case", "Gbit/s", "ratio", "proxy CPU s/GiB", "machine CPU s/GiB"],
-            [[r["direction"], r["case"] + ("" if r["complete"] else " (time cap hit)"),
-              fmt(r["gbit_s"], ".2f"), fmt(r["ratio"], ".2f"), fmt(r["proxy_cpu_s_per_gib"], ".2f"),
+            ["direction", "case", "Gbit/s", "range", "ratio", "proxy CPU s/GiB",
+             "machine CPU s/GiB"],
+            [[r["direction"], r["case"] + incomplete(r), fmt(r["gbit_s"], ".2f"),
+              spread(r, ".1f"), fmt(r["ratio"], ".2f"), fmt(r["proxy_cpu_s_per_gib"], ".2f"),
               fmt(r["machine_cpu_s_per_gib"], ".2f")] for r in t["rows"]]))
     if "tcp_rate" in results:
         t = results["tcp_rate"]
-        parts.append(f"\n### TCP connection rate ({t['seconds']} s per case, {t['parallel']} "
-                     "client threads; connect, 1 byte each way, close)\n")
+        parts.append(f"\n### TCP connection rate ({t['seconds']} s per run, {t['parallel']} "
+                     f"client threads; connect, 1 byte each way, close; median of {t['rounds']})\n")
         parts.append(table(
-            ["case", "conn/s", "ratio", "errors", "proxy CPU us/conn", "machine CPU us/conn"],
-            [[r["case"], fmt(r["conn_s"], ".0f"), fmt(r["ratio"], ".2f"), r["errors"],
-              fmt(r["proxy_cpu_us_per_conn"], ".1f"), fmt(r["machine_cpu_us_per_conn"], ".1f")]
-             for r in t["rows"]]))
+            ["case", "conn/s", "range", "ratio", "errors", "proxy CPU us/conn",
+             "machine CPU us/conn"],
+            [[r["case"], fmt(r["conn_s"], ".0f"), spread(r, ".0f"), fmt(r["ratio"], ".2f"),
+              r["errors"], fmt(r["proxy_cpu_us_per_conn"], ".1f"),
+              fmt(r["machine_cpu_us_per_conn"], ".1f")] for r in t["rows"]]))
     if "tcp_concurrency" in results:
         t = results["tcp_concurrency"]
         parts.append(f"\n### TCP concurrency ({t['bytes_per_run'] // MIB} MiB per run in all, "
-                     "client->backend)\n")
+                     f"client->backend, {t['rounds']} run each)\n")
         parts.append(table(
-            ["streams", "case", "Gbit/s", "ratio", "streams done", "proxy CPU s/GiB",
-             "machine CPU s/GiB"],
-            [[r["streams"], r["case"], fmt(r["gbit_s"], ".2f"), fmt(r["ratio"], ".2f"),
-              f"{r['streams_ok']}/{r['streams']}", fmt(r["proxy_cpu_s_per_gib"], ".2f"),
+            ["streams", "case", "Gbit/s", "ratio", "proxy CPU s/GiB", "machine CPU s/GiB"],
+            [[r["streams"], r["case"] + incomplete(r), fmt(r["gbit_s"], ".2f"),
+              fmt(r["ratio"], ".2f"), fmt(r["proxy_cpu_s_per_gib"], ".2f"),
               fmt(r["machine_cpu_s_per_gib"], ".2f")] for r in t["rows"]]))
     if "udp" in results:
         t = results["udp"]
-        parts.append(f"\n### UDP through the front ({t['seconds']} s per case, {t['flows']} "
-                     "flows, sender as fast as it can)\n")
+        parts.append(f"\n### UDP through the front ({t['seconds']} s per run, {t['flows']} "
+                     f"flows, sender as fast as it can, median of {t['rounds']})\n")
         parts.append(table(
-            ["payload", "case", "received dgram/s", "ratio", "loss", "headers seen",
+            ["payload", "case", "received dgram/s", "range", "ratio", "loss", "headers seen",
              "proxy CPU s/Mdgram", "machine CPU s/Mdgram"],
-            [[f"{r['payload']} B", r["case"], fmt(r["dgram_s"], ".0f"), fmt(r["ratio"], ".2f"),
+            [[f"{r['payload']} B", r["case"], fmt(r["dgram_s"], ".0f"), spread(r, ".0f"),
+              fmt(r["ratio"], ".2f"),
               fmt(r["loss"] * 100 if r["loss"] is not None else None, ".1f") + "%",
-              r["with_v2"] + r["with_spp"], fmt(r["proxy_cpu_s_per_mdgram"], ".2f"),
-              fmt(r["machine_cpu_s_per_mdgram"], ".2f")] for r in t["rows"]]))
+              f"{r['with_v1'] + r['with_v2'] + r['with_spp']} of {r['received']}",
+              fmt(r["proxy_cpu_s_per_mdgram"], ".2f"), fmt(r["machine_cpu_s_per_mdgram"], ".2f")]
+             for r in t["rows"]]))
     if "bpf" in results:
         rows = results["bpf"]["rows"]
         parts.append(f"\n### BPF programs alone (BPF_PROG_TEST_RUN, ns per packet; "
-                     f"repeat = 1 means over {rows[0]['single_runs']} single runs)\n")
+                     f"repeat = 1: mean over {rows[0]['single_runs']} single runs)\n")
         parts.append(table(
             ["program / packet", "repeat=100000 ns", "above empty", "repeat=1 mean ns",
              "repeat=1 p50 ns", "above empty (repeat=1)"],
@@ -684,6 +725,11 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
     info = meta()
+    # What the rest of the machine (other users' builds and tests) burns while the bench
+    # idles: machine CPU figures below include it.
+    m0 = machine_cpu_s()
+    time.sleep(1)
+    info["background_cpu_cores_before"] = round(machine_cpu_s() - m0, 2)
     log(f"load average before: {' '.join(info['loadavg_before'])} ({info['cpus']} CPUs)")
     status = 0
     try:
@@ -716,6 +762,9 @@ def main():
             if bench.results:
                 with open("/proc/loadavg") as f:
                     info["loadavg_after"] = f.read().split()[:3]
+                m0 = machine_cpu_s()
+                time.sleep(1)
+                info["background_cpu_cores_after"] = round(machine_cpu_s() - m0, 2)
                 info["runtime_s"] = round(time.monotonic() - bench.start, 1)
                 info["notes"] = bench.notes
                 doc = {"meta": info, "results": bench.results}
@@ -725,7 +774,9 @@ def main():
                 head = (f"ppinject bench {info['date']}, kernel {info['kernel']}, {info['cpus']} "
                         f"CPUs ({info['cpu_model']}), load average before "
                         f"{' '.join(info['loadavg_before'])}, after "
-                        f"{' '.join(info['loadavg_after'])}, runtime {info['runtime_s']} s\n"
+                        f"{' '.join(info['loadavg_after'])}; background CPU (busy cores while the bench "
+                        f"idled) {info['background_cpu_cores_before']} before, "
+                        f"{info['background_cpu_cores_after']} after; runtime {info['runtime_s']} s\n"
                         f"{info['versions']['haproxy']}; {info['versions']['nginx']}\n\n")
                 with open(os.path.join(bench.out, "results.md"), "w") as f:
                     f.write(head + text)
