@@ -719,11 +719,13 @@ def main():
         if not os.access(tool, os.X_OK):
             print(f"bench: {tool} missing: run make build", file=sys.stderr)
             return 1
-    # SIGTERM (and SIGHUP) clean up like Ctrl-C does.
+    # SIGINT, SIGTERM and SIGHUP all clean up (SIGINT explicitly: a shell starting us in
+    # the background would have left it ignored).
     def on_signal(sig, frame):
         raise KeyboardInterrupt(f"signal {sig}")
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     info = meta()
     # What the rest of the machine (other users' builds and tests) burns while the bench
     # idles: machine CPU figures below include it.
