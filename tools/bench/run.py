@@ -670,7 +670,8 @@ def chart(results, out_dir, tmp):
     script = [
         f"set terminal pngcairo size 1400,{420 * ((len(panels) + 1) // 2)} font 'sans,9'",
         f"set output '{png}'",
-        "set style data histograms", "set style histogram clustered gap 1",
+        "set termoption noenhanced", "set style data histograms",
+        "set style histogram clustered gap 1",
         "set style fill solid 0.8 border -1", "set boxwidth 0.9", "set grid ytics",
         "set xtics rotate by -25", "set yrange [0:*]", "set key top right",
         f"set multiplot layout {(len(panels) + 1) // 2},2 title 'ppinject make bench "
