@@ -480,10 +480,11 @@ static int cmd_udp_sink(const char *addr, double seconds) {
             }
         }
     }
-    printf("{\"datagrams\": %llu, \"bytes\": %llu, \"with_v1\": %llu, \"with_v2\": %llu, "
-           "\"with_spp\": %llu}\n",
-           (unsigned long long)count, (unsigned long long)bytes, (unsigned long long)v1,
-           (unsigned long long)v2, (unsigned long long)spp);
+    printf(
+        "{\"datagrams\": %llu, \"bytes\": %llu, \"with_v1\": %llu, \"with_v2\": %llu, "
+        "\"with_spp\": %llu}\n",
+        (unsigned long long)count, (unsigned long long)bytes, (unsigned long long)v1,
+        (unsigned long long)v2, (unsigned long long)spp);
     return 0;
 }
 
