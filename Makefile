@@ -3,7 +3,7 @@ BUILD ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: build deps test vmtest demo clean format
+.PHONY: build deps test vmtest demo bench clean format
 
 build: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
@@ -28,6 +28,12 @@ vmtest: deps
 demo: deps
 	$(MAKE) build
 	tools/demo.sh $(BUILD)
+
+# Benchmarks beside a direct connection, HAProxy and nginx (tools/bench/README.md). Needs
+# root; under 5 minutes; tables on stdout, $(BUILD)/bench/results.{json,md,png}.
+bench: deps
+	$(MAKE) build
+	tools/bench/run.py $(BUILD) $(BENCH_ARGS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cpp' '*.hpp')

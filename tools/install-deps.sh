@@ -27,6 +27,10 @@ test_pkgs=(
 vm_pkgs=(
   qemu-system-x86 busybox-static cpio gzip xz-utils zstd binutils
 )
+# Benchmarks (make bench): gnuplot draws the chart; iperf3 is the reference the bench's own
+# load generator is compared with on the direct path (so the sink is shown not to be the
+# bottleneck).
+bench_pkgs=(gnuplot-nox iperf3)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps: must run as root (apt-get and mounting bpffs need it)" >&2
@@ -34,7 +38,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 missing=()
-for p in "${build_pkgs[@]}" "${test_pkgs[@]}" "${vm_pkgs[@]}"; do
+for p in "${build_pkgs[@]}" "${test_pkgs[@]}" "${vm_pkgs[@]}" "${bench_pkgs[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
     missing+=("$p")
   fi

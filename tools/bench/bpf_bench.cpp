@@ -1,0 +1,209 @@
+// BPF programs alone, for `make bench`: BPF_PROG_TEST_RUN nanoseconds per packet of the UDP
+// TC programs (build/bpf/udp.skel.h) next to an empty TC program (the baseline: what the
+// test-run machinery itself costs). Prints one JSON array on stdout.
+//
+// Programs that leave the packet unchanged are timed twice: with a large `repeat` (the
+// kernel's own average) and, like the mutating ones, with repeat = 1 averaged over many
+// runs. A mutating program cannot use `repeat`: each repetition would insert another
+// header into the same, growing packet. repeat = 1 includes the test run's fixed per-call
+// overhead, which is why the empty program is measured the same way.
+//
+// Usage: bpf_bench [runs]   (root; default 20000 single runs per case)
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/kernel.hpp"
+#include "core/service_key.hpp"
+#include "support/packet.hpp"
+#include "udp.skel.h"
+
+namespace {
+
+using pptest::Bytes;
+using pptest::Packet;
+using pptest::pattern;
+
+constexpr int kRepeat = 100000;
+
+struct Case {
+    std::string name;
+    int fd;
+    Bytes frame;
+    bool mutates;
+};
+
+struct Timing {
+    double repeat_ns = -1;  // kernel average over kRepeat (non-mutating only)
+    double single_ns = 0;   // mean of repeat = 1 runs
+    double single_p50 = 0;
+    int verdict = 0;
+    std::size_t out_len = 0;
+};
+
+[[noreturn]] void fail(const std::string &what) {
+    std::fprintf(stderr, "bpf_bench: %s: %s\n", what.c_str(), std::strerror(errno));
+    std::exit(1);
+}
+
+int run_once(int fd, const Bytes &in, int repeat, std::uint32_t &duration, std::size_t &out_len) {
+    Bytes out(in.size() + 512);
+    LIBBPF_OPTS(bpf_test_run_opts, opts);
+    opts.data_in = in.data();
+    opts.data_size_in = static_cast<__u32>(in.size());
+    opts.data_out = out.data();
+    opts.data_size_out = static_cast<__u32>(out.size());
+    opts.repeat = repeat;
+    if (bpf_prog_test_run_opts(fd, &opts) != 0) {
+        fail("BPF_PROG_TEST_RUN");
+    }
+    duration = opts.duration;
+    out_len = opts.data_size_out;
+    return static_cast<int>(opts.retval);
+}
+
+Timing measure(const Case &c, int runs) {
+    Timing t;
+    std::uint32_t d = 0;
+    if (!c.mutates) {
+        t.verdict = run_once(c.fd, c.frame, kRepeat, d, t.out_len);
+        t.repeat_ns = d;
+    }
+    std::vector<std::uint32_t> samples;
+    samples.reserve(static_cast<std::size_t>(runs));
+    double sum = 0;
+    for (int i = 0; i < runs; i++) {
+        t.verdict = run_once(c.fd, c.frame, 1, d, t.out_len);
+        samples.push_back(d);
+        sum += d;
+    }
+    std::nth_element(samples.begin(), samples.begin() + runs / 2, samples.end());
+    t.single_ns = sum / runs;
+    t.single_p50 = samples[static_cast<std::size_t>(runs / 2)];
+    return t;
+}
+
+void add_service(udp_bpf *skel, const char *addr, std::uint16_t port, std::uint32_t id,
+                 std::uint8_t header, std::uint8_t udp_header) {
+    auto ip = ppinject::IpAddress::parse(addr);
+    if (!ip) {
+        std::fprintf(stderr, "bpf_bench: bad address %s\n", addr);
+        std::exit(1);
+    }
+    unsigned prefix = ip->is_v4() ? 32 : 128;
+    pp_service_key key = ppinject::make_service_key(IPPROTO_UDP, *ip, prefix, port);
+    pp_service v{};
+    v.id = id;
+    v.header = header;
+    v.udp_header = udp_header;
+    v.on_error = PP_ON_ERROR_DROP;
+    v.flow_timeout_ns = 3600ull * 1000000000ull;
+    std::snprintf(v.name, sizeof v.name, "bench%u", id);
+    if (bpf_map__update_elem(skel->maps.services, &key, sizeof key, &v, sizeof v, 0) != 0) {
+        fail("services update");
+    }
+    pp_address_key akey = ppinject::make_address_key(*ip, prefix);
+    if (bpf_map__update_elem(skel->maps.udp_addresses, &akey, sizeof akey, &v, sizeof v, 0) != 0) {
+        fail("udp_addresses update");
+    }
+}
+
+Bytes frame(const char *src, const char *dst, std::uint16_t dport, std::size_t payload) {
+    Packet p;
+    p.ip(src, dst).udp(40000, dport).payload(pattern(payload));
+    return p.build();
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    int runs = argc > 1 ? std::atoi(argv[1]) : 20000;
+    if (runs < 100 || runs > 10000000) {
+        std::fprintf(stderr, "bpf_bench: runs must be 100..10000000\n");
+        return 2;
+    }
+    libbpf_set_print([](enum libbpf_print_level, const char *, va_list) { return 0; });
+    udp_bpf *skel = udp_bpf::open_and_load();
+    if (!skel) {
+        fail("load the udp skeleton (root?)");
+    }
+    // Services: 192.0.2.1:53 v2 first, 192.0.2.4:53 and [2001:db8::4]:53 v2 every,
+    // 192.0.2.2:5000 and [2001:db8::2]:5000 SPP.
+    add_service(skel, "192.0.2.1", 53, 1, PP_HDR_V2, PP_UDP_FIRST);
+    add_service(skel, "192.0.2.4", 53, 2, PP_HDR_V2, PP_UDP_EVERY);
+    add_service(skel, "2001:db8::4", 53, 3, PP_HDR_V2, PP_UDP_EVERY);
+    add_service(skel, "192.0.2.2", 5000, 4, PP_HDR_SPP, PP_UDP_FIRST);
+    add_service(skel, "2001:db8::2", 5000, 5, PP_HDR_SPP, PP_UDP_FIRST);
+
+    // The empty TC program: r0 = TC_ACT_UNSPEC; exit.
+    struct bpf_insn empty[] = {
+        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, TC_ACT_UNSPEC},
+        {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+    };
+    int empty_fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "bench_empty", "GPL", empty, 2, nullptr);
+    if (empty_fd < 0) {
+        fail("load the empty program");
+    }
+    int ingress = bpf_program__fd(skel->progs.udp_ingress);
+    const char *c4 = "203.0.113.10", *c6 = "2001:db8:100::10";
+
+    // A live flow for the "first" service: its first datagram gets the header, later ones
+    // pass unchanged (what most datagrams of a `first` service do).
+    Bytes first_flow = frame(c4, "192.0.2.1", 53, 64);
+    {
+        std::uint32_t d;
+        std::size_t n;
+        run_once(ingress, first_flow, 1, d, n);
+    }
+
+    std::vector<Case> cases = {
+        {"empty TC program (baseline)", empty_fd, frame(c4, "192.0.2.99", 53, 64), false},
+        {"udp_ingress pass, no service (IPv4 64 B)", ingress, frame(c4, "192.0.2.99", 53, 64),
+         false},
+        {"udp_ingress pass, no service (IPv6 64 B)", ingress, frame(c6, "2001:db8::99", 53, 64),
+         false},
+        {"udp_ingress pass, live flow of `first` (IPv4 64 B)", ingress, first_flow, false},
+        {"v2 inject IPv4 64 B", ingress, frame(c4, "192.0.2.4", 53, 64), true},
+        {"v2 inject IPv4 1400 B", ingress, frame(c4, "192.0.2.4", 53, 1400), true},
+        {"v2 inject IPv6 64 B", ingress, frame(c6, "2001:db8::4", 53, 64), true},
+        {"v2 inject IPv6 1400 B", ingress, frame(c6, "2001:db8::4", 53, 1400), true},
+        {"SPP inject IPv4 64 B", ingress, frame(c4, "192.0.2.2", 5000, 64), true},
+        {"SPP inject IPv4 1400 B", ingress, frame(c4, "192.0.2.2", 5000, 1400), true},
+        {"SPP inject IPv6 64 B", ingress, frame(c6, "2001:db8::2", 5000, 64), true},
+        {"SPP inject IPv6 1400 B", ingress, frame(c6, "2001:db8::2", 5000, 1400), true},
+    };
+
+    std::printf("[\n");
+    for (std::size_t i = 0; i < cases.size(); i++) {
+        const Case &c = cases[i];
+        Timing t = measure(c, runs);
+        bool grew = t.out_len > c.frame.size();
+        if (c.mutates != grew || t.verdict != TC_ACT_UNSPEC) {
+            std::fprintf(stderr,
+                         "bpf_bench: %s: verdict %d, %zu -> %zu bytes: not what it measures\n",
+                         c.name.c_str(), t.verdict, c.frame.size(), t.out_len);
+            return 1;
+        }
+        std::printf(
+            "  {\"case\": \"%s\", \"frame_bytes\": %zu, \"out_bytes\": %zu, \"repeat\": %d, "
+            "\"repeat_ns\": %.1f, \"single_runs\": %d, \"single_mean_ns\": %.1f, "
+            "\"single_p50_ns\": %.1f}%s\n",
+            c.name.c_str(), c.frame.size(), t.out_len, c.mutates ? 0 : kRepeat, t.repeat_ns, runs,
+            t.single_ns, t.single_p50, i + 1 < cases.size() ? "," : "");
+    }
+    std::printf("]\n");
+    close(empty_fd);
+    udp_bpf::destroy(skel);
+    return 0;
+}
