@@ -117,7 +117,7 @@ std::string random_bytes(std::size_t n, unsigned seed) {
 }
 
 class TcpNetns : public ::testing::TestWithParam<const char *> {
-  protected:
+  public:  // the helpers below are shared with free functions of this file
     void SetUp() override {
         PP_REQUIRE_ROOT();
         rlimit rl{8192, 8192};
@@ -387,6 +387,45 @@ TEST_P(TcpNetns, LargeTransfersAreByteExactBothWaysWithHalfClose) {
         EXPECT_GE(read, up.size() + down.size());
     } else {
         EXPECT_LT(read, 64u << 10) << "the daemon read payload";
+    }
+}
+
+// Sends `total` bytes of a stream that repeats `pattern`, as fast as the socket takes them.
+void send_stream(int fd, const std::string &pattern, std::size_t total) {
+    std::size_t sent = 0;
+    while (sent < total) {
+        std::size_t at = sent % pattern.size();
+        std::size_t n = std::min(pattern.size() - at, total - sent);
+        ssize_t k = send(fd, pattern.data() + at, n, MSG_NOSIGNAL);
+        if (k <= 0) {
+            ADD_FAILURE() << "send after " << sent << " bytes: " << std::strerror(errno);
+            return;
+        }
+        sent += static_cast<std::size_t>(k);
+    }
+}
+
+// Reads to EOF and checks the bytes against the repeated `pattern`; returns how many
+// arrived, or stops at the first difference.
+std::size_t receive_stream(int fd, const std::string &pattern) {
+    std::vector<char> buf(1 << 20);
+    std::size_t got = 0;
+    for (;;) {
+        ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+        if (n <= 0) {
+            EXPECT_EQ(n, 0) << std::strerror(errno);
+            return got;
+        }
+        for (ssize_t i = 0; i < n;) {
+            std::size_t at = (got + static_cast<std::size_t>(i)) % pattern.size();
+            std::size_t k = std::min(pattern.size() - at, static_cast<std::size_t>(n - i));
+            if (std::memcmp(buf.data() + i, pattern.data() + at, k) != 0) {
+                ADD_FAILURE() << "stream differs near byte " << got + static_cast<std::size_t>(i);
+                return got;
+            }
+            i += static_cast<ssize_t>(k);
+        }
+        got += static_cast<std::size_t>(n);
     }
 }
 
@@ -687,6 +726,54 @@ TEST_P(TcpNetns, AThousandConcurrentConnections) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, TcpNetns, ::testing::Values("sockmap", "splice", "copy"),
+                         [](const auto &info) { return std::string(info.param); });
+
+// 1 GiB each way at full speed, through a relay that must hold a fast sender back and let
+// it go many times: not a byte is lost or reordered.
+void full_speed_each_way(TcpNetns &t) {
+    constexpr std::size_t kTotal = std::size_t{1} << 30;
+    const std::string pattern = random_bytes((1 << 20) + 7, 9);  // not a power of two
+    for (bool up : {true, false}) {
+        SCOPED_TRACE(up ? "client -> backend" : "backend -> client");
+        Sock c = t.dial(ep("203.0.113.12:7100"));
+        Sock b = t.accept_backend(false);
+        t.read_header(b.fd);
+        Sock &from = up ? c : b;
+        Sock &to = up ? b : c;
+        std::thread sender([&] {
+            send_stream(from.fd, pattern, kTotal);
+            shutdown(from.fd, SHUT_WR);
+        });
+        std::size_t got = receive_stream(to.fd, pattern);
+        sender.join();
+        EXPECT_EQ(got, kTotal);
+    }
+}
+
+class TcpNetnsSpliceAndCopy : public TcpNetns {};
+
+TEST_P(TcpNetnsSpliceAndCopy, FullSpeedGibibyteEachWayLosesNothing) {
+    full_speed_each_way(*this);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, TcpNetnsSpliceAndCopy, ::testing::Values("splice", "copy"),
+                         [](const auto &info) { return std::string(info.param); });
+
+// KNOWN BUG, disabled until fixed (why `splice` is the default): in sockmap mode this loses
+// the tail of the stream or stalls it part-way. Holding a sender back means taking its
+// socket out of tcp_socks; segments the kernel hands to the verdict while the program is
+// being detached go to the socket's own sockmap queue and are never forwarded, and
+// redirected segments can go missing so the backlog never drains. A two-step hold (stop
+// data-ready with SO_RCVLOWAT, leave the map a tick later) fixed `make bench`'s reproducer
+// (16 GiB through tools/bench's load tool without a loss), not this one.
+// Run it with --gtest_also_run_disabled_tests.
+class TcpNetnsSockmap : public TcpNetns {};
+
+TEST_P(TcpNetnsSockmap, DISABLED_FullSpeedGibibyteEachWayLosesNothing) {
+    full_speed_each_way(*this);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, TcpNetnsSockmap, ::testing::Values("sockmap"),
                          [](const auto &info) { return std::string(info.param); });
 
 }  // namespace

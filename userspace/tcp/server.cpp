@@ -15,6 +15,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <chrono>
 #include <cstring>
 #include <algorithm>
@@ -127,6 +128,7 @@ struct Conn {
     std::uint64_t base_written[2] = {0, 0};  // written_bytes() of each when spliced
     bool fin[2] = {false, false};            // side i sent FIN
     bool shut[2] = {false, false};           // write side of i shut down by us
+    bool stopping[2] = {false, false};       // side i is about to leave tcp_socks
     bool paused[2] = {false, false};         // side i left tcp_socks: backlog too long
     bool must_pump[2] = {false, false};      // side i cannot rejoin: its FIN came first
     bool pump_active[2] = {false, false};    // side i's rest goes by splice(2)
@@ -366,7 +368,8 @@ void Worker::accept_from(int lfd, const std::shared_ptr<const ServiceRt> &svc) {
         c.header_len = c.header_off = 0;
         for (int s : {kClient, kBackend}) {
             c.cookie[s] = c.base_written[s] = c.checked[s] = c.seen[s] = c.scanned[s] = 0;
-            c.fin[s] = c.shut[s] = c.paused[s] = c.must_pump[s] = c.pump_active[s] = false;
+            c.fin[s] = c.shut[s] = c.stopping[s] = c.paused[s] = false;
+            c.must_pump[s] = c.pump_active[s] = false;
             c.pump[s].pending = c.pump[s].head = 0;
             c.pump[s].eof = c.pump[s].shut = false;
         }
@@ -634,7 +637,7 @@ bool Worker::try_pass_fin(std::uint32_t id, int side) {
     std::uint64_t r = redirected(c, side);
     bool stable = r == c.seen[side];
     c.seen[side] = r;
-    if (c.paused[side] || !stable || delivered(c, side) < r) {
+    if (c.stopping[side] || c.paused[side] || !stable || delivered(c, side) < r) {
         return false;
     }
     shutdown(c.fd[other], SHUT_WR);
@@ -648,6 +651,16 @@ bool Worker::try_pass_fin(std::uint32_t id, int side) {
 // Holds back side `side` while too many of its bytes wait for the other socket.
 void Worker::watch_backlog(std::uint32_t id, int side) {
     Conn &c = conns_[id];
+    if (c.stopping[side]) {
+        // A tick after the verdict stopped being called for this socket: nothing of it is
+        // on its way through the verdict any more, so it can leave the map without
+        // stranding segments in the socket's own sockmap queue (where a segment the
+        // kernel hands over while the program is being detached would end up).
+        bpf_map_delete_elem(maps_.socks, &c.cookie[side]);  // its bytes now wait in its socket
+        c.stopping[side] = false;
+        c.paused[side] = true;
+        return;
+    }
     std::uint64_t r = redirected(c, side);
     if (!c.paused[side] && r - c.checked[side] < kBacklogCheck) {
         return;
@@ -656,8 +669,11 @@ void Worker::watch_backlog(std::uint32_t id, int side) {
     c.checked[side] = d;
     std::uint64_t backlog = r > d ? r - d : 0;
     if (!c.paused[side] && backlog > kBacklogHigh) {
-        bpf_map_delete_elem(maps_.socks, &c.cookie[side]);  // its bytes now wait in its socket
-        c.paused[side] = true;
+        // First stop the kernel from calling the verdict: data-ready is signalled only
+        // once this many bytes wait (or the receive buffer runs short).
+        int most = INT_MAX;
+        setsockopt(c.fd[side], SOL_SOCKET, SO_RCVLOWAT, &most, sizeof most);
+        c.stopping[side] = true;
         return;
     }
     if (!c.paused[side] || c.pump_active[side] || backlog >= kBacklogLow) {
