@@ -49,8 +49,8 @@ class Lifecycle : public ::testing::Test {
     void TearDown() override {
         // Whatever a failed check left: the same command an operator would use.
         if (front_) {
-            pptest::run_process({"nsenter", "--net=/run/netns/" + front_->name(),
-                                 pptest::ppinject_binary(), "detach", "--bpffs", pin_root_});
+            pptest::run_process(
+                front_->command({pptest::ppinject_binary(), "detach", "--bpffs", pin_root_}));
         }
         unlink(config_.c_str());
         client_.reset();
@@ -69,18 +69,12 @@ class Lifecycle : public ::testing::Test {
     }
 
     std::vector<std::string> run_argv() const {
-        return {"nsenter",
-                "--net=/run/netns/" + front_->name(),
-                pptest::ppinject_binary(),
-                "run",
-                "--config",
-                config_};
+        return front_->command({pptest::ppinject_binary(), "run", "--config", config_});
     }
 
     pptest::ProcessResult cli(std::vector<std::string> args) const {
-        args.insert(args.begin(),
-                    {"nsenter", "--net=/run/netns/" + front_->name(), pptest::ppinject_binary()});
-        return pptest::run_process(args);
+        args.insert(args.begin(), pptest::ppinject_binary());
+        return pptest::run_process(front_->command(std::move(args)));
     }
 
     std::string filters(const char *hook = "ingress") const {

@@ -142,10 +142,8 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
         pin_root_ = "/sys/fs/bpf/ppt" + std::to_string(getpid()) + "-tcp";
         config_path_ = "/tmp/ppt" + std::to_string(getpid()) + "-tcp.toml";
         write_config();
-        daemon_ = std::make_unique<pptest::Child>(
-            std::vector<std::string>{"nsenter", "--net=/run/netns/" + front_->name(),
-                                     pptest::ppinject_binary(), "run", "--config", config_path_});
-        ASSERT_TRUE(daemon_->wait_for_output("running")) << daemon_->log();
+        daemon_ = pptest::start_ppinject_run(*front_, config_path_);
+        ASSERT_FALSE(HasFailure());
     }
 
     void TearDown() override {

@@ -84,10 +84,8 @@ class TcpReceivers : public ::testing::TestWithParam<const char *> {
             }
         }
         cfg.close();
-        daemon_ = std::make_unique<pptest::Child>(
-            std::vector<std::string>{"nsenter", "--net=/run/netns/" + hosts_->front->name(),
-                                     pptest::ppinject_binary(), "run", "--config", config_path_});
-        ASSERT_TRUE(daemon_->wait_for_output("running")) << daemon_->log();
+        daemon_ = pptest::start_ppinject_run(*hosts_->front, config_path_);
+        ASSERT_FALSE(HasFailure());
     }
 
     void TearDown() override {

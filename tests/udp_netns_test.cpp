@@ -147,10 +147,8 @@ listen = ["192.0.2.1:5002", "[2001:db8:1::1]:5002"]
 interfaces = ["f0"]
 header = "spp"
 )";
-        daemon_ = std::make_unique<pptest::Child>(
-            std::vector<std::string>{"nsenter", "--net=/run/netns/" + front_->name(),
-                                     pptest::ppinject_binary(), "run", "--config", config_path_});
-        ASSERT_TRUE(daemon_->wait_for_output("running")) << daemon_->log();
+        daemon_ = pptest::start_ppinject_run(*front_, config_path_);
+        ASSERT_FALSE(HasFailure());
     }
 
     void TearDown() override {

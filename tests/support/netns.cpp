@@ -1,5 +1,7 @@
 #include "support/netns.hpp"
 
+#include <gtest/gtest.h>
+
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -49,6 +51,20 @@ std::string Netns::exec(const std::string &cmd) const {
 
 std::string Netns::prefix() const {
     return "nsenter --net=/run/netns/" + name_ + " ";
+}
+
+std::vector<std::string> Netns::command(std::vector<std::string> argv) const {
+    argv.insert(argv.begin(), {"nsenter", "--net=/run/netns/" + name_});
+    return argv;
+}
+
+std::unique_ptr<Child> start_ppinject_run(const Netns &front, const std::string &config) {
+    auto run =
+        std::make_unique<Child>(front.command({ppinject_binary(), "run", "--config", config}));
+    if (!run->wait_for_output("running")) {
+        ADD_FAILURE() << "ppinject run did not start:\n" << run->log();
+    }
+    return run;
 }
 
 void Netns::run_inside(const std::function<void()> &f) const {

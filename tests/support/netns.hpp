@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,8 @@ class Netns {
     // `cmd` prefixed so it runs in this namespace but keeps the caller's mount namespace
     // (and so the host's bpffs): nsenter --net=/run/netns/NAME.
     std::string prefix() const;
+    // `argv` run the same way, as an argument vector (for Child and run_process).
+    std::vector<std::string> command(std::vector<std::string> argv) const;
     // An fd of socket(domain, type, 0) created inside this namespace.
     int socket(int domain, int type) const;
     // Runs `f` with the calling thread inside this namespace, then returns to its own.
@@ -42,6 +45,10 @@ class Netns {
 // IPv6 addresses are added with nodad so they are usable at once.
 void veth(const Netns &a, const std::string &a_if, const std::vector<std::string> &a_addrs,
           const Netns &b, const std::string &b_if, const std::vector<std::string> &b_addrs);
+
+// `ppinject run --config CONFIG` started in `front` (keeping the host's bpffs), once it
+// logs that it is running; a daemon that does not get there fails the test with its log.
+std::unique_ptr<Child> start_ppinject_run(const Netns &front, const std::string &config);
 
 // Reads /proc/net/snmp and /proc/net/snmp6 inside `ns` and returns the UDP checksum
 // error counters (Udp InCsumErrors + Udp6 InCsumErrors, UdpLite excluded).

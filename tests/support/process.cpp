@@ -11,6 +11,20 @@
 #include <stdexcept>
 
 namespace pptest {
+namespace {
+
+// In a forked child: becomes `argv`, or exits 127 when it cannot.
+[[noreturn]] void exec_or_exit(const std::vector<std::string> &argv) {
+    std::vector<char *> args;
+    for (const auto &a : argv) {
+        args.push_back(const_cast<char *>(a.c_str()));
+    }
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+}
+
+}  // namespace
 
 std::string ppinject_binary() {
     return std::string(PPINJECT_BINARY_DIR) + "/ppinject";
@@ -30,13 +44,7 @@ ProcessResult run_process(const std::vector<std::string> &argv, const std::strin
         dup2(in[0], 0);
         dup2(out[1], 1);
         dup2(err[1], 2);
-        std::vector<char *> args;
-        for (const auto &a : argv) {
-            args.push_back(const_cast<char *>(a.c_str()));
-        }
-        args.push_back(nullptr);
-        execvp(args[0], args.data());
-        _exit(127);
+        exec_or_exit(argv);
     }
     close(in[0]);
     close(out[1]);
@@ -117,13 +125,7 @@ Child::Child(const std::vector<std::string> &argv) {
         dup2(null, 0);
         dup2(log_fd, 1);
         dup2(log_fd, 2);
-        std::vector<char *> args;
-        for (const auto &a : argv) {
-            args.push_back(const_cast<char *>(a.c_str()));
-        }
-        args.push_back(nullptr);
-        execvp(args[0], args.data());
-        _exit(127);
+        exec_or_exit(argv);
     }
     close(log_fd);
 }
