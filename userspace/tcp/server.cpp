@@ -220,7 +220,7 @@ class Worker {
     bool splice_in_kernel(std::uint32_t id);
     void run_spliced_pump(std::uint32_t id, int side);
     void on_spliced_event(std::uint32_t id, int side, std::uint32_t events);
-    bool try_pass_fin(std::uint32_t id, int side);
+    void try_pass_fin(std::uint32_t id, int side);
     void watch_backlog(std::uint32_t id, int side);
     std::uint64_t redirected(const Conn &c, int side) const {
         return std::atomic_ref<__u64>(maps_.conns[c.slot].redirected[side]).load();
@@ -457,6 +457,7 @@ void Worker::on_event(std::uint32_t id, int side, std::uint32_t events) {
             on_spliced_event(id, side, events);
             return;
         case Conn::State::pumping:
+            c.last_active = Clock::now();  // an event on a relayed socket: not idle
             run_pumps(id);
             return;
     }
@@ -628,24 +629,23 @@ bool Worker::splice_in_kernel(std::uint32_t id) {
 // shut that socket's write side. Called from tick(): the count must also have stayed the
 // same for a whole tick, so bytes still on their way through the verdict (a socket that
 // just rejoined tcp_socks flushes its queue) are not overtaken.
-bool Worker::try_pass_fin(std::uint32_t id, int side) {
+void Worker::try_pass_fin(std::uint32_t id, int side) {
     Conn &c = conns_[id];
     int other = 1 - side;
     if (c.shut[other]) {
-        return true;
+        return;
     }
     std::uint64_t r = redirected(c, side);
     bool stable = r == c.seen[side];
     c.seen[side] = r;
     if (c.stopping[side] || c.paused[side] || !stable || delivered(c, side) < r) {
-        return false;
+        return;
     }
     shutdown(c.fd[other], SHUT_WR);
     c.shut[other] = true;
     if (c.shut[kClient] && c.shut[kBackend]) {
         finish(id, false);
     }
-    return true;
 }
 
 // Holds back side `side` while too many of its bytes wait for the other socket.
@@ -763,7 +763,6 @@ int Worker::run_pump(Conn &c, int from) {
                   from == kClient ? &pp_tcp_stats::tcp_bytes_to_backend
                                   : &pp_tcp_stats::tcp_bytes_to_client,
                   n);
-            c.last_active = Clock::now();
             continue;
         }
         if (p.eof) {
@@ -919,6 +918,7 @@ void Worker::finish(std::uint32_t id, bool reset_client, int reset_side) {
 // A service's listening sockets: one per worker for each address it binds.
 struct Server::Listening {
     std::shared_ptr<ServiceRt> rt;
+    bool handed = false;                // the workers own the sockets (and close them)
     std::vector<std::vector<int>> fds;  // [worker][n]
     std::vector<std::uint32_t> slots;   // tcp_listen slots filled (transparent)
 };
@@ -1077,7 +1077,7 @@ void Server::close_service(Listening &l) {
     l.slots.clear();
     for (std::size_t w = 0; w < l.fds.size(); w++) {
         for (int fd : l.fds[w]) {
-            if (l.rt) {  // handed to the worker: it closes it
+            if (l.handed) {
                 workers_[w]->post([fd](Worker &wk) { wk.remove_listener(fd); });
             } else {
                 close(fd);
@@ -1124,7 +1124,6 @@ void Server::apply(const Config &cfg) {
     } catch (...) {
         for (std::size_t i = 0; i < next.size(); i++) {
             if (reuse[i] < 0) {
-                next[i]->rt.reset();  // not handed to the workers yet
                 close_service(*next[i]);
             }
         }
@@ -1155,6 +1154,7 @@ void Server::apply(const Config &cfg) {
                 }
             });
         }
+        l.handed = true;
     }
     services_ = std::move(next);
     std::vector<std::shared_ptr<ServiceRt>> rts;
