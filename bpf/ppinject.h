@@ -165,13 +165,21 @@ struct pp_tcp_peer {
 #define PP_TCP_TO_CLIENT 1
 
 /*
- * tcp_conns: array of spliced connections, memory-mapped by the daemon. The verdict
- * counts the bytes it redirects each way; the daemon compares them with what reached the
- * other socket to hold back a fast sender (its socket leaves tcp_socks until the backlog
- * drains) and to pass a FIN on only after every byte before it.
+ * tcp_conns: array of spliced connections, memory-mapped by the daemon; each field is
+ * indexed by direction (PP_TCP_TO_*). The verdict counts the bytes it redirects; the daemon
+ * compares them with what reached the other socket to pass a FIN on only after every byte
+ * before it, and to hold back a fast sender whose bytes pile up in the kernel for a slow
+ * reader: while `hold` is set, and until the daemon has copied on every byte held so far,
+ * the verdict leaves the bytes in the sender's own socket (SK_PASS), where they count
+ * against its receive buffer, so TCP flow control stops the sender. (Taking the socket out
+ * of the map instead would race with the kernel's verdict loop, which drops the segments
+ * it meets while the program is being detached.)
  */
 struct pp_tcp_conn {
-    __u64 redirected[2]; /* by PP_TCP_TO_* */
+    __u64 redirected[2]; /* by the verdict, to the peer */
+    __u64 held[2];       /* by the verdict, left in the sender's socket */
+    __u64 copied[2];     /* by the daemon, held bytes written to the peer */
+    __u32 hold[2];       /* set by the daemon */
 };
 
 /*
@@ -189,6 +197,7 @@ struct pp_tcp_conn {
     X(tcp_bytes_to_client, "payload bytes relayed from backends to clients")                    \
     X(tcp_resets, "resets propagated from one side to the other")                               \
     X(tcp_idle_closed, "connections closed after the idle timeout")                             \
+    X(tcp_bytes_held, "sockmap bytes a slow reader held back, which the daemon copied on")      \
     X(tcp_refused, "connections reset because the daemon holds as many as it can")
 
 #define PP_TCP_STAT_FIELD(name, help) __u64 name;

@@ -4,7 +4,8 @@
  * addresses and ports to the daemon's listening socket, so the accepted socket's local
  * address is whatever the client dialled. splice_verdict (sk_skb stream verdict on
  * tcp_socks) sends each spliced socket's bytes straight to its peer: once the daemon has
- * written the PROXY header, payload never reaches userspace.
+ * written the PROXY header, payload reaches userspace only when a slow reader made the
+ * daemon hold its sender back (pp_tcp_conn).
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -108,8 +109,14 @@ int splice_verdict(struct __sk_buff *skb) {
 
     __u32 dir = peer->dir & 1;
     struct pp_tcp_conn *conn = bpf_map_lookup_elem(&tcp_conns, &peer->conn);
-    if (conn)
-        __sync_fetch_and_add(&conn->redirected[dir], skb->len);
+    if (!conn)
+        return SK_PASS;
+    /* Held back, or held bytes not all copied on yet (these must not be overtaken). */
+    if (conn->hold[dir] || conn->held[dir] != conn->copied[dir]) {
+        __sync_fetch_and_add(&conn->held[dir], skb->len);
+        return SK_PASS;
+    }
+    __sync_fetch_and_add(&conn->redirected[dir], skb->len);
     __u32 id = peer->service_id;
     struct pp_tcp_stats *st = bpf_map_lookup_elem(&tcp_stats, &id);
     if (st) {

@@ -375,16 +375,18 @@ TEST_P(TcpNetns, LargeTransfersAreByteExactBothWaysWithHalfClose) {
     responder.join();
     EXPECT_EQ(got_down.size(), down.size());
     EXPECT_TRUE(got_down == down) << "backend -> client bytes differ";
-    // In sockmap mode the payload never passes through the daemon's system calls (a
-    // held-back sender that closes may leave its last bytes to splice(2), which moves them
-    // inside the kernel); copy mode reads all 16 MiB, which shows the count works.
+    // In splice and sockmap mode the payload never passes through the daemon's system
+    // calls, except in sockmap mode the bytes of a sender it held back for a slower reader,
+    // which it counts (a loaded machine can make this test's reader that slow); copy mode
+    // reads all 16 MiB, which shows the count works.
     c = Sock();
     b = Sock();
     std::uint64_t read = reads.stop();
     if (std::string(GetParam()) == "copy") {
         EXPECT_GE(read, up.size() + down.size());
     } else {
-        EXPECT_LT(read, 64u << 10) << "the daemon read payload";
+        std::uint64_t held = counter("steered", "tcp_bytes_held");
+        EXPECT_LT(read, held + (64u << 10)) << "the daemon read payload; " << held << " held";
     }
 }
 
@@ -478,6 +480,9 @@ TEST_P(TcpNetns, SlowReaderHoldsBackTheSenderAndLosesNothing) {
     for (std::size_t off = 0; off < sent; off += chunk.size()) {
         std::size_t n = std::min(chunk.size(), sent - off);
         ASSERT_EQ(got.compare(off, n, chunk, 0, n), 0) << "differs in bytes " << off << "..";
+    }
+    if (std::string(GetParam()) == "sockmap") {  // the hold engaged, and was copied on
+        EXPECT_GT(counter("plain", "tcp_bytes_held"), 0u);
     }
 }
 
@@ -723,19 +728,16 @@ TEST_P(TcpNetns, AThousandConcurrentConnections) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, TcpNetns, ::testing::Values("sockmap", "splice", "copy"),
-                         [](const auto &info) { return std::string(info.param); });
-
 // 1 GiB each way at full speed, through a relay that must hold a fast sender back and let
 // it go many times: not a byte is lost or reordered.
-void full_speed_each_way(TcpNetns &t) {
+TEST_P(TcpNetns, FullSpeedGibibyteEachWayLosesNothing) {
     constexpr std::size_t kTotal = std::size_t{1} << 30;
     const std::string pattern = random_bytes((1 << 20) + 7, 9);  // not a power of two
     for (bool up : {true, false}) {
         SCOPED_TRACE(up ? "client -> backend" : "backend -> client");
-        Sock c = t.dial(ep("203.0.113.12:7100"));
-        Sock b = t.accept_backend(false);
-        t.read_header(b.fd);
+        Sock c = dial(ep("203.0.113.12:7100"));
+        Sock b = accept_backend(false);
+        read_header(b.fd);
         Sock &from = up ? c : b;
         Sock &to = up ? b : c;
         std::thread sender([&] {
@@ -748,30 +750,7 @@ void full_speed_each_way(TcpNetns &t) {
     }
 }
 
-class TcpNetnsSpliceAndCopy : public TcpNetns {};
-
-TEST_P(TcpNetnsSpliceAndCopy, FullSpeedGibibyteEachWayLosesNothing) {
-    full_speed_each_way(*this);
-}
-
-INSTANTIATE_TEST_SUITE_P(Modes, TcpNetnsSpliceAndCopy, ::testing::Values("splice", "copy"),
-                         [](const auto &info) { return std::string(info.param); });
-
-// KNOWN BUG, disabled until fixed (why `splice` is the default): in sockmap mode this loses
-// the tail of the stream or stalls it part-way. Holding a sender back means taking its
-// socket out of tcp_socks; segments the kernel hands to the verdict while the program is
-// being detached go to the socket's own sockmap queue and are never forwarded, and
-// redirected segments can go missing so the backlog never drains. A two-step hold (stop
-// data-ready with SO_RCVLOWAT, leave the map a tick later) fixed `make bench`'s reproducer
-// (16 GiB through tools/bench's load tool without a loss), not this one.
-// Run it with --gtest_also_run_disabled_tests.
-class TcpNetnsSockmap : public TcpNetns {};
-
-TEST_P(TcpNetnsSockmap, DISABLED_FullSpeedGibibyteEachWayLosesNothing) {
-    full_speed_each_way(*this);
-}
-
-INSTANTIATE_TEST_SUITE_P(Modes, TcpNetnsSockmap, ::testing::Values("sockmap"),
+INSTANTIATE_TEST_SUITE_P(Modes, TcpNetns, ::testing::Values("sockmap", "splice", "copy"),
                          [](const auto &info) { return std::string(info.param); });
 
 }  // namespace

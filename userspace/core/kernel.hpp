@@ -38,7 +38,7 @@ inline constexpr std::array kTcpStats = {PP_TCP_STAT_LIST(PP_TCP_STAT_INFO)};
 
 static_assert(sizeof(pp_tcp_stats) == kTcpStats.size() * sizeof(std::uint64_t));
 static_assert(sizeof(pp_tcp_peer) == 24 && offsetof(pp_tcp_peer, service_id) == 12);
-static_assert(sizeof(pp_tcp_conn) == 16);
+static_assert(sizeof(pp_tcp_conn) == 56 && offsetof(pp_tcp_conn, hold) == 48);
 
 // Value of counter `info` in one pp_counters or pp_tcp_stats.
 template <typename Counters>

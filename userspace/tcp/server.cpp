@@ -49,9 +49,9 @@ constexpr auto kSniWait = std::chrono::milliseconds(1000);
 constexpr auto kTick = std::chrono::milliseconds(5);  // drains and deadlines pending
 constexpr auto kIdleScan = std::chrono::seconds(1);
 // Sockmap backpressure: bytes redirected but not yet written to the other socket (they
-// wait in the kernel's queue for it). Above kBacklogHigh the sender's socket leaves
-// tcp_socks, so its own receive window closes; below kBacklogLow it rejoins. A precise
-// check (two syscalls) runs only after kBacklogCheck more bytes were redirected.
+// wait in the kernel's queue for it). Above kBacklogHigh the sender is held (see
+// pp_tcp_conn); below kBacklogLow it is let go. A precise check (two syscalls) runs only
+// after kBacklogCheck more bytes were redirected.
 constexpr std::uint64_t kBacklogHigh = 4 << 20;
 constexpr std::uint64_t kBacklogLow = 1 << 20;
 constexpr std::uint64_t kBacklogCheck = 1 << 20;
@@ -128,14 +128,13 @@ struct Conn {
     std::uint64_t base_written[2] = {0, 0};  // written_bytes() of each when spliced
     bool fin[2] = {false, false};            // side i sent FIN
     bool shut[2] = {false, false};           // write side of i shut down by us
-    bool stopping[2] = {false, false};       // side i is about to leave tcp_socks
-    bool paused[2] = {false, false};         // side i left tcp_socks: backlog too long
-    bool must_pump[2] = {false, false};      // side i cannot rejoin: its FIN came first
-    bool pump_active[2] = {false, false};    // side i's rest goes by splice(2)
-    std::uint64_t checked[2] = {0, 0};       // redirected[i] at the last precise check
-    std::uint64_t seen[2] = {0, 0};          // redirected[i] at the last tick
-    std::uint64_t scanned[2] = {0, 0};       // redirected[i] at the last idle scan
-    // splice / copy mode
+    bool hold[2] = {false, false};           // side i is held back (pp_tcp_conn.hold)
+    bool copying[2] = {false, false};        // side i's held bytes are being copied on
+    std::uint64_t taken[2] = {0, 0};         // held bytes of i read by the daemon so far
+    std::uint64_t checked[2] = {0, 0};       // redirected(i) at the last precise check
+    std::uint64_t seen[2] = {0, 0};          // moved(i) at the last tick
+    std::uint64_t scanned[2] = {0, 0};       // moved(i) at the last idle scan
+    // splice / copy mode; in sockmap mode pump[i].buf carries i's held bytes
     Pump pump[2];  // pump[i]: from side i to the other
     Clock::time_point last_active;
 };
@@ -218,15 +217,27 @@ class Worker {
     void start_relay(std::uint32_t id);
     bool prepare_pump(Conn &c, int from);
     bool splice_in_kernel(std::uint32_t id);
-    void run_spliced_pump(std::uint32_t id, int side);
     void on_spliced_event(std::uint32_t id, int side, std::uint32_t events);
     void try_pass_fin(std::uint32_t id, int side);
     void watch_backlog(std::uint32_t id, int side);
+    void copy_held(std::uint32_t id, int side);
+    void arm_spliced(std::uint32_t id);
+    pp_tcp_conn &kconn(const Conn &c) { return maps_.conns[c.slot]; }
     std::uint64_t redirected(const Conn &c, int side) const {
         return std::atomic_ref<__u64>(maps_.conns[c.slot].redirected[side]).load();
     }
-    std::uint64_t delivered(const Conn &c, int side) const {  // of side's bytes, to the other
+    std::uint64_t held(const Conn &c, int side) const {
+        return std::atomic_ref<__u64>(maps_.conns[c.slot].held[side]).load();
+    }
+    std::uint64_t moved(const Conn &c, int side) const {  // by the verdict, either way
+        return redirected(c, side) + held(c, side);
+    }
+    // Of side's bytes: written to the other socket (forwarded: and on their way there).
+    std::uint64_t delivered(const Conn &c, int side) const {
         return written_bytes(c.fd[1 - side]) - c.base_written[1 - side];
+    }
+    std::uint64_t forwarded(const Conn &c, int side) const {
+        return redirected(c, side) + c.taken[side] - c.pump[side].pending;
     }
     void run_pumps(std::uint32_t id);
     int run_pump(Conn &c, int from);
@@ -368,8 +379,8 @@ void Worker::accept_from(int lfd, const std::shared_ptr<const ServiceRt> &svc) {
         c.header_len = c.header_off = 0;
         for (int s : {kClient, kBackend}) {
             c.cookie[s] = c.base_written[s] = c.checked[s] = c.seen[s] = c.scanned[s] = 0;
-            c.fin[s] = c.shut[s] = c.stopping[s] = c.paused[s] = false;
-            c.must_pump[s] = c.pump_active[s] = false;
+            c.taken[s] = 0;
+            c.fin[s] = c.shut[s] = c.hold[s] = c.copying[s] = false;
             c.pump[s].pending = c.pump[s].head = 0;
             c.pump[s].eof = c.pump[s].shut = false;
         }
@@ -577,7 +588,11 @@ bool Worker::splice_in_kernel(std::uint32_t id) {
     for (int s : {kClient, kBackend}) {
         c.cookie[s] = cookie_of(c.fd[s]);
         c.base_written[s] = written_bytes(c.fd[s]);
-        std::atomic_ref<__u64>(maps_.conns[c.slot].redirected[s]).store(0);
+        pp_tcp_conn &k = kconn(c);
+        for (__u64 *v : {&k.redirected[s], &k.held[s], &k.copied[s]}) {
+            std::atomic_ref<__u64>(*v).store(0);
+        }
+        std::atomic_ref<__u32>(k.hold[s]).store(0);
     }
     bool ok = true;
     for (int s : {kClient, kBackend}) {  // targets first: a redirect must find its peer
@@ -626,19 +641,19 @@ bool Worker::splice_in_kernel(std::uint32_t id) {
 }
 
 // Side `side` sent FIN: once every byte it sent has been written to the other socket,
-// shut that socket's write side. Called from tick(): the count must also have stayed the
-// same for a whole tick, so bytes still on their way through the verdict (a socket that
-// just rejoined tcp_socks flushes its queue) are not overtaken.
+// shut that socket's write side. Called from tick(): the verdict's counts must also have
+// stayed the same for a whole tick, so bytes still on their way through it are not
+// overtaken.
 void Worker::try_pass_fin(std::uint32_t id, int side) {
     Conn &c = conns_[id];
     int other = 1 - side;
     if (c.shut[other]) {
         return;
     }
-    std::uint64_t r = redirected(c, side);
-    bool stable = r == c.seen[side];
-    c.seen[side] = r;
-    if (c.stopping[side] || c.paused[side] || !stable || delivered(c, side) < r) {
+    std::uint64_t m = moved(c, side);
+    bool stable = m == c.seen[side];
+    c.seen[side] = m;
+    if (!stable || c.copying[side] || delivered(c, side) < forwarded(c, side)) {
         return;
     }
     shutdown(c.fd[other], SHUT_WR);
@@ -648,75 +663,85 @@ void Worker::try_pass_fin(std::uint32_t id, int side) {
     }
 }
 
-// Holds back side `side` while too many of its bytes wait for the other socket.
+// Holds back side `side` while too many of its bytes wait in the kernel for the other
+// socket, and has its held bytes copied on once every byte redirected before them is
+// through.
 void Worker::watch_backlog(std::uint32_t id, int side) {
     Conn &c = conns_[id];
-    if (c.stopping[side]) {
-        // A tick after the verdict stopped being called for this socket: nothing of it is
-        // on its way through the verdict any more, so it can leave the map without
-        // stranding segments in the socket's own sockmap queue (where a segment the
-        // kernel hands over while the program is being detached would end up).
-        bpf_map_delete_elem(maps_.socks, &c.cookie[side]);  // its bytes now wait in its socket
-        c.stopping[side] = false;
-        c.paused[side] = true;
-        return;
-    }
     std::uint64_t r = redirected(c, side);
-    if (!c.paused[side] && r - c.checked[side] < kBacklogCheck) {
+    bool owed = held(c, side) != c.taken[side] || c.pump[side].pending > 0;
+    if (!c.hold[side] && !owed && r - c.checked[side] < kBacklogCheck) {
         return;
     }
+    c.checked[side] = r;
     std::uint64_t d = delivered(c, side);
-    c.checked[side] = d;
-    std::uint64_t backlog = r > d ? r - d : 0;
-    if (!c.paused[side] && backlog > kBacklogHigh) {
-        // First stop the kernel from calling the verdict: data-ready is signalled only
-        // once this many bytes wait (or the receive buffer runs short).
-        int most = INT_MAX;
-        setsockopt(c.fd[side], SOL_SOCKET, SO_RCVLOWAT, &most, sizeof most);
-        c.stopping[side] = true;
-        return;
+    std::uint64_t f = forwarded(c, side);
+    std::uint64_t backlog = f > d ? f - d : 0;
+    bool hold = c.hold[side] ? backlog >= kBacklogLow : backlog > kBacklogHigh;
+    if (hold != c.hold[side]) {
+        c.hold[side] = hold;
+        std::atomic_ref<__u32>(kconn(c).hold[side]).store(hold ? 1 : 0);
     }
-    if (!c.paused[side] || c.pump_active[side] || backlog >= kBacklogLow) {
-        return;
+    if (owed && !c.copying[side] && backlog == 0) {
+        c.copying[side] = true;  // every redirected byte is through: the held ones follow
+        arm_spliced(id);
+        copy_held(id, side);
     }
-    std::uint64_t fd = static_cast<std::uint64_t>(c.fd[side]);
-    if (!c.must_pump[side] &&
-        bpf_map_update_elem(maps_.socks, &c.cookie[side], &fd, BPF_NOEXIST) == 0) {
-        int one = 1;
-        setsockopt(c.fd[side], SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);  // flush its queue
-        c.paused[side] = false;
-        return;
-    }
-    if (!c.must_pump[side] && errno != EOPNOTSUPP) {
-        log_(errno_text("tcp: put a socket back into tcp_socks", errno));
-        finish(id, true);
-        return;
-    }
-    // It sent FIN while held back and cannot rejoin (only established sockets can): the
-    // rest of its bytes go by splice(2), once every byte before them is through.
-    c.must_pump[side] = true;
-    if (backlog > 0 || !prepare_pump(c, side)) {
-        return;
-    }
-    c.pump_active[side] = true;
-    arm(id, side, kIn | kRdHup | kEt);
-    arm(id, 1 - side, (c.fin[1 - side] ? 0u : kRdHup) | kOut | kEt);
-    run_spliced_pump(id, side);
 }
 
-// The splice(2) tail of a held-back side (see watch_backlog).
-void Worker::run_spliced_pump(std::uint32_t id, int side) {
+// Copies side `side`'s held bytes (its own sockmap queue, which only recv() reads) to the
+// other socket, as the other socket takes them. Once none is owed, the verdict redirects
+// again (pp_tcp_conn.copied catches up with held).
+void Worker::copy_held(std::uint32_t id, int side) {
     Conn &c = conns_[id];
-    int err = run_pump(c, side);
-    if (err != 0) {
-        finish(id, false, is_reset(err) ? side : -1);
-        return;
+    Pump &p = c.pump[side];
+    if (p.buf.size() < kCopyBuffer) {
+        p.buf.resize(kCopyBuffer);
     }
-    if (c.pump[side].shut) {
-        c.shut[1 - side] = true;
-        if (c.shut[kClient] && c.shut[kBackend]) {
-            finish(id, false);
+    for (;;) {
+        if (p.pending > 0) {
+            ssize_t n =
+                send(c.fd[1 - side], p.buf.data() + p.head, p.pending, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n < 0) {
+                return;  // full (EPOLLOUT resumes), or an error epoll reports
+            }
+            p.pending -= static_cast<std::size_t>(n);
+            p.head += static_cast<std::size_t>(n);
+            std::atomic_ref<__u64>(kconn(c).copied[side]).store(c.taken[side] - p.pending);
+            count(c,
+                  side == kClient ? &pp_tcp_stats::tcp_bytes_to_backend
+                                  : &pp_tcp_stats::tcp_bytes_to_client,
+                  n);
+            count(c, &pp_tcp_stats::tcp_bytes_held, n);
+            continue;
         }
+        std::uint64_t owed = held(c, side) - c.taken[side];
+        if (owed == 0) {
+            if (!c.hold[side]) {
+                c.copying[side] = false;
+                arm_spliced(id);
+            }
+            return;
+        }
+        ssize_t n = recv(c.fd[side], p.buf.data(), std::min<std::uint64_t>(owed, p.buf.size()),
+                         MSG_DONTWAIT);
+        if (n <= 0) {
+            return;  // counted by the verdict, not queued yet: EPOLLIN resumes
+        }
+        c.taken[side] += static_cast<std::uint64_t>(n);
+        p.pending = static_cast<std::size_t>(n);
+        p.head = 0;
+    }
+}
+
+// Epoll interest of a spliced connection's sockets: FIN and errors always; readable and
+// writable for the directions whose held bytes are being copied.
+void Worker::arm_spliced(std::uint32_t id) {
+    Conn &c = conns_[id];
+    for (int s : {kClient, kBackend}) {
+        std::uint32_t ev =
+            (c.fin[s] ? 0u : kRdHup) | (c.copying[s] ? kIn : 0u) | (c.copying[1 - s] ? kOut : 0u);
+        arm(id, s, ev == 0 ? 0u : ev | kEt);
     }
 }
 
@@ -732,13 +757,11 @@ void Worker::on_spliced_event(std::uint32_t id, int side, std::uint32_t events) 
     }
     if ((events & (EPOLLRDHUP | EPOLLHUP)) && !c.fin[side]) {
         c.fin[side] = true;  // passed on by tick() once its bytes are through
-        if (!c.pump_active[side]) {
-            arm(id, side, c.pump_active[1 - side] ? kOut | kEt : 0u);
-        }
+        arm_spliced(id);
     }
     for (int s : {kClient, kBackend}) {
-        if (c.used && c.pump_active[s] && !c.pump[s].shut) {
-            run_spliced_pump(id, s);
+        if (c.copying[s]) {
+            copy_held(id, s);
         }
     }
 }
@@ -860,11 +883,11 @@ void Worker::tick() {
         }
         if (c.state == Conn::State::spliced) {
             for (int s : {kClient, kBackend}) {
-                std::uint64_t r = redirected(c, s);
-                if (r != c.scanned[s] || c.paused[s]) {
+                std::uint64_t m = moved(c, s);
+                if (m != c.scanned[s] || c.hold[s] || c.copying[s]) {
                     c.last_active = now;  // moved since the last scan, or held back
                 }
-                c.scanned[s] = r;
+                c.scanned[s] = m;
             }
         }
         if (now - c.last_active >= c.svc->cfg.idle_timeout) {
@@ -1111,11 +1134,6 @@ void Server::apply(const Config &cfg) {
             }
             if (from < 0) {
                 open_service(svc, *l);
-            }
-            if (svc.splice == SpliceMode::sockmap) {
-                log_("tcp: service '" + svc.name +
-                     "' relays with splice = \"sockmap\", which can lose bytes while it holds "
-                     "back a fast sender (known defect, see README); \"splice\" does not");
             }
             l->rt = runtime_of(svc, old);
             next.push_back(std::move(l));
