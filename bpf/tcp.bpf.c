@@ -107,6 +107,15 @@ int splice_verdict(struct __sk_buff *skb) {
     if (!peer)
         return SK_PASS; /* being torn down: a redirect to a missing socket would drop bytes */
 
+    /*
+     * A segment with no payload (a FIN on its own) carries nothing to pass on: the daemon
+     * passes the FIN on itself. Redirected, it would reach the psock backlog as a
+     * zero-length send, which the kernel takes for a broken pipe and stops the peer's
+     * psock from sending, and from keeping what the verdict leaves in it.
+     */
+    if (skb->len == 0)
+        return SK_DROP;
+
     __u32 dir = peer->dir & 1;
     struct pp_tcp_conn *conn = bpf_map_lookup_elem(&tcp_conns, &peer->conn);
     if (!conn)

@@ -44,6 +44,8 @@ constexpr int kClient = 0;
 constexpr int kBackend = 1;
 constexpr std::uint32_t kIn = EPOLLIN, kOut = EPOLLOUT, kRdHup = EPOLLRDHUP, kEt = EPOLLET;
 constexpr std::size_t kCopyBuffer = 64 * 1024;
+constexpr std::size_t kPipeSize =
+    256 * 1024;                         // splice: fewer, larger moves than the default 64 KiB
 constexpr std::size_t kSniPeek = 4096;  // a ClientHello's server_name comes early
 constexpr auto kSniWait = std::chrono::milliseconds(1000);
 constexpr auto kTick = std::chrono::milliseconds(5);  // drains and deadlines pending
@@ -131,6 +133,7 @@ struct Conn {
     bool hold[2] = {false, false};           // side i is held back (pp_tcp_conn.hold)
     bool copying[2] = {false, false};        // side i's held bytes are being copied on
     std::uint64_t taken[2] = {0, 0};         // held bytes of i read by the daemon so far
+    std::uint64_t clear[2] = {0, 0};         // redirected(i) when all of it was delivered
     std::uint64_t checked[2] = {0, 0};       // redirected(i) at the last precise check
     std::uint64_t seen[2] = {0, 0};          // moved(i) at the last tick
     std::uint64_t scanned[2] = {0, 0};       // moved(i) at the last idle scan
@@ -238,6 +241,13 @@ class Worker {
     }
     std::uint64_t forwarded(const Conn &c, int side) const {
         return redirected(c, side) + c.taken[side] - c.pump[side].pending;
+    }
+    bool owes(const Conn &c, int side) const {  // held bytes not yet written to the other
+        return held(c, side) != c.taken[side] || c.pump[side].pending > 0;
+    }
+    std::uint64_t backlog(const Conn &c, int side) const {  // forwarded, not delivered yet
+        std::uint64_t f = forwarded(c, side), d = delivered(c, side);
+        return f > d ? f - d : 0;
     }
     void run_pumps(std::uint32_t id);
     int run_pump(Conn &c, int from);
@@ -379,7 +389,7 @@ void Worker::accept_from(int lfd, const std::shared_ptr<const ServiceRt> &svc) {
         c.header_len = c.header_off = 0;
         for (int s : {kClient, kBackend}) {
             c.cookie[s] = c.base_written[s] = c.checked[s] = c.seen[s] = c.scanned[s] = 0;
-            c.taken[s] = 0;
+            c.taken[s] = c.clear[s] = 0;
             c.fin[s] = c.shut[s] = c.hold[s] = c.copying[s] = false;
             c.pump[s].pending = c.pump[s].head = 0;
             c.pump[s].eof = c.pump[s].shut = false;
@@ -570,9 +580,12 @@ bool Worker::prepare_pump(Conn &c, int from) {
     p.pending = p.head = 0;
     p.eof = p.shut = false;  // a FIN seen early is read as the end of the stream
     p.use_pipe = c.svc->cfg.splice != SpliceMode::copy;
-    if (p.use_pipe && p.pipe[0] < 0 && pipe2(p.pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
-        log_(errno_text("tcp: pipe", errno));
-        return false;
+    if (p.use_pipe && p.pipe[0] < 0) {
+        if (pipe2(p.pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+            log_(errno_text("tcp: pipe", errno));
+            return false;
+        }
+        fcntl(p.pipe[1], F_SETPIPE_SZ, static_cast<int>(kPipeSize));  // else the default
     }
     if (!p.use_pipe && p.buf.size() < kCopyBuffer) {
         p.buf.resize(kCopyBuffer);
@@ -653,7 +666,7 @@ void Worker::try_pass_fin(std::uint32_t id, int side) {
     std::uint64_t m = moved(c, side);
     bool stable = m == c.seen[side];
     c.seen[side] = m;
-    if (!stable || c.copying[side] || delivered(c, side) < forwarded(c, side)) {
+    if (!stable || owes(c, side) || c.copying[side] || delivered(c, side) < forwarded(c, side)) {
         return;
     }
     shutdown(c.fd[other], SHUT_WR);
@@ -669,23 +682,26 @@ void Worker::try_pass_fin(std::uint32_t id, int side) {
 void Worker::watch_backlog(std::uint32_t id, int side) {
     Conn &c = conns_[id];
     std::uint64_t r = redirected(c, side);
-    bool owed = held(c, side) != c.taken[side] || c.pump[side].pending > 0;
-    if (!c.hold[side] && !owed && r - c.checked[side] < kBacklogCheck) {
+    bool owed = owes(c, side);
+    if (!c.hold[side] && !owed && !c.copying[side] && r - c.checked[side] < kBacklogCheck) {
         return;
     }
     c.checked[side] = r;
-    std::uint64_t d = delivered(c, side);
-    std::uint64_t f = forwarded(c, side);
-    std::uint64_t backlog = f > d ? f - d : 0;
-    bool hold = c.hold[side] ? backlog >= kBacklogLow : backlog > kBacklogHigh;
+    std::uint64_t waiting = backlog(c, side);
+    if (waiting == 0) {
+        c.clear[side] = r;
+    }
+    bool hold = c.hold[side] ? waiting >= kBacklogLow : waiting > kBacklogHigh;
     if (hold != c.hold[side]) {
         c.hold[side] = hold;
         std::atomic_ref<__u32>(kconn(c).hold[side]).store(hold ? 1 : 0);
     }
-    if (owed && !c.copying[side] && backlog == 0) {
-        c.copying[side] = true;  // every redirected byte is through: the held ones follow
-        arm_spliced(id);
-        copy_held(id, side);
+    if (c.copying[side] || (owed && waiting == 0)) {
+        if (!c.copying[side]) {
+            c.copying[side] = true;  // every redirected byte is through: the held ones follow
+            arm_spliced(id);
+        }
+        copy_held(id, side);  // also ends the copying once nothing is owed or held
     }
 }
 
@@ -697,6 +713,13 @@ void Worker::copy_held(std::uint32_t id, int side) {
     Pump &p = c.pump[side];
     if (p.buf.size() < kCopyBuffer) {
         p.buf.resize(kCopyBuffer);
+    }
+    std::uint64_t r = redirected(c, side);
+    if (r != c.clear[side]) {  // redirected since: held bytes must not overtake those
+        if (backlog(c, side) > 0) {
+            return;
+        }
+        c.clear[side] = r;
     }
     for (;;) {
         if (p.pending > 0) {
@@ -796,7 +819,7 @@ int Worker::run_pump(Conn &c, int from) {
             return 0;
         }
         p.head = 0;
-        ssize_t n = use_pipe ? splice(src, nullptr, p.pipe[1], nullptr, kCopyBuffer,
+        ssize_t n = use_pipe ? splice(src, nullptr, p.pipe[1], nullptr, kPipeSize,
                                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
                              : recv(src, p.buf.data(), p.buf.size(), 0);
         if (n < 0) {
