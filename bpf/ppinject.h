@@ -71,6 +71,14 @@ struct pp_address_key {
     __u8 addr[16];
 };
 
+/*
+ * udp_ports: array of PP_UDP_PORT_WORDS 64-bit words, a bitmap of the ports any UDP
+ * service listens on (bit port % 64 of word port / 64, host byte order). A datagram to
+ * another port passes without the services lookup. The loader sets a service's bits
+ * before its services entries exist and clears them after they are gone.
+ */
+#define PP_UDP_PORT_WORDS 1024
+
 struct pp_service {
     __u64 flow_timeout_ns;  /* UDP: idle time after which a flow counts as new */
     __u32 id;               /* 1..PP_MAX_SERVICES-1, index into counters */

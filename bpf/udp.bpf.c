@@ -58,6 +58,13 @@ struct {
     __type(value, struct pp_flow);
 } udp_flows SEC(".maps");
 
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, PP_UDP_PORT_WORDS);
+    __type(key, __u32);
+    __type(value, __u64);
+} udp_ports SEC(".maps");
+
 struct scratch {
     __u8 buf[CHUNK];
 };
@@ -230,6 +237,14 @@ static __always_inline enum parse_result parse(struct __sk_buff *skb, struct pkt
     if (!p->frag && p->udp_len != p->l3_end - off)
         return PARSE_MALFORMED;
     return PARSE_UDP;
+}
+
+/* Whether some UDP service listens on `port` (see udp_ports): a cheap test first. */
+static __always_inline int port_served(__be16 port) {
+    __u32 p = bpf_ntohs(port);
+    __u32 word = p / 64;
+    __u64 *bits = bpf_map_lookup_elem(&udp_ports, &word);
+    return bits && ((*bits >> (p % 64)) & 1);
 }
 
 static __always_inline struct pp_service *lookup_service(const __u8 addr[16], __be16 port) {
@@ -422,7 +437,7 @@ SEC("tc")
 int udp_ingress(struct __sk_buff *skb) {
     struct pkt p = {};
     enum parse_result r = parse(skb, &p);
-    if (r == PARSE_OTHER)
+    if (r == PARSE_OTHER || (r != PARSE_UNREACHED && !port_served(p.dport)))
         return TC_PASS;
 
     struct pp_service *svc =

@@ -10,6 +10,7 @@
 // The service is local to the front (no forwarding): a UDP socket on the front receives
 // the datagrams with their headers.
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -24,6 +25,7 @@
 #include <string>
 
 #include "codec/proxy.hpp"
+#include "core/service_key.hpp"
 #include "support/netns.hpp"
 #include "support/privileges.hpp"
 #include "support/process.hpp"
@@ -57,14 +59,16 @@ class Lifecycle : public ::testing::Test {
         front_.reset();
     }
 
-    void write_config(const std::vector<std::string> &interfaces, bool spp = false) {
+    void write_config(const std::vector<std::string> &interfaces, bool spp = false,
+                      unsigned port = 7000) {
         std::string ifs;
         for (const auto &i : interfaces) {
             ifs += (ifs.empty() ? "\"" : ", \"") + i + "\"";
         }
         std::ofstream(config_) << "[global]\nbpffs = \"" << pin_root_ << "\"\n\n"
                                << "[[service]]\nname = \"echo\"\nprotocol = \"udp\"\n"
-                               << "listen = \"192.0.2.1:7000\"\ninterfaces = [" << ifs << "]\n"
+                               << "listen = \"192.0.2.1:" << port << "\"\ninterfaces = [" << ifs
+                               << "]\n"
                                << "header = \"" << (spp ? "spp" : "v2") << "\"\n";
     }
 
@@ -246,6 +250,33 @@ TEST_F(Lifecycle, ReloadOnSighupMovesAttachments) {
     kill(run.pid(), SIGHUP);
     ASSERT_TRUE(run.wait_for_output("reload failed, nothing changed")) << run.log();
     EXPECT_NE(front_->exec("tc filter show dev f9 ingress").find("udp_ingress"), std::string::npos);
+    EXPECT_EQ(run.stop(SIGTERM), 0) << run.log();
+}
+
+// Whether `port`'s bit is set in the pinned udp_ports bitmap.
+bool udp_port_marked(const std::string &pin_root, unsigned port) {
+    int fd = bpf_obj_get((pin_root + "/udp_ports").c_str());
+    EXPECT_GE(fd, 0) << "udp_ports not pinned: " << std::strerror(errno);
+    std::uint32_t word = ppinject::port_word(port);
+    std::uint64_t bits = 0;
+    EXPECT_EQ(bpf_map_lookup_elem(fd, &word, &bits), 0) << std::strerror(errno);
+    close(fd);
+    return bits & ppinject::port_bit(port);
+}
+
+// The UDP program skips datagrams to ports no service listens on: a reload that moves the
+// service to another port moves its mark in udp_ports.
+TEST_F(Lifecycle, ReloadMovesTheUdpPortMark) {
+    pptest::Child run(run_argv());
+    ASSERT_TRUE(run.wait_for_output("running")) << run.log();
+    EXPECT_TRUE(udp_port_marked(pin_root_, 7000));
+    EXPECT_FALSE(udp_port_marked(pin_root_, 7001));
+    write_config({"f0"}, false, 7001);
+    auto r = pptest::run_process({pptest::ppinject_binary(), "reload", "--bpffs", pin_root_});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(run.wait_for_output("reloaded")) << run.log();
+    EXPECT_FALSE(udp_port_marked(pin_root_, 7000));
+    EXPECT_TRUE(udp_port_marked(pin_root_, 7001));
     EXPECT_EQ(run.stop(SIGTERM), 0) << run.log();
 }
 

@@ -261,6 +261,8 @@ class UdpProgTest : public ::testing::Test {
         ASSERT_EQ(
             bpf_map__update_elem(skel_->maps.udp_addresses, &akey, sizeof akey, &v, sizeof v, 0),
             0);
+        ASSERT_TRUE(ppinject::mark_udp_port(bpf_map__fd(skel_->maps.udp_ports), s.port))
+            << std::strerror(errno);
     }
 
     int prog_fd(Dir dir) const {

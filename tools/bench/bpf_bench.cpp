@@ -117,6 +117,9 @@ void add_service(udp_bpf *skel, const char *addr, std::uint16_t port, std::uint3
     if (bpf_map__update_elem(skel->maps.udp_addresses, &akey, sizeof akey, &v, sizeof v, 0) != 0) {
         fail("udp_addresses update");
     }
+    if (!ppinject::mark_udp_port(bpf_map__fd(skel->maps.udp_ports), port)) {
+        fail("udp_ports update");
+    }
 }
 
 Bytes frame(const char *src, const char *dst, std::uint16_t dport, std::size_t payload) {
@@ -169,6 +172,10 @@ int main(int argc, char **argv) {
 
     std::vector<Case> cases = {
         {"empty TC program (baseline)", empty_fd, frame(c4, "192.0.2.99", 53, 64), false},
+        {"udp_ingress pass, port of no service (IPv4 64 B)", ingress,
+         frame(c4, "192.0.2.99", 123, 64), false},
+        {"udp_ingress pass, port of no service (IPv6 64 B)", ingress,
+         frame(c6, "2001:db8::99", 123, 64), false},
         {"udp_ingress pass, no service (IPv4 64 B)", ingress, frame(c4, "192.0.2.99", 53, 64),
          false},
         {"udp_ingress pass, no service (IPv6 64 B)", ingress, frame(c6, "2001:db8::99", 53, 64),

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <array>
 #include <map>
 #include <set>
 #include <sstream>
@@ -48,10 +49,14 @@ std::uint32_t prog_id(const bpf_program *prog) {
     return info.id;
 }
 
-// Every (key, value) the services and udp_addresses maps must hold for `cfg`.
+using PortBits = std::array<std::uint64_t, PP_UDP_PORT_WORDS>;
+
+// Every (key, value) the services and udp_addresses maps must hold for `cfg`, and the
+// udp_ports bitmap.
 struct ServiceEntries {
     Entries<pp_service_key> services;
     Entries<pp_address_key> udp_addresses;
+    PortBits udp_ports{};
 };
 
 ServiceEntries service_entries(const Config &cfg) {
@@ -72,6 +77,9 @@ ServiceEntries service_entries(const Config &cfg) {
             for (unsigned port = l.port_first; port <= l.port_last; port++) {
                 out.services[make_service_key(udp ? IPPROTO_UDP : IPPROTO_TCP, l.addr, l.prefix_len,
                                               static_cast<std::uint16_t>(port))] = v;
+                if (udp) {
+                    out.udp_ports[port_word(port)] |= port_bit(port);
+                }
             }
             if (udp) {
                 // Several services on one prefix: the first one's counters count its drops.
@@ -80,6 +88,21 @@ ServiceEntries service_entries(const Config &cfg) {
         }
     }
     return out;
+}
+
+// Makes the udp_ports bitmap behind `fd` hold `want`, or, with `add_only`, `want` and
+// what it held.
+void sync_ports(int fd, const PortBits &want, bool add_only) {
+    for (std::uint32_t w = 0; w < want.size(); w++) {
+        std::uint64_t held = 0;
+        if (bpf_map_lookup_elem(fd, &w, &held) != 0) {
+            throw std::runtime_error(bpf_error("read udp_ports map", -errno));
+        }
+        std::uint64_t next = add_only ? held | want[w] : want[w];
+        if (next != held && bpf_map_update_elem(fd, &w, &next, BPF_ANY) != 0) {
+            throw std::runtime_error(bpf_error("update udp_ports map", -errno));
+        }
+    }
 }
 
 // Makes the map behind `fd` hold exactly `want`.
@@ -150,7 +173,6 @@ void Datapath::SkelDeleter::operator()(bpf_link *l) const {
     bpf_link__destroy(l);
 }
 
-// An mmap()able array map, mapped into this process.
 // The PID holding a flock on the directory, from /proc/locks.
 long pin_root_owner(const std::string &path) {
     struct stat st {};
@@ -187,6 +209,7 @@ static void pin_private(bpf_map *map, const std::string &path) {
     }
 }
 
+// An mmap()able array map, mapped into this process.
 static void *map_shared(const bpf_map *map, std::size_t len) {
     void *p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
     if (p == MAP_FAILED) {
@@ -364,10 +387,14 @@ void Datapath::apply(const Config &cfg) {
 
 void Datapath::sync_services(const Config &cfg) {
     ServiceEntries want = service_entries(cfg);
-    // Addresses first: a new service's datagrams with unreachable ports are refused from the
-    // moment its ports are served.
+    // A port is marked before the first service on it exists and cleared after the last is
+    // gone. Addresses before services: a new service's datagrams with unreachable ports are
+    // refused from the moment its ports are served.
+    int ports = bpf_map__fd(udp_->maps.udp_ports);
+    sync_ports(ports, want.udp_ports, true);
     sync_map(bpf_map__fd(udp_->maps.udp_addresses), "udp_addresses", want.udp_addresses);
     sync_map(bpf_map__fd(udp_->maps.services), "services", want.services);
+    sync_ports(ports, want.udp_ports, false);
 }
 
 void Datapath::sync_interfaces(const Config &cfg) {

@@ -11,8 +11,8 @@ namespace ppinject {
 
 // Maps of the UDP object that ppinject pins under its pin root (also their file names
 // there). A new run adopts them when their layout matches: flows and counters carry on.
-inline constexpr std::array<std::string_view, 5> kPinnedMaps = {
-    "services", "udp_addresses", "counters", "udp_flows", "attachments"};
+inline constexpr std::array<std::string_view, 6> kPinnedMaps = {
+    "services", "udp_addresses", "udp_ports", "counters", "udp_flows", "attachments"};
 // Maps of the TCP object that are pinned for inspection only: their sockets live and die
 // with the run, so each run pins fresh ones.
 inline constexpr std::array<std::string_view, 2> kPinnedTcpMaps = {"tcp_socks", "tcp_stats"};

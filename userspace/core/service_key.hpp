@@ -1,4 +1,5 @@
-// Keys of the `services` LPM trie, built the one way the BPF programs expect them.
+// Keys of the `services` and `udp_addresses` LPM tries and bits of the `udp_ports` bitmap,
+// built the one way the BPF programs expect them.
 #pragma once
 
 #include <cstdint>
@@ -16,5 +17,17 @@ pp_service_key make_service_key(std::uint8_t protocol, const IpAddress &addr, un
 
 // Key of the `udp_addresses` LPM trie: the same address prefix, without protocol and port.
 pp_address_key make_address_key(const IpAddress &addr, unsigned prefix_len);
+
+// Word (the map key) and bit of `port` in the `udp_ports` bitmap.
+inline std::uint32_t port_word(unsigned port) {
+    return port / 64;
+}
+inline std::uint64_t port_bit(unsigned port) {
+    return std::uint64_t{1} << (port % 64);
+}
+
+// Sets `port`'s bit in the udp_ports map behind `fd`, keeping the others; false if the map
+// could not be read or written (errno says why).
+bool mark_udp_port(int fd, unsigned port);
 
 }  // namespace ppinject
