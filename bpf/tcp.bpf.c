@@ -119,7 +119,7 @@ int splice_verdict(struct __sk_buff *skb) {
     __u32 dir = peer->dir & 1;
     struct pp_tcp_conn *conn = bpf_map_lookup_elem(&tcp_conns, &peer->conn);
     if (!conn)
-        return SK_PASS;
+        return SK_PASS; /* never: the daemon's slot numbers are in range */
     /* Held back, or held bytes not all copied on yet (these must not be overtaken). */
     if (conn->hold[dir] || conn->held[dir] != conn->copied[dir]) {
         __sync_fetch_and_add(&conn->held[dir], skb->len);

@@ -11,8 +11,8 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <array>
+#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>

@@ -258,6 +258,12 @@ class Worker {
     void count(const Conn &c, __u64 pp_tcp_stats::*field, std::int64_t n = 1) {
         std::atomic_ref<__u64>(stats(c)->*field).fetch_add(static_cast<__u64>(n));
     }
+    void count_relayed(const Conn &c, int from, std::int64_t n) {  // payload the daemon wrote
+        count(c,
+              from == kClient ? &pp_tcp_stats::tcp_bytes_to_backend
+                              : &pp_tcp_stats::tcp_bytes_to_client,
+              n);
+    }
     void random_id(std::array<std::uint8_t, 16> &out);
 
     Datapath::TcpMaps maps_;
@@ -666,7 +672,7 @@ void Worker::try_pass_fin(std::uint32_t id, int side) {
     std::uint64_t m = moved(c, side);
     bool stable = m == c.seen[side];
     c.seen[side] = m;
-    if (!stable || owes(c, side) || c.copying[side] || delivered(c, side) < forwarded(c, side)) {
+    if (!stable || owes(c, side) || delivered(c, side) < forwarded(c, side)) {
         return;
     }
     shutdown(c.fd[other], SHUT_WR);
@@ -731,10 +737,7 @@ void Worker::copy_held(std::uint32_t id, int side) {
             p.pending -= static_cast<std::size_t>(n);
             p.head += static_cast<std::size_t>(n);
             std::atomic_ref<__u64>(kconn(c).copied[side]).store(c.taken[side] - p.pending);
-            count(c,
-                  side == kClient ? &pp_tcp_stats::tcp_bytes_to_backend
-                                  : &pp_tcp_stats::tcp_bytes_to_client,
-                  n);
+            count_relayed(c, side, n);
             count(c, &pp_tcp_stats::tcp_bytes_held, n);
             continue;
         }
@@ -805,10 +808,7 @@ int Worker::run_pump(Conn &c, int from) {
             }
             p.pending -= static_cast<std::size_t>(n);
             p.head += static_cast<std::size_t>(n);
-            count(c,
-                  from == kClient ? &pp_tcp_stats::tcp_bytes_to_backend
-                                  : &pp_tcp_stats::tcp_bytes_to_client,
-                  n);
+            count_relayed(c, from, n);
             continue;
         }
         if (p.eof) {
