@@ -101,7 +101,7 @@ struct pp_flow_key {
 };
 
 struct pp_flow {
-    __u64 created_ns;   /* bpf_ktime_get_ns() when the flow (re)started */
+    __u64 created_ns;   /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC_COARSE) at (re)start */
     __u64 last_seen_ns; /* refreshed by every datagram */
     __u64 packets;      /* datagrams since the flow (re)started; racy across CPUs, a gauge */
     __u64 bytes;        /* UDP payload bytes before injection, same caveat */

@@ -326,50 +326,74 @@ static __always_inline int move_bytes(struct __sk_buff *skb, __u64 from, __u64 t
 }
 
 /*
- * Fix lengths and checksums after `diff` bytes whose one's-complement sum is `hdr_sum`
- * were inserted (diff > 0) or removed (diff < 0) right after the UDP header.
+ * What a rewrite changes in the bytes the UDP checksum covers: the UDP length word, then
+ * the inserted (or removed) header, at the same even offsets as in the packet (the length
+ * is at UDP offset 4, the header at 8), so the one's-complement sum of `after` minus that
+ * of `before` is the change. Bytes past a header are zero and add nothing.
+ */
+struct csum_words {
+    __be16 udp_len;
+    __u16 zero;
+    __u8 hdr[56]; /* 52 bytes are always enough; whole 4-byte words for bpf_csum_diff */
+};
+
+/* RFC 1624 eqn. 3: a 16-bit one's-complement checksum after one 16-bit word changed. */
+static __always_inline __sum16 csum16_replace(__sum16 check, __be16 from, __be16 to) {
+    __u32 sum = (__u16)~check + (__u16)~from + (__u16)to;
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    return (__sum16)~sum;
+}
+
+/*
+ * Fix lengths and checksums after `diff` bytes were inserted (diff > 0) or removed
+ * (diff < 0) right after the UDP header; `delta` is the checksum change of the bytes
+ * (struct csum_words). Lengths are written in place; the UDP checksum goes through
+ * bpf_l4_csum_replace, which alone knows whether the skb is CHECKSUM_PARTIAL (then the
+ * field holds only the pseudo-header's sum, and only pseudo-header changes apply).
  */
 static __always_inline int fix_lengths(struct __sk_buff *skb, const struct pkt *p, int diff,
-                                       __s64 hdr_sum) {
-    __u32 csum_off = p->l4_off + offsetof(struct udphdr, check);
+                                       __s64 delta) {
+    __u32 l3 = p->l3_off, l4 = p->l4_off;
     /* A result of 0 is sent as 0xFFFF (RFC 768; for IPv6 0 means no checksum, RFC 8200
      * 8.1, and receivers drop it); an IPv4 "no checksum" 0 stays 0. */
     __u64 mangled0 = BPF_F_MARK_MANGLED_0;
     __be16 old_ulen = bpf_htons(p->udp_len);
     __be16 new_ulen = bpf_htons(p->udp_len + diff);
+    void *data = (void *)(long)skb->data;
+    void *data_end = (void *)(long)skb->data_end;
 
+    if (l3 > MAX_HEADERS_LEN || l4 > MAX_HEADERS_LEN)
+        return -1;
+    struct udphdr *udp = data + l4;
+    if ((void *)(udp + 1) > data_end)
+        return -1;
     if (p->ipv6) {
+        struct ipv6hdr *ip6 = data + l3;
+        if ((void *)(ip6 + 1) > data_end)
+            return -1;
         /* payload_len is not covered by any checksum but the pseudo-header's. */
-        __be16 plen = bpf_htons(p->l3_end - p->l3_off - sizeof(struct ipv6hdr) + diff);
-        if (bpf_skb_store_bytes(skb, p->l3_off + offsetof(struct ipv6hdr, payload_len), &plen,
-                                sizeof(plen), 0) < 0)
-            return -1;
+        ip6->payload_len = bpf_htons(p->l3_end - l3 - sizeof(struct ipv6hdr) + diff);
     } else {
-        __be16 old_tot = bpf_htons(p->l3_end - p->l3_off);
-        __be16 new_tot = bpf_htons(p->l3_end - p->l3_off + diff);
-        if (bpf_skb_store_bytes(skb, p->l3_off + offsetof(struct iphdr, tot_len), &new_tot,
-                                sizeof(new_tot), 0) < 0)
+        struct iphdr *ip = data + l3;
+        if ((void *)(ip + 1) > data_end)
             return -1;
-        if (bpf_l3_csum_replace(skb, p->l3_off + offsetof(struct iphdr, check), old_tot, new_tot,
-                                sizeof(new_tot)) < 0)
-            return -1;
+        __be16 new_tot = bpf_htons(p->l3_end - l3 + diff);
+        ip->check = csum16_replace(ip->check, ip->tot_len, new_tot);
+        ip->tot_len = new_tot;
     }
-    if (bpf_skb_store_bytes(skb, p->l4_off + offsetof(struct udphdr, len), &new_ulen,
-                            sizeof(new_ulen), 0) < 0)
+    udp->len = new_ulen;
+    __u32 csum_off = l4 + offsetof(struct udphdr, check);
+    if (bpf_l4_csum_replace(skb, csum_off, 0, delta, mangled0) < 0)
         return -1;
-    /* The UDP length counts twice: in the UDP header and in the pseudo-header. */
-    if (bpf_l4_csum_replace(skb, csum_off, old_ulen, new_ulen, mangled0 | sizeof(new_ulen)) < 0)
-        return -1;
+    /* The UDP length counts twice: in the UDP header (in delta) and in the pseudo-header. */
     if (bpf_l4_csum_replace(skb, csum_off, old_ulen, new_ulen,
                             mangled0 | BPF_F_PSEUDO_HDR | sizeof(new_ulen)) < 0)
-        return -1;
-    /* The inserted (or removed) header bytes; a "from 0 to sum" replacement adds the sum. */
-    if (bpf_l4_csum_replace(skb, csum_off, 0, hdr_sum, mangled0) < 0)
         return -1;
     return 0;
 }
 
-/* Build the header a service wants into buf (52 bytes are always enough); its length. */
+/* Build the header a service wants into buf (zeroed, 52 bytes are always enough); its length. */
 static __always_inline __u32 build_header(const struct pp_service *svc, const struct pkt *p,
                                           __u8 buf[56]) {
     if (svc->header == PP_HDR_SPP) {
@@ -379,8 +403,6 @@ static __always_inline __u32 build_header(const struct pp_service *svc, const st
         __builtin_memcpy(buf + 18, p->daddr, 16);
         __builtin_memcpy(buf + 34, &p->sport, 2);
         __builtin_memcpy(buf + 36, &p->dport, 2);
-        buf[38] = 0; /* bpf_csum_diff works on whole 4-byte words: the 2 bytes past */
-        buf[39] = 0; /* the header are zero and add nothing to its sum */
         return PP_SPP_HDR_LEN;
     }
     /* PROXY v2: signature, version 2 + PROXY, family + DGRAM, length, addresses. */
@@ -464,7 +486,7 @@ int udp_ingress(struct __sk_buff *skb) {
         return TC_ACT_SHOT;
     }
 
-    __u64 now = bpf_ktime_get_ns();
+    __u64 now = bpf_ktime_get_coarse_ns(); /* one tick's precision is plenty for timeouts */
     struct pp_flow_key fk = {.client_port = p.sport, .service_port = p.dport};
     __builtin_memcpy(fk.client_addr, p.saddr, 16);
     __builtin_memcpy(fk.service_addr, p.daddr, 16);
@@ -485,23 +507,25 @@ int udp_ingress(struct __sk_buff *skb) {
     if (skb->gso_segs > 1)
         return refuse(svc, c, &c->gso_dropped);
 
-    __u8 hdr[56] = {};
-    __u32 hlen = build_header(svc, &p, hdr);
+    struct csum_words before = {.udp_len = bpf_htons(p.udp_len)};
+    struct csum_words after = {};
+    __u32 hlen = build_header(svc, &p, after.hdr);
+    after.udp_len = bpf_htons(p.udp_len + hlen);
     __u32 mtu = p.l3_end - p.l3_off; /* the IP packet: tags and padding do not count */
     if (bpf_check_mtu(skb, 0, &mtu, hlen, 0) != BPF_MTU_CHK_RET_SUCCESS)
         return refuse(svc, c, &c->mtu_dropped);
     if (p.udp_len + hlen > 0xFFFF)
         return refuse(svc, c, &c->mtu_dropped);
 
-    __s64 hsum = bpf_csum_diff(0, 0, (__be32 *)hdr, (hlen + 3) & ~3u, 0);
+    __s64 delta = bpf_csum_diff((__be32 *)&before, 4, (__be32 *)&after, 4 + ((hlen + 3) & ~3u), 0);
     __u32 payload = p.l4_off + sizeof(struct udphdr);
     /* Grow at the tail; the packet is unchanged if this fails (trailing padding goes). */
     if (bpf_skb_change_tail(skb, p.l3_end + hlen, 0) < 0)
         return refuse(svc, c, &c->grow_failed);
     /* From here on a failure leaves the packet half-rewritten: always drop it. */
     if (move_bytes(skb, payload, payload + hlen, payload_len) < 0 ||
-        bpf_skb_store_bytes(skb, payload, hdr, hlen, 0) < 0 ||
-        fix_lengths(skb, &p, hlen, hsum) < 0) {
+        bpf_skb_store_bytes(skb, payload, after.hdr, hlen, 0) < 0 ||
+        fix_lengths(skb, &p, hlen, delta) < 0) {
         c->grow_failed++;
         return TC_ACT_SHOT;
     }
@@ -549,7 +573,9 @@ int udp_egress(struct __sk_buff *skb) {
     }
     __u32 payload = p.l4_off + sizeof(struct udphdr);
     __u32 payload_len = p.udp_len - sizeof(struct udphdr);
-    __u8 hdr[40] = {};
+    struct csum_words before = {.udp_len = bpf_htons(p.udp_len)};
+    struct csum_words after = {.udp_len = bpf_htons(p.udp_len - PP_SPP_HDR_LEN)};
+    __u8 *hdr = before.hdr;
     if (payload_len < PP_SPP_HDR_LEN || bpf_skb_load_bytes(skb, payload, hdr, PP_SPP_HDR_LEN) < 0) {
         c->spp_reply_dropped++;
         return TC_ACT_SHOT;
@@ -560,10 +586,10 @@ int udp_egress(struct __sk_buff *skb) {
         return TC_ACT_SHOT;
     }
 
-    __s64 hsum = bpf_csum_diff((__be32 *)hdr, sizeof(hdr), 0, 0, 0);
+    __s64 delta = bpf_csum_diff((__be32 *)&before, 4 + PP_SPP_HDR_LEN + 2, (__be32 *)&after, 4, 0);
     /* Shift the payload over the header, fix the headers, then cut the tail. */
     if (move_bytes(skb, payload + PP_SPP_HDR_LEN, payload, payload_len - PP_SPP_HDR_LEN) < 0 ||
-        fix_lengths(skb, &p, -PP_SPP_HDR_LEN, hsum) < 0 ||
+        fix_lengths(skb, &p, -PP_SPP_HDR_LEN, delta) < 0 ||
         bpf_skb_change_tail(skb, p.l3_end - PP_SPP_HDR_LEN, 0) < 0) {
         c->spp_reply_dropped++;
         return TC_ACT_SHOT;

@@ -892,7 +892,7 @@ TEST_F(UdpProgTest, FlowStartsAgainAfterItsIdleTimeout) {
     add_service({"192.0.2.5", 32, 53, 11, PP_HDR_V2, PP_UDP_FIRST, PP_ON_ERROR_DROP, 1'000'000});
     Packet p = request("192.0.2.5", 53, pattern(10));
     expect_output(run_ok(Dir::ingress, p.build()), with_header(p, v2_of(p)), "first");
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // > timeout + 2 coarse ticks
     expect_output(run_ok(Dir::ingress, p.build()), with_header(p, v2_of(p)), "after idle");
     EXPECT_EQ(all_counters(),
               (AllCounts{{11, counts({{"seen", 2}, {"injected_v2", 2}, {"flows_new", 2}})}}));

@@ -41,7 +41,7 @@ struct Snapshot {
     std::uint64_t max_flows = 0;  // its capacity
 };
 
-// One entry of `udp_flows`, with ages computed against CLOCK_MONOTONIC now.
+// One entry of `udp_flows`, with ages computed against CLOCK_MONOTONIC_COARSE now.
 struct FlowView {
     Endpoint client;
     Endpoint service;
