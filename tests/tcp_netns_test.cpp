@@ -217,6 +217,14 @@ listen = "192.0.2.1:7200"
 backends = ["198.51.100.2:9998", "[2001:db8:2::2]:9998"]
 header = "v2"
 splice = ")" << mode << R"("
+
+[[service]]
+name = "anywhere"
+protocol = "tcp"
+listen = ["0.0.0.0:7400", "[::]:7401"]
+backends = ["198.51.100.2:9000"]
+header = "v2"
+splice = ")" << mode << R"("
 )" << extra;
     }
 
@@ -319,6 +327,8 @@ TEST_P(TcpNetns, HeadersNameTheClientOnEveryFamilyAndMode) {
     exchange(ep("203.0.113.77:7100"), false);    // steered: any address of the prefix
     exchange(ep("203.0.113.200:7101"), false);   // and any port of the range
     exchange(ep("[2001:db8:3::1234]:7100"), false);
+    exchange(ep("192.0.2.1:7400"), true);  // wildcard listen: the address dialled
+    exchange(ep("[2001:db8:1::1]:7401"), true);
 }
 
 // Bytes the daemon's threads receive through read-like system calls while it runs,

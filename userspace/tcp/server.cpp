@@ -22,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -40,9 +41,14 @@ namespace {
 
 constexpr std::uint64_t kListenerToken = 1ull << 63;
 constexpr std::uint64_t kWakeToken = 1ull << 62;
+constexpr std::uint32_t kGenMask = (1u << 29) - 1;  // connection tokens: bits 32..60
 constexpr int kClient = 0;
 constexpr int kBackend = 1;
 constexpr std::uint32_t kIn = EPOLLIN, kOut = EPOLLOUT, kRdHup = EPOLLRDHUP, kEt = EPOLLET;
+// A connection's sockets are registered once, edge-triggered for everything, and never
+// modified in splice and copy modes (sockmap mode narrows them while spliced); close()
+// removes them from the epoll set.
+constexpr std::uint32_t kAllEdges = kIn | kOut | kRdHup | kEt;
 constexpr std::size_t kCopyBuffer = 64 * 1024;
 // splice mode's pipes: fewer, larger moves than the default 64 KiB (tools/bench/README.md).
 constexpr std::size_t kPipeSize = 256 * 1024;
@@ -80,6 +86,14 @@ void close_with_reset(int fd) {
     close(fd);
 }
 
+// A connection socket's epoll token: generation (29 bits), slot, side. Events of a
+// connection that ended earlier in the same epoll_wait batch must not reach the next
+// connection in its slot.
+std::uint64_t conn_token(std::uint32_t id, std::uint32_t gen, int side) {
+    return static_cast<std::uint64_t>(gen & kGenMask) << 32 | static_cast<std::uint64_t>(id) << 1 |
+           static_cast<std::uint64_t>(side);
+}
+
 std::uint64_t cookie_of(int fd) {
     std::uint64_t c = 0;
     socklen_t len = sizeof c;
@@ -112,6 +126,7 @@ struct Pump {
 
 struct Conn {
     bool used = false;
+    std::uint32_t gen = 0;  // bumped when the slot is freed: stale events do not match
     int fd[2] = {-1, -1};
     std::shared_ptr<const ServiceRt> svc;
     enum class State { connecting, writing_header, spliced, pumping } state = State::connecting;
@@ -143,6 +158,11 @@ struct Conn {
 };
 
 class Worker {
+    struct Listener {
+        std::shared_ptr<const ServiceRt> svc;
+        std::optional<Endpoint> local;  // bound to one address: every connection's own
+    };
+
   public:
     // Connections use tcp_conns slots [slot_base, slot_base + slots).
     Worker(const Datapath::TcpMaps &maps, LogFn log, std::uint32_t slot_base, std::uint32_t slots)
@@ -195,13 +215,22 @@ class Worker {
     }
 
     void add_listener(int fd, std::shared_ptr<const ServiceRt> svc) {
-        listeners_[fd] = std::move(svc);
+        Listener &l = listeners_[fd];
+        l.svc = std::move(svc);
+        sockaddr_storage local{};
+        socklen_t llen = sizeof local;
+        if (getsockname(fd, reinterpret_cast<sockaddr *>(&local), &llen) == 0) {
+            l.local = Endpoint::from_sockaddr(reinterpret_cast<sockaddr *>(&local));
+        }
+        if (l.local && l.local->addr.is_unspecified()) {
+            l.local.reset();  // a wildcard: each connection's own address
+        }
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.u64 = kListenerToken | static_cast<std::uint32_t>(fd);
         epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
     }
-    void set_service(int fd, std::shared_ptr<const ServiceRt> svc) { listeners_[fd] = svc; }
+    void set_service(int fd, std::shared_ptr<const ServiceRt> svc) { listeners_[fd].svc = svc; }
     void remove_listener(int fd) {
         epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);
         listeners_.erase(fd);
@@ -210,7 +239,7 @@ class Worker {
 
   private:
     void run();
-    void accept_from(int lfd, const std::shared_ptr<const ServiceRt> &svc);
+    void accept_from(int lfd, const Listener &l);
     void start_connect(std::uint32_t id);
     void on_event(std::uint32_t id, int side, std::uint32_t events);
     void on_connected(std::uint32_t id);
@@ -273,7 +302,7 @@ class Worker {
     std::mutex mu_;
     std::vector<std::function<void(Worker &)>> commands_;
     bool stopping_ = false;
-    std::map<int, std::shared_ptr<const ServiceRt>> listeners_;
+    std::map<int, Listener> listeners_;
     std::vector<Conn> conns_;
     std::vector<std::uint32_t> free_;
     std::uint32_t slot_base_, slots_;
@@ -302,7 +331,7 @@ void Worker::random_id(std::array<std::uint8_t, 16> &out) {
 void Worker::arm(std::uint32_t id, int side, std::uint32_t events, bool add) {
     epoll_event ev{};
     ev.events = events;
-    ev.data.u64 = static_cast<std::uint64_t>(id) << 1 | static_cast<std::uint64_t>(side);
+    ev.data.u64 = conn_token(id, conns_[id].gen, side);
     epoll_ctl(ep_, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, conns_[id].fd[side], &ev);
 }
 
@@ -333,8 +362,9 @@ void Worker::run() {
                     accept_from(fd, it->second);
                 }
             } else {
-                auto id = static_cast<std::uint32_t>(token >> 1);
-                if (id < conns_.size() && conns_[id].used) {
+                auto id = static_cast<std::uint32_t>(token & 0xFFFFFFFFu) >> 1;
+                if (id < conns_.size() && conns_[id].used &&
+                    token == conn_token(id, conns_[id].gen, static_cast<int>(token & 1))) {
                     on_event(id, static_cast<int>(token & 1), events[i].events);
                 }
             }
@@ -343,7 +373,8 @@ void Worker::run() {
     }
 }
 
-void Worker::accept_from(int lfd, const std::shared_ptr<const ServiceRt> &svc) {
+void Worker::accept_from(int lfd, const Listener &l) {
+    const std::shared_ptr<const ServiceRt> &svc = l.svc;
     for (int burst = 0; burst < 64; burst++) {
         sockaddr_storage peer{};
         socklen_t plen = sizeof peer;
@@ -355,11 +386,16 @@ void Worker::accept_from(int lfd, const std::shared_ptr<const ServiceRt> &svc) {
             }
             return;
         }
-        sockaddr_storage local{};
-        socklen_t llen = sizeof local;
-        getsockname(fd, reinterpret_cast<sockaddr *>(&local), &llen);
         auto client = Endpoint::from_sockaddr(reinterpret_cast<sockaddr *>(&peer));
-        auto dialled = Endpoint::from_sockaddr(reinterpret_cast<sockaddr *>(&local));
+        // The address the client dialled: the listener's, unless it is a wildcard or
+        // sk_lookup steered the connection here from another address.
+        std::optional<Endpoint> dialled = svc->cfg.transparent ? std::nullopt : l.local;
+        if (!dialled) {
+            sockaddr_storage local{};
+            socklen_t llen = sizeof local;
+            getsockname(fd, reinterpret_cast<sockaddr *>(&local), &llen);
+            dialled = Endpoint::from_sockaddr(reinterpret_cast<sockaddr *>(&local));
+        }
         if (!client || !dialled) {
             close(fd);
             continue;
@@ -403,8 +439,9 @@ void Worker::accept_from(int lfd, const std::shared_ptr<const ServiceRt> &svc) {
         c.last_active = Clock::now();
         count(c, &pp_tcp_stats::tcp_accepted);
         count(c, &pp_tcp_stats::tcp_active);
-        // Client: a FIN or an error before the relay starts, and the ClientHello for SNI.
-        arm(id, kClient, kRdHup | (c.sni_pending ? kIn | kEt : 0u), true);
+        // Before the relay: FIN and errors, and the ClientHello for SNI; what else the
+        // client sends waits in its socket for the relay's first read.
+        arm(id, kClient, kAllEdges, true);
         start_connect(id);
     }
 }
@@ -428,7 +465,7 @@ void Worker::start_connect(std::uint32_t id) {
             (connect(fd, reinterpret_cast<sockaddr *>(&ss), len) == 0 || errno == EINPROGRESS)) {
             c.fd[kBackend] = fd;
             c.deadline = Clock::now() + c.svc->cfg.connect_timeout;
-            arm(id, kBackend, EPOLLOUT, true);
+            arm(id, kBackend, kAllEdges, true);  // EPOLLOUT: connected
             watched_.push_back(id);
             return;
         }
@@ -447,11 +484,11 @@ void Worker::on_event(std::uint32_t id, int side, std::uint32_t events) {
     switch (c.state) {
         case Conn::State::connecting:
             if (side == kBackend) {
-                int err = sock_error(c.fd[kBackend]);
-                if (err == 0 && (events & EPOLLOUT)) {
+                // A failed connect reports EPOLLERR; a completed one only EPOLLOUT.
+                bool failed = (events & (EPOLLERR | EPOLLHUP)) != 0;
+                if (!failed && (events & EPOLLOUT)) {
                     on_connected(id);
-                } else if (err != 0 || (events & (EPOLLERR | EPOLLHUP))) {
-                    epoll_ctl(ep_, EPOLL_CTL_DEL, c.fd[kBackend], nullptr);
+                } else if (failed) {
                     close(c.fd[kBackend]);
                     c.fd[kBackend] = -1;
                     count(c, &pp_tcp_stats::tcp_backend_failed);
@@ -469,7 +506,6 @@ void Worker::on_event(std::uint32_t id, int side, std::uint32_t events) {
                 }
                 if (events & EPOLLRDHUP) {
                     c.fin[kClient] = true;  // passed on once the relay runs
-                    arm(id, kClient, c.sni_pending ? kIn | kEt : 0u);
                 }
                 if (c.sni_pending && (events & (EPOLLIN | EPOLLRDHUP))) {
                     peek_sni(id);
@@ -493,7 +529,6 @@ void Worker::on_event(std::uint32_t id, int side, std::uint32_t events) {
 void Worker::on_connected(std::uint32_t id) {
     Conn &c = conns_[id];
     c.connected = true;
-    arm(id, kBackend, 0);
     if (c.sni_pending) {
         c.deadline = Clock::now() + kSniWait;  // a client that says nothing first
     }
@@ -516,7 +551,6 @@ void Worker::peek_sni(std::uint32_t id) {
         c.sni.assign(r.name);
     }
     c.sni_pending = false;
-    arm(id, kClient, c.fin[kClient] ? 0u : kRdHup);
     maybe_send_header(id);
 }
 
@@ -549,8 +583,7 @@ void Worker::send_header(std::uint32_t id) {
                          c.header_len - c.header_off, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EAGAIN) {
-                arm(id, kBackend, EPOLLOUT);
-                return;
+                return;  // the next EPOLLOUT edge resumes
             }
             if (errno == EINTR) {
                 continue;
@@ -575,9 +608,8 @@ void Worker::start_relay(std::uint32_t id) {
             finish(id, true);
             return;
         }
-        arm(id, s, kIn | kOut | kRdHup | kEt);
     }
-    run_pumps(id);
+    run_pumps(id);  // what came before the relay started; edges bring the rest
 }
 
 // A pipe (sockmap and splice modes) or a buffer (copy mode) for the bytes of side `from`.
@@ -813,7 +845,11 @@ int Worker::run_pump(Conn &c, int from) {
         }
         if (p.eof) {
             if (!p.shut) {
-                shutdown(dst, SHUT_WR);
+                // The other way done as well: finish() closes both, and close() sends
+                // this FIN (both receive queues are read to their FIN, so no reset).
+                if (!c.pump[1 - from].shut) {
+                    shutdown(dst, SHUT_WR);
+                }
                 p.shut = true;
             }
             return 0;
@@ -864,7 +900,6 @@ void Worker::tick() {
         }
         if (c.state == Conn::State::connecting && now >= c.deadline) {
             if (!c.connected) {  // connect timed out: the next backend
-                epoll_ctl(ep_, EPOLL_CTL_DEL, c.fd[kBackend], nullptr);
                 close(c.fd[kBackend]);
                 c.fd[kBackend] = -1;
                 count(c, &pp_tcp_stats::tcp_backend_failed);
@@ -872,7 +907,6 @@ void Worker::tick() {
                 start_connect(id);
             } else {  // no ClientHello in time: a header without AUTHORITY
                 c.sni_pending = false;
-                arm(id, kClient, c.fin[kClient] ? 0u : kRdHup);
                 maybe_send_header(id);
             }
             continue;
@@ -937,7 +971,6 @@ void Worker::finish(std::uint32_t id, bool reset_client, int reset_side) {
         if (c.fd[s] < 0) {
             continue;
         }
-        epoll_ctl(ep_, EPOLL_CTL_DEL, c.fd[s], nullptr);
         bool reset = (s == kClient && reset_client) || (reset_side >= 0 && s != reset_side);
         if (reset) {
             close_with_reset(c.fd[s]);
@@ -955,6 +988,7 @@ void Worker::finish(std::uint32_t id, bool reset_client, int reset_side) {
     }
     count(c, &pp_tcp_stats::tcp_active, -1);
     c.used = false;
+    c.gen++;
     c.svc.reset();
     free_.push_back(id);
 }
