@@ -428,17 +428,33 @@ static __always_inline __u32 build_header(const struct pp_service *svc, const st
     return PP_V2_HDR_LEN_INET;
 }
 
-/* Does the payload already start with a PROXY v2 signature or an SPP magic? */
+/*
+ * Does the payload already start with a PROXY v2 signature or an SPP magic? Read in
+ * place when the linear part holds it (nearly always), else through a copy.
+ */
 static __always_inline int is_forged(struct __sk_buff *skb, const struct pkt *p) {
+    void *data = (void *)(long)skb->data;
+    void *data_end = (void *)(long)skb->data_end;
     __u32 plen = p->udp_len - sizeof(struct udphdr);
-    __u8 head[12];
+    __u32 off = p->l4_off + sizeof(struct udphdr);
+    __u64 copy[2];
+    const __u64 *head = data + off;
+    __u64 sig0;
+    __u32 sig1;
 
-    if (plen < sizeof(head) ||
-        bpf_skb_load_bytes(skb, p->l4_off + sizeof(struct udphdr), head, sizeof(head)) < 0)
-        return 0;
-    if (plen >= PP_SPP_HDR_LEN && head[0] == 0x56 && head[1] == 0xEC)
+    if (plen < sizeof(v2_signature) || off > MAX_HEADERS_LEN + sizeof(struct udphdr))
+        return 0; /* too short to carry one; parse() never returns a longer off */
+    if ((void *)head + sizeof(v2_signature) > data_end) {
+        if (bpf_skb_load_bytes(skb, off, copy, sizeof(v2_signature)) < 0)
+            return 0;
+        head = copy;
+    }
+    if (plen >= PP_SPP_HDR_LEN && ((const __u8 *)head)[0] == 0x56 &&
+        ((const __u8 *)head)[1] == 0xEC)
         return 1;
-    return bytes_equal(head, v2_signature, sizeof(head));
+    __builtin_memcpy(&sig0, v2_signature, 8); /* constants, in the packet's byte order */
+    __builtin_memcpy(&sig1, v2_signature + 8, 4);
+    return head[0] == sig0 && *(const __u32 *)(head + 1) == sig1;
 }
 
 /*
