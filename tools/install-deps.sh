@@ -29,8 +29,8 @@ vm_pkgs=(
 )
 # Benchmarks (make bench): gnuplot draws the chart; iperf3 is the reference the bench's own
 # load generator is compared with on the direct path (so the sink is shown not to be the
-# bottleneck).
-bench_pkgs=(gnuplot-nox iperf3)
+# bottleneck); conntrack empties the front's connection tracking table between UDP runs.
+bench_pkgs=(gnuplot-nox iperf3 conntrack)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps: must run as root (apt-get and mounting bpffs need it)" >&2

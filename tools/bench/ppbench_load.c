@@ -9,8 +9,15 @@
 //             'P': answer 'p', wait for the client's FIN, close         (connection rate)
 //   bulk    --connect A:P --dir up|down --bytes N [--streams K] [--seconds S]
 //   rate    --connect A:P [--parallel K] [--seconds S]
-//   udp-sink --listen A:P [--seconds S]           counts datagrams until SIGTERM or S
-//   udp-send --connect A:P --size B [--flows F] [--seconds S]
+//   udp-sink --listen A:P [--seconds S] [--cpu N]  counts datagrams until SIGTERM or S;
+//           on SIGUSR1, once its socket's queue is empty, prints the counts so far
+//           (one JSON line each time)
+//   udp-send --connect A:P --size B [--flows F] [--seconds S] [--cpu N]
+//
+// --cpu N pins the process to CPU N. The UDP sink never sleeps on its socket: it polls
+// with MSG_DONTWAIT and naps 100 us when the queue is empty. A sleeping receiver would make
+// every datagram's delivery a wakeup of another CPU, which on a VM costs more than the
+// whole path and varies with timing; with nobody waiting, delivery is just a queue append.
 //
 // Client subcommands print one JSON object on stdout. Addresses: 192.0.2.1:80 or
 // [2001:db8::1]:80.
@@ -20,6 +27,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -434,27 +442,54 @@ static int cmd_rate(const char *addr, int parallel, double seconds) {
 
 // --- UDP ----------------------------------------------------------------------------
 
-static volatile sig_atomic_t g_stop = 0;
-static void on_term(int sig) {
-    (void)sig;
-    g_stop = 1;
+static volatile sig_atomic_t g_stop = 0, g_report = 0;
+static void on_signal(int sig) {
+    if (sig == SIGUSR1) {
+        g_report = 1;
+    } else {
+        g_stop = 1;
+    }
+}
+
+struct sink_counts {
+    uint64_t datagrams, bytes, v1, v2, spp;
+};
+
+static void print_counts(const struct sink_counts *c) {
+    printf(
+        "{\"datagrams\": %llu, \"bytes\": %llu, \"with_v1\": %llu, \"with_v2\": %llu, "
+        "\"with_spp\": %llu}\n",
+        (unsigned long long)c->datagrams, (unsigned long long)c->bytes,
+        (unsigned long long)c->v1, (unsigned long long)c->v2, (unsigned long long)c->spp);
+    fflush(stdout);
+}
+
+static void pin_to_cpu(int cpu) {
+    if (cpu < 0) {
+        return;
+    }
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) < 0) {
+        die("sched_setaffinity");
+    }
 }
 
 static int cmd_udp_sink(const char *addr, double seconds) {
     int fd = listen_on(addr, SOCK_DGRAM);
     int size = 64 << 20;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size);
-    struct timeval tv = {0, 200000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     struct sigaction sa = {0};
-    sa.sa_handler = on_term;
+    sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     enum { BATCH = 64, DGRAM = 2048 };
     static char bufs[BATCH][DGRAM];
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
-    uint64_t count = 0, bytes = 0, v1 = 0, v2 = 0, spp = 0;
+    struct sink_counts c = {0};
     double end = now_s() + seconds;
     fprintf(stderr, "ppbench_load: counting datagrams on %s\n", addr);
     while (!g_stop && now_s() < end) {
@@ -465,26 +500,31 @@ static int cmd_udp_sink(const char *addr, double seconds) {
             msgs[i].msg_hdr.msg_iov = &iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
         }
-        int n = recvmmsg(fd, msgs, BATCH, MSG_WAITFORONE, NULL);
+        int n = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0) {
+            if (g_report) { /* drained: everything delivered so far is counted */
+                g_report = 0;
+                print_counts(&c);
+            }
+            struct timespec nap = {0, 100000};
+            nanosleep(&nap, NULL);
+            continue;
+        }
         for (int i = 0; i < n; i++) {
             unsigned len = msgs[i].msg_len;
             const unsigned char *b = (const unsigned char *)bufs[i];
-            count++;
-            bytes += len;
+            c.datagrams++;
+            c.bytes += len;
             if (len >= 16 && memcmp(b, kV2Sig, 12) == 0) {
-                v2++;
+                c.v2++;
             } else if (len >= 38 && b[0] == 0x56 && b[1] == 0xEC) {
-                spp++;
+                c.spp++;
             } else if (len >= 8 && memcmp(b, "PROXY ", 6) == 0) {
-                v1++;
+                c.v1++;
             }
         }
     }
-    printf(
-        "{\"datagrams\": %llu, \"bytes\": %llu, \"with_v1\": %llu, \"with_v2\": %llu, "
-        "\"with_spp\": %llu}\n",
-        (unsigned long long)count, (unsigned long long)bytes, (unsigned long long)v1,
-        (unsigned long long)v2, (unsigned long long)spp);
+    print_counts(&c);
     return 0;
 }
 
@@ -542,7 +582,7 @@ int main(int argc, char **argv) {
     const char *listen_addr = NULL, *connect_addr = NULL, *dir = "up";
     double seconds = 10;
     uint64_t bytes = 1ull << 30;
-    int streams = 1, parallel = 16, size = 64, flows = 1000;
+    int streams = 1, parallel = 16, size = 64, flows = 1000, cpu = -1;
     for (int i = 2; i < argc; i++) {
         const char *k = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -572,6 +612,8 @@ int main(int argc, char **argv) {
             size = atoi(v);
         } else if (!strcmp(k, "--flows")) {
             flows = atoi(v);
+        } else if (!strcmp(k, "--cpu")) {
+            cpu = atoi(v);
         } else {
             usage();
         }
@@ -581,6 +623,7 @@ int main(int argc, char **argv) {
         usage();
     }
     signal(SIGPIPE, SIG_IGN);
+    pin_to_cpu(cpu);
     if (!strcmp(cmd, "server") && listen_addr) {
         return cmd_server(listen_addr, seconds);
     }

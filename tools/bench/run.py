@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """make bench: ppinject beside a direct connection, HAProxy and nginx, in one run.
 
-    ppb-client               ppb-front                              ppb-backend
-    c0 192.0.2.2  -------->  f0 192.0.2.1    f1 198.51.100.1  ----> b0 198.51.100.2
-                             ppinject / haproxy / nginx listen on 192.0.2.1
-                             UDP: nftables DNAT 192.0.2.1:9600-9603 -> 198.51.100.2:9500
+    ppb-client                 ppb-front                              ppb-backend
+    c0 192.0.2.2    -------->  f0 192.0.2.1    f1 198.51.100.1  ----> b0 198.51.100.2
+    c2 203.0.113.2  -------->  f2 203.0.113.1
+                               ppinject / haproxy / nginx (TCP) listen on 192.0.2.1
+                               UDP: nftables DNAT 192.0.2.1:9601-9603 (ppinject's tc
+                               programs on f0) and 203.0.113.1:9600 (f2, no tc at all)
+                               -> 198.51.100.2:9500; nginx's UDP relay on 203.0.113.1:9604
 
 Three network namespaces joined by veth (not loopback inside one namespace). "direct"
 is the client connecting to the backend's own address, routed (forwarded) by the front,
-so every case crosses the same two veth pairs. Everything the run creates (namespaces,
+so every case crosses the same two veth pairs. The UDP baseline enters the front by its
+own veth pair (c2/f2), which has no clsact qdisc, so it runs beside ppinject's cases
+without stopping ppinject between runs. Everything the run creates (namespaces,
 processes, pins, temp files) is removed at the end, also on error or Ctrl-C; processes
 are stopped by the PIDs we started. Results: build/bench/results.json, results.md and
 results.png.
@@ -22,6 +27,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +35,7 @@ import time
 
 NS_CLIENT, NS_FRONT, NS_BACKEND = "ppb-client", "ppb-front", "ppb-backend"
 FRONT, BACKEND = "192.0.2.1", "198.51.100.2"
+PLAIN_FRONT = "203.0.113.1"  # the front's address on f2, where no tc program runs
 GIB = 1 << 30
 MIB = 1 << 20
 
@@ -43,12 +50,12 @@ TCP_CASES = [  # name, address the client dials, proxy process key
     ("nginx proxy_protocol", f"{FRONT}:9301", "nginx"),
 ]
 UDP_SINK = 9500
-UDP_CASES = [  # name, port the client sends to on the front, proxy process key
-    ("no injector (DNAT only)", 9600, None),
-    ("ppinject first", 9601, "ppinject-udp"),
-    ("ppinject every", 9602, "ppinject-udp"),
-    ("ppinject spp", 9603, "ppinject-udp"),
-    ("nginx udp proxy_protocol", 9604, "nginx"),
+UDP_CASES = [  # name, address the client sends to, proxy process key
+    ("no injector (DNAT only)", f"{PLAIN_FRONT}:9600", None),
+    ("ppinject first", f"{FRONT}:9601", "ppinject-udp"),
+    ("ppinject every", f"{FRONT}:9602", "ppinject-udp"),
+    ("ppinject spp", f"{FRONT}:9603", "ppinject-udp"),
+    ("nginx udp proxy_protocol", f"{PLAIN_FRONT}:9604", "nginx"),
 ]
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 
@@ -210,9 +217,13 @@ class Bench:
                 "net.ipv4.ip_local_port_range=10000 60999"], ns=ns)
         sh(["ip", "link", "add", "c0", "netns", NS_CLIENT, "type", "veth", "peer", "name", "f0",
             "netns", NS_FRONT])
+        sh(["ip", "link", "add", "c2", "netns", NS_CLIENT, "type", "veth", "peer", "name", "f2",
+            "netns", NS_FRONT])
         sh(["ip", "link", "add", "f1", "netns", NS_FRONT, "type", "veth", "peer", "name", "b0",
             "netns", NS_BACKEND])
         for ns, dev, addr in ((NS_CLIENT, "c0", "192.0.2.2/24"), (NS_FRONT, "f0", "192.0.2.1/24"),
+                              (NS_CLIENT, "c2", "203.0.113.2/24"),
+                              (NS_FRONT, "f2", f"{PLAIN_FRONT}/24"),
                               (NS_FRONT, "f1", "198.51.100.1/24"),
                               (NS_BACKEND, "b0", "198.51.100.2/24")):
             sh(["ip", "addr", "add", addr, "dev", dev], ns=ns)
@@ -223,7 +234,8 @@ class Bench:
         nft = (
             "table ip ppbench {\n"
             "  chain pre { type nat hook prerouting priority dstnat;\n"
-            f"    iifname \"f0\" ip daddr {FRONT} udp dport 9600-9603 dnat to {BACKEND}:{UDP_SINK}\n"
+            f"    iifname \"f0\" ip daddr {FRONT} udp dport 9601-9603 dnat to {BACKEND}:{UDP_SINK}\n"
+            f"    iifname \"f2\" ip daddr {PLAIN_FRONT} udp dport 9600 dnat to {BACKEND}:{UDP_SINK}\n"
             "  }\n"
             "  chain post { type nat hook postrouting priority srcnat;\n"
             "    oifname \"f1\" ip protocol udp masquerade\n"
@@ -281,7 +293,7 @@ class Bench:
     def start_ppinject_udp(self):
         cfg = self.write("ppbench-udp.toml", f"""[global]
 bpffs = "/sys/fs/bpf/ppbench-udp"
-udp_flow_timeout = "60s"
+udp_flow_timeout = "1s"  # 10x a flow's gap in a run, under the gap between runs: every run's flows are new
 udp_max_flows = 65536
 
 [[service]]
@@ -348,7 +360,7 @@ stream {{
         proxy_timeout 60s;
     }}
     server {{
-        listen {FRONT}:9604 udp;
+        listen {PLAIN_FRONT}:9604 udp;
         proxy_pass {BACKEND}:{UDP_SINK};
         proxy_protocol on;
         proxy_responses 0;
@@ -377,8 +389,8 @@ stream {{
         """Runs every case once per round, rounds interleaved (so a burst of load from
         elsewhere on the machine hits all cases alike), while the scenario's time allowance
         lasts (at least one round). Keeps, per case, the run with the median `metric`
-        (lower median) and its spread. A run is skipped when the whole bench's budget is
-        nearly spent."""
+        (lower median), its spread, and every run's value by round (for ratio()). A run is
+        skipped when the whole bench's budget is nearly spent."""
         runs = {}
         t0 = time.monotonic()
         done = 0
@@ -390,6 +402,7 @@ stream {{
                     self.notes.append(f"{scenario}: a run was skipped, the 5-minute budget ran out")
                     break
                 row = run_one(case)
+                row["round"] = rnd
                 runs.setdefault(json.dumps(case_key(row)), []).append(row)
             done = rnd + 1
         rows = []
@@ -400,6 +413,7 @@ stream {{
             pick["runs"] = len(rs)
             pick["min"], pick["max"] = (min(vals), max(vals)) if vals else (None, None)
             pick["all_runs"] = [r[metric] for r in rs]
+            pick["all_rounds"] = [r["round"] for r in rs]
             pick["incomplete_runs"] = sum(1 for r in rs if r.get("complete") is False)
             rows.append(pick)
         return rows, done
@@ -444,6 +458,8 @@ stream {{
                          "proxy_cpu_s_per_gib": None, "machine_cpu_s_per_gib": w.machine / (b / GIB),
                          "runs": 1, "min": bps / 1e9, "max": bps / 1e9, "all_runs": [bps / 1e9]})
         ratio(rows, "gbit_s", ("direction",))
+        ratio(rows, "gbit_s", ("direction",), base=TCP_CASES[4][0], field="x_haproxy")
+        ratio(rows, "gbit_s", ("direction",), base=TCP_CASES[5][0], field="x_nginx")
         self.results["tcp_bulk"] = {"bytes_per_run": size, "time_cap_s": cap, "rounds": n,
                                     "rows": rows}
 
@@ -463,10 +479,12 @@ stream {{
         return row
 
     def tcp_rate(self):
-        secs = 2
+        secs = 1.5
         rows, n = self.rounds("tcp_rate", TCP_CASES, lambda c: self.rate_run(*c, secs), "conn_s",
-                              1 if self.quick else 2, 40)
+                              1 if self.quick else 4, 55)
         ratio(rows, "conn_s", ())
+        ratio(rows, "conn_s", (), base=TCP_CASES[4][0], field="x_haproxy")
+        ratio(rows, "conn_s", (), base=TCP_CASES[5][0], field="x_nginx")
         self.results["tcp_rate"] = {"seconds": secs, "parallel": 16, "rounds": n, "rows": rows}
 
     def tcp_concurrency(self):
@@ -481,24 +499,31 @@ stream {{
         self.results["tcp_concurrency"] = {"bytes_per_run": size, "direction": "client->backend",
                                            "time_cap_s": cap, "rounds": n, "rows": rows}
 
-    def udp_run(self, size, name, port, proc, secs, flows):
-        # The no-injector baseline and nginx run without ppinject's tc programs on f0, so
-        # "no injector" really has no BPF on the path.
-        if proc == "ppinject-udp" and "ppinject-udp" not in self.procs:
-            self.start_ppinject_udp()
-        if proc != "ppinject-udp" and "ppinject-udp" in self.procs:
-            self.stop("ppinject-udp")
-        self.spawn("udp-sink", [self.load, "udp-sink", "--listen", f"{BACKEND}:{UDP_SINK}",
-                                "--seconds", str(secs + 15)], ns=NS_BACKEND)
-        self.wait_log("udp-sink", "counting")
+    def sink_counts(self):
+        """The UDP sink's counts so far: SIGUSR1 makes it print one more JSON line."""
+        before = self.log_of("udp-sink").count("\n")
+        self.procs["udp-sink"].send_signal(signal.SIGUSR1)
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            text = self.log_of("udp-sink")
+            if text.count("\n") > before and text.endswith("\n"):
+                return json.loads(text.splitlines()[-1])
+            time.sleep(0.02)
+        raise BenchError(f"udp-sink did not report its counts: {self.log_of('udp-sink')[-300:]}")
+
+    def udp_run(self, size, name, addr, proc, secs, flows):
+        before = self.sink_counts()
         with CpuWindow(self.pid(proc)) as w:
-            s = self.client(["udp-send", "--connect", f"{FRONT}:{port}", "--size", str(size),
-                             "--flows", str(flows), "--seconds", str(secs)], timeout=secs + 10)
-            time.sleep(0.3)  # datagrams still queued on the path
-        sink = self.procs.pop("udp-sink")
-        sink.send_signal(signal.SIGTERM)
-        sink.wait(timeout=5)
-        got = json.loads(self.log_of("udp-sink").splitlines()[-1])
+            s = self.client(["udp-send", "--connect", addr, "--size", str(size),
+                             "--flows", str(flows), "--seconds", str(secs), "--cpu", "0"],
+                            timeout=secs + 10)
+            time.sleep(0.1)  # datagrams still queued on the path
+            after = self.sink_counts()
+        # Start every run from an empty conntrack table: nginx's relay opens an upstream
+        # socket per datagram (proxy_responses 0), and the expiry of those tens of
+        # thousands of entries 30 s later would slow whichever run is on then.
+        sh(["conntrack", "-F"], ns=NS_FRONT, check=False)
+        got = {k: after[k] - before[k] for k in after}
         recv = got["datagrams"]
         row = {
             "payload": size, "case": name, "sent": s["sent"], "not_sent": s["not_sent"],
@@ -514,13 +539,20 @@ stream {{
         return row
 
     def udp(self):
-        secs, flows = (1 if self.quick else 2), 1000
-        order = [UDP_CASES[0], UDP_CASES[4], UDP_CASES[1], UDP_CASES[2], UDP_CASES[3]]
-        cases = [(size, *c) for size in (64, 1200) for c in order]
+        secs, flows = (0.25 if self.quick else 0.5), 1000
+        cases = [(size, *c) for size in (64, 1200) for c in UDP_CASES]
+        # One sink for the whole scenario, pinned to the CPU the sender does not use;
+        # ppinject stays attached to f0 throughout (the baseline and nginx come in by f2).
+        self.spawn("udp-sink", [self.load, "udp-sink", "--listen", f"{BACKEND}:{UDP_SINK}",
+                                "--seconds", "200", "--cpu", "1"], ns=NS_BACKEND)
+        self.wait_log("udp-sink", "counting")
+        self.start_ppinject_udp()
         rows, n = self.rounds("udp", cases, lambda c: self.udp_run(*c, secs, flows), "dgram_s",
-                              1 if self.quick else 2, 60)
+                              1 if self.quick else 10, 70)
         self.stop("ppinject-udp")
-        ratio(rows, "dgram_s", ("payload",), base="no injector (DNAT only)")
+        self.stop("udp-sink")
+        ratio(rows, "dgram_s", ("payload",), base=UDP_CASES[0][0])
+        ratio(rows, "dgram_s", ("payload",), base=UDP_CASES[4][0], field="x_nginx")
         self.results["udp"] = {"seconds": secs, "flows": flows, "rounds": n, "rows": rows}
 
     def bpf(self):
@@ -538,10 +570,24 @@ def case_key(row):
     return [row.get(k) for k in ("direction", "streams", "payload", "case")]
 
 
-def ratio(rows, key, group, base="direct"):
+def ratio(rows, key, group, base="direct", field="ratio"):
+    """Sets row[field], each row's ratio to the `base` case of its group: the median, over
+    the rounds both ran in, of the row's run over the base's run of the same round. Pairing
+    runs that ran seconds apart cancels the slow swings of a shared machine, which a ratio
+    of two medians would not. Rows not run in rounds (references) use the base's median."""
     for r in rows:
         b = [x for x in rows if x["case"] == base and all(x[g] == r[g] for g in group)]
-        r["ratio"] = r[key] / b[0][key] if b and b[0][key] else None
+        if not b or not b[0][key]:
+            r[field] = None
+            continue
+        if "all_rounds" not in r:
+            r[field] = r[key] / b[0][key]
+            continue
+        base_by_round = dict(zip(b[0]["all_rounds"], b[0]["all_runs"]))
+        pairs = [v / base_by_round[n] for n, v in zip(r["all_rounds"], r["all_runs"])
+                 if v is not None and base_by_round.get(n)]
+        r[field] = statistics.median(pairs) if pairs else None
+        r[field + "_runs"] = pairs
 
 
 # --- Output ------------------------------------------------------------------------------
@@ -569,25 +615,28 @@ def incomplete(r):
 
 
 def render(results):
-    parts = []
+    parts = ["Ratios (ratio, x HAProxy, x nginx) are medians over the rounds of one run's "
+             "result over the other case's in the same round.\n"]
     if "tcp_bulk" in results:
         t = results["tcp_bulk"]
         parts.append(f"### TCP bulk ({t['bytes_per_run'] // MIB} MiB per run, one stream, median "
                      f"of {t['rounds']} interleaved runs)\n")
         parts.append(table(
-            ["direction", "case", "Gbit/s", "range", "ratio", "proxy CPU s/GiB",
-             "machine CPU s/GiB"],
+            ["direction", "case", "Gbit/s", "range", "ratio", "x HAProxy", "x nginx",
+             "proxy CPU s/GiB", "machine CPU s/GiB"],
             [[r["direction"], r["case"] + incomplete(r), fmt(r["gbit_s"], ".2f"),
-              spread(r, ".1f"), fmt(r["ratio"], ".2f"), fmt(r["proxy_cpu_s_per_gib"], ".2f"),
+              spread(r, ".1f"), fmt(r["ratio"], ".2f"), fmt(r.get("x_haproxy"), ".2f"),
+              fmt(r.get("x_nginx"), ".2f"), fmt(r["proxy_cpu_s_per_gib"], ".2f"),
               fmt(r["machine_cpu_s_per_gib"], ".2f")] for r in t["rows"]]))
     if "tcp_rate" in results:
         t = results["tcp_rate"]
         parts.append(f"\n### TCP connection rate ({t['seconds']} s per run, {t['parallel']} "
                      f"client threads; connect, 1 byte each way, close; median of {t['rounds']})\n")
         parts.append(table(
-            ["case", "conn/s", "range", "ratio", "errors", "proxy CPU us/conn",
-             "machine CPU us/conn"],
+            ["case", "conn/s", "range", "ratio", "x HAProxy", "x nginx", "errors",
+             "proxy CPU us/conn", "machine CPU us/conn"],
             [[r["case"], fmt(r["conn_s"], ".0f"), spread(r, ".0f"), fmt(r["ratio"], ".2f"),
+              fmt(r.get("x_haproxy"), ".2f"), fmt(r.get("x_nginx"), ".2f"),
               r["errors"], fmt(r["proxy_cpu_us_per_conn"], ".1f"),
               fmt(r["machine_cpu_us_per_conn"], ".1f")] for r in t["rows"]]))
     if "tcp_concurrency" in results:
@@ -604,10 +653,10 @@ def render(results):
         parts.append(f"\n### UDP through the front ({t['seconds']} s per run, {t['flows']} "
                      f"flows, sender as fast as it can, median of {t['rounds']})\n")
         parts.append(table(
-            ["payload", "case", "received dgram/s", "range", "ratio", "loss", "headers seen",
-             "proxy CPU s/Mdgram", "machine CPU s/Mdgram"],
+            ["payload", "case", "received dgram/s", "range", "ratio", "x nginx", "loss",
+             "headers seen", "proxy CPU s/Mdgram", "machine CPU s/Mdgram"],
             [[f"{r['payload']} B", r["case"], fmt(r["dgram_s"], ".0f"), spread(r, ".0f"),
-              fmt(r["ratio"], ".2f"),
+              fmt(r["ratio"], ".2f"), fmt(r.get("x_nginx"), ".2f"),
               fmt(r["loss"] * 100 if r["loss"] is not None else None, ".1f") + "%",
               f"{r['with_v1'] + r['with_v2'] + r['with_spp']} of {r['received']}",
               fmt(r["proxy_cpu_s_per_mdgram"], ".2f"), fmt(r["machine_cpu_s_per_mdgram"], ".2f")]
