@@ -136,6 +136,9 @@ struct Conn {
     Clock::time_point deadline;  // connect timeout, then SNI wait
     bool connected = false;
     bool sni_pending = false;
+    // Client bytes were waiting when the header went out: it was sent with MSG_MORE, to
+    // leave in one segment with them; `corked` until the first of them (or a FIN) follows.
+    bool client_waiting = false, corked = false;
     std::string sni;
     std::vector<std::uint8_t> header;
     std::size_t header_len = 0, header_off = 0;
@@ -426,6 +429,7 @@ void Worker::accept_from(int lfd, const Listener &l) {
         c.backend =
             static_cast<std::size_t>(svc->next_backend.fetch_add(1) % svc->cfg.backends.size());
         c.sni_pending = svc->cfg.tlv.authority_from_sni && svc->cfg.header == HeaderMode::v2;
+        c.client_waiting = c.corked = false;
         c.sni.clear();
         c.facts.sni = {};
         c.header_len = c.header_off = 0;
@@ -507,6 +511,9 @@ void Worker::on_event(std::uint32_t id, int side, std::uint32_t events) {
                 if (events & EPOLLRDHUP) {
                     c.fin[kClient] = true;  // passed on once the relay runs
                 }
+                if (events & EPOLLIN) {
+                    c.client_waiting = !c.fin[kClient];  // bytes, not only a FIN
+                }
                 if (c.sni_pending && (events & (EPOLLIN | EPOLLRDHUP))) {
                     peek_sni(id);
                 }
@@ -578,9 +585,11 @@ void Worker::maybe_send_header(std::uint32_t id) {
 
 void Worker::send_header(std::uint32_t id) {
     Conn &c = conns_[id];
+    // In splice and copy modes the relay's first write follows at once and pushes both.
+    c.corked = c.client_waiting && c.svc->cfg.splice != SpliceMode::sockmap;
     while (c.header_off < c.header_len) {
         ssize_t n = send(c.fd[kBackend], c.header.data() + c.header_off,
-                         c.header_len - c.header_off, MSG_NOSIGNAL);
+                         c.header_len - c.header_off, MSG_NOSIGNAL | (c.corked ? MSG_MORE : 0));
         if (n < 0) {
             if (errno == EAGAIN) {
                 return;  // the next EPOLLOUT edge resumes
@@ -609,7 +618,13 @@ void Worker::start_relay(std::uint32_t id) {
             return;
         }
     }
+    std::uint32_t gen = c.gen;
     run_pumps(id);  // what came before the relay started; edges bring the rest
+    if (c.used && c.gen == gen && c.corked) {  // nothing followed the header after all
+        int one = 1;
+        setsockopt(c.fd[kBackend], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // pushes it
+        c.corked = false;
+    }
 }
 
 // A pipe (sockmap and splice modes) or a buffer (copy mode) for the bytes of side `from`.
@@ -841,9 +856,15 @@ int Worker::run_pump(Conn &c, int from) {
             p.pending -= static_cast<std::size_t>(n);
             p.head += static_cast<std::size_t>(n);
             count_relayed(c, from, n);
+            if (from == kClient) {
+                c.corked = false;  // a write without MSG_MORE sent the header with it
+            }
             continue;
         }
         if (p.eof) {
+            if (from == kClient) {
+                c.corked = false;  // the FIN pushes what is queued (shutdown or close)
+            }
             if (!p.shut) {
                 // The other way done as well: finish() closes both, and close() sends
                 // this FIN (both receive queues are read to their FIN, so no reset).
