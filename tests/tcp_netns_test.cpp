@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +25,7 @@
 #include <sstream>
 #include <map>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -415,6 +417,23 @@ void send_stream(int fd, const std::string &pattern, std::size_t total) {
     }
 }
 
+// For a failure message: where in `pattern` the `len` bytes at `got` (which should have
+// been at pattern offset `want`) come from, found by their first 64 bytes; says whether
+// bytes were skipped (lost) or repeated.
+std::string where_from(const std::string &pattern, const char *got, std::size_t len,
+                       std::size_t want) {
+    std::size_t probe = std::min<std::size_t>(64, len);
+    std::string hay = pattern + pattern.substr(0, probe);  // the probe may wrap around
+    std::size_t at = hay.find(std::string_view(got, probe));
+    if (at == std::string_view::npos) {
+        return "those bytes are not from the stream";
+    }
+    std::ptrdiff_t delta = static_cast<std::ptrdiff_t>(at) - static_cast<std::ptrdiff_t>(want);
+    return "they belong at pattern offset " + std::to_string(at) + ", " +
+           std::to_string(std::abs(delta)) +
+           (delta > 0 ? " bytes ahead (lost)" : " bytes behind (repeated)") + " modulo the pattern";
+}
+
 // Reads to EOF and checks the bytes against the repeated `pattern`; returns how many
 // arrived, or stops at the first difference.
 std::size_t receive_stream(int fd, const std::string &pattern) {
@@ -430,7 +449,14 @@ std::size_t receive_stream(int fd, const std::string &pattern) {
             std::size_t at = (got + static_cast<std::size_t>(i)) % pattern.size();
             std::size_t k = std::min(pattern.size() - at, static_cast<std::size_t>(n - i));
             if (std::memcmp(buf.data() + i, pattern.data() + at, k) != 0) {
-                ADD_FAILURE() << "stream differs near byte " << got + static_cast<std::size_t>(i);
+                std::size_t d = 0;  // the first differing byte
+                while (buf[static_cast<std::size_t>(i) + d] == pattern[at + d]) {
+                    d++;
+                }
+                std::size_t first = static_cast<std::size_t>(i) + d;
+                ADD_FAILURE() << "stream differs at byte " << got + first << ": "
+                              << where_from(pattern, buf.data() + first,
+                                            static_cast<std::size_t>(n) - first, at + d);
                 return got;
             }
             i += static_cast<ssize_t>(k);
