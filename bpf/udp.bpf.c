@@ -325,18 +325,6 @@ static __always_inline int move_bytes(struct __sk_buff *skb, __u64 from, __u64 t
     return 0;
 }
 
-/*
- * What a rewrite changes in the bytes the UDP checksum covers: the UDP length word, then
- * the inserted (or removed) header, at the same even offsets as in the packet (the length
- * is at UDP offset 4, the header at 8), so the one's-complement sum of `after` minus that
- * of `before` is the change. Bytes past a header are zero and add nothing.
- */
-struct csum_words {
-    __be16 udp_len;
-    __u16 zero;
-    __u8 hdr[56]; /* 52 bytes are always enough; whole 4-byte words for bpf_csum_diff */
-};
-
 /* RFC 1624 eqn. 3: a 16-bit one's-complement checksum after one 16-bit word changed. */
 static __always_inline __sum16 csum16_replace(__sum16 check, __be16 from, __be16 to) {
     __u32 sum = (__u16)~check + (__u16)~from + (__u16)to;
@@ -346,14 +334,14 @@ static __always_inline __sum16 csum16_replace(__sum16 check, __be16 from, __be16
 }
 
 /*
- * Fix lengths and checksums after `diff` bytes were inserted (diff > 0) or removed
- * (diff < 0) right after the UDP header; `delta` is the checksum change of the bytes
- * (struct csum_words). Lengths are written in place; the UDP checksum goes through
+ * Fix lengths and checksums after `diff` bytes whose one's-complement sum is `hdr_sum`
+ * were inserted (diff > 0) or removed (diff < 0, hdr_sum negated) right after the UDP
+ * header. Lengths are written in place; the UDP checksum goes through
  * bpf_l4_csum_replace, which alone knows whether the skb is CHECKSUM_PARTIAL (then the
  * field holds only the pseudo-header's sum, and only pseudo-header changes apply).
  */
 static __always_inline int fix_lengths(struct __sk_buff *skb, const struct pkt *p, int diff,
-                                       __s64 delta) {
+                                       __s64 hdr_sum) {
     __u32 l3 = p->l3_off, l4 = p->l4_off;
     /* A result of 0 is sent as 0xFFFF (RFC 768; for IPv6 0 means no checksum, RFC 8200
      * 8.1, and receivers drop it); an IPv4 "no checksum" 0 stays 0. */
@@ -383,6 +371,10 @@ static __always_inline int fix_lengths(struct __sk_buff *skb, const struct pkt *
         ip->tot_len = new_tot;
     }
     udp->len = new_ulen;
+    /* The covered bytes' change: the header, and the length word (~old + new, RFC 1624);
+     * folded to 32 bits with end-around carry, as a "from 0 to sum" replacement adds it. */
+    __u64 delta = (__u32)hdr_sum + (__u16)~old_ulen + (__u16)new_ulen;
+    delta = (delta & 0xFFFFFFFF) + (delta >> 32);
     __u32 csum_off = l4 + offsetof(struct udphdr, check);
     if (bpf_l4_csum_replace(skb, csum_off, 0, delta, mangled0) < 0)
         return -1;
@@ -523,25 +515,23 @@ int udp_ingress(struct __sk_buff *skb) {
     if (skb->gso_segs > 1)
         return refuse(svc, c, &c->gso_dropped);
 
-    struct csum_words before = {.udp_len = bpf_htons(p.udp_len)};
-    struct csum_words after = {};
-    __u32 hlen = build_header(svc, &p, after.hdr);
-    after.udp_len = bpf_htons(p.udp_len + hlen);
+    __u8 hdr[56] = {}; /* whole 4-byte words for bpf_csum_diff; bytes past the header are 0 */
+    __u32 hlen = build_header(svc, &p, hdr);
     __u32 mtu = p.l3_end - p.l3_off; /* the IP packet: tags and padding do not count */
     if (bpf_check_mtu(skb, 0, &mtu, hlen, 0) != BPF_MTU_CHK_RET_SUCCESS)
         return refuse(svc, c, &c->mtu_dropped);
     if (p.udp_len + hlen > 0xFFFF)
         return refuse(svc, c, &c->mtu_dropped);
 
-    __s64 delta = bpf_csum_diff((__be32 *)&before, 4, (__be32 *)&after, 4 + ((hlen + 3) & ~3u), 0);
+    __s64 hsum = bpf_csum_diff(0, 0, (__be32 *)hdr, (hlen + 3) & ~3u, 0);
     __u32 payload = p.l4_off + sizeof(struct udphdr);
     /* Grow at the tail; the packet is unchanged if this fails (trailing padding goes). */
     if (bpf_skb_change_tail(skb, p.l3_end + hlen, 0) < 0)
         return refuse(svc, c, &c->grow_failed);
     /* From here on a failure leaves the packet half-rewritten: always drop it. */
     if (move_bytes(skb, payload, payload + hlen, payload_len) < 0 ||
-        bpf_skb_store_bytes(skb, payload, after.hdr, hlen, 0) < 0 ||
-        fix_lengths(skb, &p, hlen, delta) < 0) {
+        bpf_skb_store_bytes(skb, payload, hdr, hlen, 0) < 0 ||
+        fix_lengths(skb, &p, hlen, hsum) < 0) {
         c->grow_failed++;
         return TC_ACT_SHOT;
     }
@@ -589,9 +579,7 @@ int udp_egress(struct __sk_buff *skb) {
     }
     __u32 payload = p.l4_off + sizeof(struct udphdr);
     __u32 payload_len = p.udp_len - sizeof(struct udphdr);
-    struct csum_words before = {.udp_len = bpf_htons(p.udp_len)};
-    struct csum_words after = {.udp_len = bpf_htons(p.udp_len - PP_SPP_HDR_LEN)};
-    __u8 *hdr = before.hdr;
+    __u8 hdr[40] = {};
     if (payload_len < PP_SPP_HDR_LEN || bpf_skb_load_bytes(skb, payload, hdr, PP_SPP_HDR_LEN) < 0) {
         c->spp_reply_dropped++;
         return TC_ACT_SHOT;
@@ -602,10 +590,10 @@ int udp_egress(struct __sk_buff *skb) {
         return TC_ACT_SHOT;
     }
 
-    __s64 delta = bpf_csum_diff((__be32 *)&before, 4 + PP_SPP_HDR_LEN + 2, (__be32 *)&after, 4, 0);
+    __s64 hsum = bpf_csum_diff((__be32 *)hdr, sizeof(hdr), 0, 0, 0);
     /* Shift the payload over the header, fix the headers, then cut the tail. */
     if (move_bytes(skb, payload + PP_SPP_HDR_LEN, payload, payload_len - PP_SPP_HDR_LEN) < 0 ||
-        fix_lengths(skb, &p, -PP_SPP_HDR_LEN, delta) < 0 ||
+        fix_lengths(skb, &p, -PP_SPP_HDR_LEN, hsum) < 0 ||
         bpf_skb_change_tail(skb, p.l3_end - PP_SPP_HDR_LEN, 0) < 0) {
         c->spp_reply_dropped++;
         return TC_ACT_SHOT;
