@@ -48,23 +48,29 @@ std::array<std::uint8_t, 16> final_destination(const std::uint8_t *daddr,
     return out;
 }
 
-// The UDP checksum field for `datagram` (header with checksum 0, then payload) whose
-// pseudo-header has these addresses and this length.
-std::uint16_t udp_checksum(const std::uint8_t *src, const std::uint8_t *dst, std::size_t alen,
-                           std::uint16_t udp_len, const Bytes &datagram) {
-    // RFC 768 / RFC 8200 8.1 pseudo-header: source, destination, zero + protocol (IPv4) or
-    // 32-bit upper-layer length + 3 zero bytes + next header (IPv6). Either way the
-    // one's-complement sum is src + dst + protocol + length.
+// The checksum field for `datagram` (a UDP or TCP header with checksum 0, then payload)
+// whose pseudo-header has these addresses and this length.
+std::uint16_t l4_checksum(std::uint8_t protocol, const std::uint8_t *src, const std::uint8_t *dst,
+                          std::size_t alen, std::uint16_t l4_len, const Bytes &datagram) {
+    // RFC 768 / RFC 793 / RFC 8200 8.1 pseudo-header: source, destination, zero + protocol
+    // (IPv4) or 32-bit upper-layer length + 3 zero bytes + next header (IPv6). Either way
+    // the one's-complement sum is src + dst + protocol + length.
     std::uint32_t acc = ones_complement_sum(src, alen);
     acc = ones_complement_sum(dst, alen, acc);
-    acc += kUdp;
-    acc += udp_len;
+    acc += protocol;
+    acc += l4_len;
     std::uint16_t sum = ones_complement_sum(datagram.data(), datagram.size(), acc);
     std::uint16_t c = static_cast<std::uint16_t>(~sum);
-    return c == 0 ? 0xFFFF : c;  // RFC 768: a computed zero is sent as all ones
+    return c == 0 ? 0xFFFF
+                  : c;  // RFC 768: a computed zero is sent as all ones (the same sum for TCP)
 }
 
 }  // namespace
+
+std::uint16_t tcp_checksum(const Addr &src, const Addr &dst, const Bytes &segment) {
+    return l4_checksum(6, src.bytes.data(), dst.bytes.data(), src.size(),
+                       static_cast<std::uint16_t>(segment.size()), segment);
+}
 
 // --- Addr -----------------------------------------------------------------------------
 
@@ -234,7 +240,7 @@ Bytes Packet::l4_datagram() const {
                 }
             }
         }
-        set16(d, 6, udp_checksum(src_.bytes.data(), dst.data(), src_.size(), len, d));
+        set16(d, 6, l4_checksum(kUdp, src_.bytes.data(), dst.data(), src_.size(), len, d));
     }
     return d;
 }

@@ -138,6 +138,10 @@ Bytes pattern(std::size_t n, std::uint8_t seed = 0);
 std::uint16_t ones_complement_sum(const std::uint8_t *data, std::size_t len,
                                   std::uint32_t initial = 0);
 
+// The checksum field of TCP `segment` (header with checksum 0, then payload) from src to
+// dst (RFC 793 pseudo-header; IPv4 or IPv6).
+std::uint16_t tcp_checksum(const Addr &src, const Addr &dst, const Bytes &segment);
+
 struct FrameCheck {
     bool parsed = false;  // an IPv4/IPv6 packet with a whole UDP header was found
     std::string error;    // why not, or the first thing found wrong
