@@ -166,8 +166,10 @@ struct pp_tcp_peer {
     __u64 peer_cookie; /* where this socket's bytes are redirected */
     __u32 conn;        /* the connection's slot in tcp_conns */
     __u32 service_id;
-    __u8 dir; /* PP_TCP_TO_BACKEND: this is the client's socket */
-    __u8 pad0[7];
+    __u8 dir;       /* PP_TCP_TO_BACKEND: this is the client's socket */
+    __u8 seq_known; /* set by the verdict, whose next_seq is valid from then on */
+    __u8 pad0[2];
+    __u32 next_seq; /* TCP sequence number of the first byte the verdict has not seen */
 };
 #define PP_TCP_TO_BACKEND 0
 #define PP_TCP_TO_CLIENT 1
@@ -188,6 +190,8 @@ struct pp_tcp_conn {
     __u64 held[2];       /* by the verdict, left in the sender's socket */
     __u64 copied[2];     /* by the daemon, held bytes written to the peer */
     __u32 hold[2];       /* set by the daemon */
+    __u32 broken;        /* set by the verdict: bytes could not be passed on once; reset */
+    __u32 pad0;
 };
 
 /*
@@ -206,6 +210,7 @@ struct pp_tcp_conn {
     X(tcp_resets, "resets propagated from one side to the other")                               \
     X(tcp_idle_closed, "connections closed after the idle timeout")                             \
     X(tcp_bytes_held, "sockmap bytes a slow reader held back, which the daemon copied on")      \
+    X(tcp_overlap_cut, "sockmap bytes a retransmission brought again, cut so they pass once")   \
     X(tcp_refused, "connections reset because the daemon holds as many as it can")
 
 #define PP_TCP_STAT_FIELD(name, help) __u64 name;

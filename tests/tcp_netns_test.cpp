@@ -35,6 +35,7 @@
 #include "support/hosts.hpp"
 #include "support/privileges.hpp"
 #include "support/process.hpp"
+#include "support/tun_tcp.hpp"
 
 namespace {
 
@@ -463,6 +464,35 @@ std::size_t receive_stream(int fd, const std::string &pattern) {
         }
         got += static_cast<std::size_t>(n);
     }
+}
+
+// A retransmission that fills a hole can reach past the start of a segment waiting out of
+// order; that segment then joins the receive queue with its first bytes a second time.
+// tcp_recvmsg skips them; the kernel hands the sockmap verdict whole segments, which would
+// pass them on twice unless the verdict cuts them (tcp_overlap_cut). A client written by
+// hand sends exactly that, once with a small overlap and once with one of several of the
+// 4095-byte steps the verdict cuts in.
+TEST_P(TcpNetns, RetransmissionOverlappingQueuedBytesPassesThemOnce) {
+    pptest::TunTcpClient client(*front_, "tn0", "192.0.2.130");
+    ASSERT_TRUE(client.connect("192.0.2.1", 7000, 40000));
+    Sock b = accept_backend(true);
+    proxy::AnyHeader h = read_header(b.fd);
+    ASSERT_EQ(h.kind, proxy::Kind::v1);
+    EXPECT_EQ(h.v1.source, ep("192.0.2.130:40000"));
+
+    const std::string stream = random_bytes(30000, 11);
+    client.send(stream, 0, 100);
+    ASSERT_EQ(read_exactly(b.fd, 100), stream.substr(0, 100));  // relaying (spliced) now
+    client.send(stream, 1000, 1000);                            // out of order
+    client.send(stream, 100, 1400);  // fills the hole and repeats [1000, 1500)
+    client.send(stream, 10000, 20000);
+    client.send(stream, 2000, 26000);  // repeats [10000, 28000)
+    client.send(stream, 30000, 0, true);
+    std::string got = read_to_eof(b.fd);
+    EXPECT_EQ(got.size(), stream.size() - 100);
+    EXPECT_TRUE(got == stream.substr(100)) << "stream differs";
+    bool sockmap = std::string(GetParam()) == "sockmap";
+    EXPECT_EQ(counter("plain", "tcp_overlap_cut"), sockmap ? 500u + 18000u : 0u);
 }
 
 TEST_P(TcpNetns, BackendThatSpeaksFirstAndClientThatSendsEarly) {

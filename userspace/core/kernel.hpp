@@ -37,8 +37,8 @@ inline constexpr std::array kTcpStats = {PP_TCP_STAT_LIST(PP_TCP_STAT_INFO)};
 #undef PP_TCP_STAT_INFO
 
 static_assert(sizeof(pp_tcp_stats) == kTcpStats.size() * sizeof(std::uint64_t));
-static_assert(sizeof(pp_tcp_peer) == 24 && offsetof(pp_tcp_peer, service_id) == 12);
-static_assert(sizeof(pp_tcp_conn) == 56 && offsetof(pp_tcp_conn, hold) == 48);
+static_assert(sizeof(pp_tcp_peer) == 24 && offsetof(pp_tcp_peer, next_seq) == 20);
+static_assert(sizeof(pp_tcp_conn) == 64 && offsetof(pp_tcp_conn, broken) == 56);
 
 // Value of counter `info` in one pp_counters or pp_tcp_stats.
 template <typename Counters>

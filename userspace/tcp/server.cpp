@@ -660,6 +660,7 @@ bool Worker::splice_in_kernel(std::uint32_t id) {
         }
         std::atomic_ref<__u32>(k.hold[s]).store(0);
     }
+    std::atomic_ref<__u32>(kconn(c).broken).store(0);
     bool ok = true;
     for (int s : {kClient, kBackend}) {  // targets first: a redirect must find its peer
         std::uint64_t fd = static_cast<std::uint64_t>(c.fd[s]);
@@ -938,8 +939,16 @@ void Worker::tick() {
     }
     if (spliced_ > 0) {
         for (std::uint32_t id = 0; id < conns_.size(); id++) {
+            Conn &c = conns_[id];
+            if (c.used && c.state == Conn::State::spliced &&
+                std::atomic_ref<__u32>(kconn(c).broken).load() != 0) {
+                log_(
+                    "tcp: a retransmitted segment repeated more bytes than the verdict could "
+                    "cut; connection reset rather than passing them twice");
+                finish(id, true, kClient);
+                continue;
+            }
             for (int s : {kClient, kBackend}) {
-                Conn &c = conns_[id];
                 if (!c.used || c.state != Conn::State::spliced) {
                     break;
                 }
