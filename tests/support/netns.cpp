@@ -4,10 +4,13 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <charconv>
+#include <filesystem>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -43,6 +46,38 @@ Netns::Netns(const std::string &role) {
 
 Netns::~Netns() {
     run_process({"ip", "netns", "del", name_});
+}
+
+namespace {
+
+// True for "ppt<PID>-..." when no process PID exists.
+bool of_dead_test(const std::string &name) {
+    unsigned long pid = 0;
+    if (name.rfind("ppt", 0) != 0) {
+        return false;
+    }
+    const char *digits = name.c_str() + 3, *end = name.c_str() + name.size();
+    auto [rest, err] = std::from_chars(digits, end, pid);
+    if (err != std::errc() || rest == digits || rest == end || *rest != '-') {
+        return false;
+    }
+    return kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+}
+
+}  // namespace
+
+void remove_leftovers_of_killed_tests() {
+    std::error_code ec;
+    for (const auto &entry : std::filesystem::directory_iterator("/run/netns", ec)) {
+        if (of_dead_test(entry.path().filename())) {
+            run_process({"ip", "netns", "del", entry.path().filename()});
+        }
+    }
+    for (const auto &entry : std::filesystem::directory_iterator("/tmp", ec)) {
+        if (of_dead_test(entry.path().filename())) {
+            std::filesystem::remove(entry.path(), ec);
+        }
+    }
 }
 
 std::string Netns::exec(const std::string &cmd) const {

@@ -41,6 +41,11 @@ class Netns {
     std::string name_;
 };
 
+// Removes the namespaces and /tmp files "ppt<PID>-..." of a test process that no longer
+// exists (killed before its destructors ran; its children got SIGTERM, see Child). Every
+// test binary does this first when run as root.
+void remove_leftovers_of_killed_tests();
+
 // A veth pair between two namespaces, with addresses ("192.0.2.1/24", "2001:db8::1/64").
 // IPv6 addresses are added with nodad so they are usable at once.
 void veth(const Netns &a, const std::string &a_if, const std::vector<std::string> &a_addrs,

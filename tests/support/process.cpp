@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,8 +14,13 @@
 namespace pptest {
 namespace {
 
-// In a forked child: becomes `argv`, or exits 127 when it cannot.
-[[noreturn]] void exec_or_exit(const std::vector<std::string> &argv) {
+// In a forked child of `parent`: becomes `argv`, or exits 127 when it cannot. It gets SIGTERM
+// when the test process ends (the signal survives exec), so a test killed by a timeout
+// leaves no daemon running: ppinject removes its pins and filters on SIGTERM.
+[[noreturn]] void exec_or_exit(const std::vector<std::string> &argv, pid_t parent) {
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) {
+        _exit(127);  // or the test is already gone
+    }
     std::vector<char *> args;
     for (const auto &a : argv) {
         args.push_back(const_cast<char *>(a.c_str()));
@@ -36,6 +42,7 @@ ProcessResult run_process(const std::vector<std::string> &argv, const std::strin
     if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
         throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
     }
+    pid_t self = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
@@ -44,7 +51,7 @@ ProcessResult run_process(const std::vector<std::string> &argv, const std::strin
         dup2(in[0], 0);
         dup2(out[1], 1);
         dup2(err[1], 2);
-        exec_or_exit(argv);
+        exec_or_exit(argv, self);
     }
     close(in[0]);
     close(out[1]);
@@ -110,12 +117,13 @@ ProcessResult run_process(const std::vector<std::string> &argv, const std::strin
 }
 
 Child::Child(const std::vector<std::string> &argv) {
-    char tmpl[] = "/tmp/ppt-child-XXXXXX";
-    int log_fd = mkstemp(tmpl);
+    std::string tmpl = "/tmp/ppt" + std::to_string(getpid()) + "-child-XXXXXX";
+    int log_fd = mkstemp(tmpl.data());
     if (log_fd < 0) {
         throw std::runtime_error(std::string("mkstemp: ") + std::strerror(errno));
     }
     log_path_ = tmpl;
+    pid_t self = getpid();
     pid_ = fork();
     if (pid_ < 0) {
         throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
@@ -125,7 +133,7 @@ Child::Child(const std::vector<std::string> &argv) {
         dup2(null, 0);
         dup2(log_fd, 1);
         dup2(log_fd, 2);
-        exec_or_exit(argv);
+        exec_or_exit(argv, self);
     }
     close(log_fd);
 }
