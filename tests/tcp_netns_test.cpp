@@ -813,7 +813,9 @@ TEST_P(TcpNetns, FullSpeedGibibyteEachWayLosesNothing) {
         std::size_t got = receive_stream(to.fd, pattern);
         sender.join();
         EXPECT_EQ(got, kTotal) << "bytes the daemon held and copied so far (both ways): "
-                               << counter("steered", "tcp_bytes_held");
+                               << counter("steered", "tcp_bytes_held")
+                               << "; repeated bytes the verdict cut: "
+                               << counter("steered", "tcp_overlap_cut");
     }
 }
 

@@ -435,12 +435,23 @@ stream {{
             + ("" if row["complete"] else f" INCOMPLETE ({r['streams_ok']}/{streams} streams)"))
         return row
 
+    def sockmap_counters(self):
+        """The sockmap service's TCP counters (ppinject status --json), summed over both ways."""
+        out = sh([self.ppinject, "status", "--json", "--bpffs", "/sys/fs/bpf/ppbench-tcp"])
+        svc = next(s for s in json.loads(out)["services"] if s["name"] == "bench-sockmap")
+        c = svc["counters"]
+        return {"relayed": c["tcp_bytes_to_backend"] + c["tcp_bytes_to_client"],
+                "held": c["tcp_bytes_held"], "cut": c["tcp_overlap_cut"]}
+
     def tcp_bulk(self):
         size = GIB // 2 if self.quick else GIB
         cap = 12
         cases = [(d, *c) for d in ("up", "down") for c in TCP_CASES]
+        before = self.sockmap_counters()
         rows, n = self.rounds("tcp_bulk", cases, lambda c: self.bulk_run(*c, size, cap),
                               "gbit_s", 1 if self.quick else 3, 75)
+        after = self.sockmap_counters()
+        sockmap = {k: after[k] - before[k] for k in after}
         # The bench's own sink next to iperf3, on the direct path: is the sink the limit?
         for rev, label in ((False, "client->backend"), (True, "backend->client")):
             self.spawn("iperf3", ["iperf3", "-s", "-B", BACKEND, "-p", "9050", "-1"], ns=NS_BACKEND)
@@ -461,7 +472,7 @@ stream {{
         ratio(rows, "gbit_s", ("direction",), base=TCP_CASES[4][0], field="x_haproxy")
         ratio(rows, "gbit_s", ("direction",), base=TCP_CASES[5][0], field="x_nginx")
         self.results["tcp_bulk"] = {"bytes_per_run": size, "time_cap_s": cap, "rounds": n,
-                                    "rows": rows}
+                                    "rows": rows, "sockmap_bytes": sockmap}
 
     def rate_run(self, name, addr, proc, secs):
         with CpuWindow(self.pid(proc)) as w:
@@ -628,6 +639,11 @@ def render(results):
               spread(r, ".1f"), fmt(r["ratio"], ".2f"), fmt(r.get("x_haproxy"), ".2f"),
               fmt(r.get("x_nginx"), ".2f"), fmt(r["proxy_cpu_s_per_gib"], ".2f"),
               fmt(r["machine_cpu_s_per_gib"], ".2f")] for r in t["rows"]]))
+        sm = t["sockmap_bytes"]
+        parts.append(f"\nsockmap, all its runs: {sm['relayed'] / GIB:.2f} GiB relayed, "
+                     f"{sm['held'] / GIB:.2f} GiB of it held back for a slow reader and copied "
+                     f"by the daemon (tcp_bytes_held), {sm['cut']} bytes of retransmissions "
+                     f"cut (tcp_overlap_cut).\n")
     if "tcp_rate" in results:
         t = results["tcp_rate"]
         parts.append(f"\n### TCP connection rate ({t['seconds']} s per run, {t['parallel']} "
