@@ -6,6 +6,7 @@
 // to 203.0.113.0/24 and 2001:db8:3::/64 ports 7100-7101 through sk_lookup, and its first
 // backend is dead; "dead" has no live backend at all. The backend is this test process,
 // with sockets opened inside the backend namespace, so it checks each byte it gets.
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -20,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -403,13 +405,61 @@ TEST_P(TcpNetns, LargeTransfersAreByteExactBothWaysWithHalfClose) {
     }
 }
 
-// Sends `total` bytes of a stream that repeats `pattern`, as fast as the socket takes them.
-void send_stream(int fd, const std::string &pattern, std::size_t total) {
+// A stream whose bytes say where they belong: 8-byte little-endian word k (bytes 8k to
+// 8k + 7) is (k + 1) * kMix mod 2^64, so any 16 received bytes give their offset back
+// (kMix is odd, hence invertible), and a failure can say exactly which bytes came instead.
+class CountingStream {
+  public:
+    static constexpr std::size_t kBlock = 1 << 20;
+
+    // Bytes [block * kBlock, (block + 1) * kBlock) of the stream.
+    const std::string &block(std::size_t block) {
+        if (block != block_) {
+            for (std::size_t w = 0; w < kBlock / 8; w++) {
+                std::uint64_t v = (block * (kBlock / 8) + w + 1) * kMix;
+                std::memcpy(buf_.data() + w * 8, &v, 8);
+            }
+            block_ = block;
+        }
+        return buf_;
+    }
+
+    // Stream offset of the bytes at `p` (at least 16 of them), if they are from the stream.
+    static std::optional<std::size_t> offset_of(const char *p) {
+        for (std::size_t shift = 0; shift < 8; shift++) {
+            std::uint64_t w0, w1;
+            std::memcpy(&w0, p + shift, 8);
+            std::memcpy(&w1, p + shift + 8, 8);
+            std::uint64_t k = w0 * inverse() - 1;
+            if ((k + 2) * kMix == w1) {
+                return k * 8 - shift;
+            }
+        }
+        return std::nullopt;
+    }
+
+  private:
+    static constexpr std::uint64_t kMix = 0x9E3779B97F4A7C15ull;
+    static constexpr std::uint64_t inverse() {  // Newton's iteration modulo 2^64
+        std::uint64_t x = kMix;
+        for (int i = 0; i < 6; i++) {
+            x *= 2 - kMix * x;
+        }
+        return x;
+    }
+    std::string buf_ = std::string(kBlock, '\0');
+    std::size_t block_ = SIZE_MAX;
+};
+
+// Sends the first `total` bytes of the counting stream, as fast as the socket takes them.
+void send_stream(int fd, std::size_t total) {
+    CountingStream stream;
     std::size_t sent = 0;
     while (sent < total) {
-        std::size_t at = sent % pattern.size();
-        std::size_t n = std::min(pattern.size() - at, total - sent);
-        ssize_t k = send(fd, pattern.data() + at, n, MSG_NOSIGNAL);
+        const std::string &b = stream.block(sent / CountingStream::kBlock);
+        std::size_t at = sent % CountingStream::kBlock;
+        std::size_t n = std::min(b.size() - at, total - sent);
+        ssize_t k = send(fd, b.data() + at, n, MSG_NOSIGNAL);
         if (k <= 0) {
             ADD_FAILURE() << "send after " << sent << " bytes: " << std::strerror(errno);
             return;
@@ -418,26 +468,10 @@ void send_stream(int fd, const std::string &pattern, std::size_t total) {
     }
 }
 
-// For a failure message: where in `pattern` the `len` bytes at `got` (which should have
-// been at pattern offset `want`) come from, found by their first 64 bytes; says whether
-// bytes were skipped (lost) or repeated.
-std::string where_from(const std::string &pattern, const char *got, std::size_t len,
-                       std::size_t want) {
-    std::size_t probe = std::min<std::size_t>(64, len);
-    std::string hay = pattern + pattern.substr(0, probe);  // the probe may wrap around
-    std::size_t at = hay.find(std::string_view(got, probe));
-    if (at == std::string_view::npos) {
-        return "those bytes are not from the stream";
-    }
-    std::ptrdiff_t delta = static_cast<std::ptrdiff_t>(at) - static_cast<std::ptrdiff_t>(want);
-    return "they belong at pattern offset " + std::to_string(at) + ", " +
-           std::to_string(std::abs(delta)) +
-           (delta > 0 ? " bytes ahead (lost)" : " bytes behind (repeated)") + " modulo the pattern";
-}
-
-// Reads to EOF and checks the bytes against the repeated `pattern`; returns how many
-// arrived, or stops at the first difference.
-std::size_t receive_stream(int fd, const std::string &pattern) {
+// Reads to EOF and checks the bytes against the counting stream; returns how many arrived,
+// or stops at the first difference and says where the bytes there came from.
+std::size_t receive_stream(int fd) {
+    CountingStream stream;
     std::vector<char> buf(1 << 20);
     std::size_t got = 0;
     for (;;) {
@@ -446,23 +480,59 @@ std::size_t receive_stream(int fd, const std::string &pattern) {
             EXPECT_EQ(n, 0) << std::strerror(errno);
             return got;
         }
-        for (ssize_t i = 0; i < n;) {
-            std::size_t at = (got + static_cast<std::size_t>(i)) % pattern.size();
-            std::size_t k = std::min(pattern.size() - at, static_cast<std::size_t>(n - i));
-            if (std::memcmp(buf.data() + i, pattern.data() + at, k) != 0) {
+        for (std::size_t i = 0; i < static_cast<std::size_t>(n);) {
+            std::size_t pos = got + i, at = pos % CountingStream::kBlock;
+            const std::string &want = stream.block(pos / CountingStream::kBlock);
+            std::size_t k = std::min(want.size() - at, static_cast<std::size_t>(n) - i);
+            if (std::memcmp(buf.data() + i, want.data() + at, k) != 0) {
                 std::size_t d = 0;  // the first differing byte
-                while (buf[static_cast<std::size_t>(i) + d] == pattern[at + d]) {
+                while (buf[i + d] == want[at + d]) {
                     d++;
                 }
-                std::size_t first = static_cast<std::size_t>(i) + d;
-                ADD_FAILURE() << "stream differs at byte " << got + first << ": "
-                              << where_from(pattern, buf.data() + first,
-                                            static_cast<std::size_t>(n) - first, at + d);
+                std::string why = "fewer than 16 bytes left in this read to tell";
+                if (static_cast<std::size_t>(n) - (i + d) >= 16) {
+                    auto from = CountingStream::offset_of(buf.data() + i + d);
+                    why = !from ? "those bytes are not from the stream"
+                          : *from < pos + d
+                              ? "they are bytes from offset " + std::to_string(*from) + ": " +
+                                    std::to_string(pos + d - *from) + " bytes repeated"
+                              : "they are bytes from offset " + std::to_string(*from) + ": " +
+                                    std::to_string(*from - pos - d) + " bytes skipped (lost)";
+                }
+                ADD_FAILURE() << "stream differs at byte " << pos + d << ": " << why;
                 return got;
             }
-            i += static_cast<ssize_t>(k);
+            i += k;
         }
         got += static_cast<std::size_t>(n);
+    }
+}
+
+// The stream the 1 GiB test checks with: any 16 bytes give their offset, and a receiver
+// fed bytes twice or with a gap names them.
+TEST(CountingStream, BytesNameTheirOffset) {
+    CountingStream s;
+    std::string two = s.block(0);  // a copy: block() reuses one buffer
+    two += s.block(1);
+    for (std::size_t at : {0ul, 1ul, 7ul, 8ul, 12345ul, CountingStream::kBlock - 9,
+                           2 * CountingStream::kBlock - 16}) {
+        EXPECT_EQ(CountingStream::offset_of(two.data() + at), at);
+    }
+    EXPECT_EQ(CountingStream::offset_of(random_bytes(16, 4).data()), std::nullopt);
+}
+
+TEST(CountingStream, ReceiverNamesRepeatedAndSkippedBytes) {
+    CountingStream stream;
+    const std::string &b = stream.block(0);
+    for (auto [second, what] : {std::pair{std::size_t{3000}, "2000 bytes repeated"},
+                                std::pair{std::size_t{7001}, "2001 bytes skipped (lost)"}}) {
+        int sv[2];
+        ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        std::string sent = b.substr(0, 5000) + b.substr(second, 4000);
+        ASSERT_EQ(write(sv[0], sent.data(), sent.size()), static_cast<ssize_t>(sent.size()));
+        close(sv[0]);
+        EXPECT_NONFATAL_FAILURE(receive_stream(sv[1]), what);
+        close(sv[1]);
     }
 }
 
@@ -798,7 +868,6 @@ TEST_P(TcpNetns, AThousandConcurrentConnections) {
 // it go many times: not a byte is lost or reordered.
 TEST_P(TcpNetns, FullSpeedGibibyteEachWayLosesNothing) {
     constexpr std::size_t kTotal = std::size_t{1} << 30;
-    const std::string pattern = random_bytes((1 << 20) + 7, 9);  // not a power of two
     for (bool up : {true, false}) {
         SCOPED_TRACE(up ? "client -> backend" : "backend -> client");
         Sock c = dial(ep("203.0.113.12:7100"));
@@ -807,10 +876,10 @@ TEST_P(TcpNetns, FullSpeedGibibyteEachWayLosesNothing) {
         Sock &from = up ? c : b;
         Sock &to = up ? b : c;
         std::thread sender([&] {
-            send_stream(from.fd, pattern, kTotal);
+            send_stream(from.fd, kTotal);
             shutdown(from.fd, SHUT_WR);
         });
-        std::size_t got = receive_stream(to.fd, pattern);
+        std::size_t got = receive_stream(to.fd);
         sender.join();
         EXPECT_EQ(got, kTotal) << "bytes the daemon held and copied so far (both ways): "
                                << counter("steered", "tcp_bytes_held")
