@@ -579,7 +579,8 @@ int udp_egress(struct __sk_buff *skb) {
     }
     __u32 payload = p.l4_off + sizeof(struct udphdr);
     __u32 payload_len = p.udp_len - sizeof(struct udphdr);
-    __u8 hdr[40] = {};
+    /* Whole 4-byte words for bpf_csum_diff; the bytes past the header stay 0. */
+    __u8 hdr[(PP_SPP_HDR_LEN + 3) & ~3] = {};
     if (payload_len < PP_SPP_HDR_LEN || bpf_skb_load_bytes(skb, payload, hdr, PP_SPP_HDR_LEN) < 0) {
         c->spp_reply_dropped++;
         return TC_ACT_SHOT;
