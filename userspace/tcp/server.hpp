@@ -1,7 +1,7 @@
 // The TCP acceptor: worker threads, each with its own epoll and its own listening socket
 // per service (SO_REUSEPORT spreads connections over them). Per connection it connects to
 // a backend (round-robin, the next one on failure), writes the PROXY header, then relays
-// the payload: in the kernel with a sockmap (default), with splice(2) through a pipe, or
+// the payload: with splice(2) through a pipe (default), in the kernel with a sockmap, or
 // by copying. FIN becomes shutdown(SHUT_WR) on the other side, a reset becomes a reset.
 #pragma once
 
