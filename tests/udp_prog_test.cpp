@@ -1237,6 +1237,34 @@ TEST_F(UdpProgTest, PagedSkbThroughVeth) {
         send_frame(huge.build(), true);
         EXPECT_FALSE(receive_udp(rx.fd, sport, 53, 300)) << "a 16 KB datagram went through";
 
+        // The forged-header check reads the payload's first 12 bytes in place when the
+        // linear part holds them, else through bpf_skb_load_bytes. parse() pulls 256 bytes
+        // into the linear part; behind a 184-byte destination options header the payload
+        // starts at byte 246, so its first 12 bytes straddle the end of what was pulled.
+        // (8000-byte payloads: AF_PACKET sends a frame shorter than a page all linear.)
+        Bytes opts = {0x1E, 180};  // one option to skip: 2 + 180 bytes, a 184-byte header
+        Bytes filler = pattern(180, 4);
+        opts.insert(opts.end(), filler.begin(), filler.end());
+        auto behind_opts = [&](Bytes payload) {
+            Packet q = request("2001:db8:1::5", 53, std::move(payload));
+            q.ipv6_ext(IPPROTO_DSTOPTS, opts).udp(++sport, 53);
+            EXPECT_EQ(q.l4_offset() + 8, 246u);
+            return q;
+        };
+        Packet forged =
+            behind_opts(concat(pptest::proxy_v2_header(Addr::parse("2001:db8:bad::1"), 1,
+                                                       Addr::parse("2001:db8:1::5"), 53),
+                               pattern(8000, 6)));
+        send_frame(forged.build(), true);
+        EXPECT_FALSE(receive_udp(rx.fd, sport, 53, 300)) << "a forged header went through";
+        Packet plain = behind_opts(pattern(8000, 6));
+        send_frame(plain.build());
+        auto got_plain = receive_udp(rx.fd, sport, 53);
+        ASSERT_TRUE(got_plain) << "the datagram behind the long options did not arrive";
+        Bytes want_plain = with_header(plain, v2_of(plain));
+        EXPECT_TRUE(*got_plain == want_plain)
+            << pptest::describe_difference(want_plain, *got_plain);
+
         // Replies: strip an echoed SPP header from a paged 8000-byte datagram.
         LIBBPF_OPTS(bpf_tc_opts, attached, .handle = tc.handle, .priority = tc.priority);
         ASSERT_EQ(bpf_tc_detach(&hook, &attached), 0);
@@ -1256,6 +1284,8 @@ TEST_F(UdpProgTest, PagedSkbThroughVeth) {
         counts({{"seen", 1}, {"injected_spp", 1}, {"flows_new", 1}, {"spp_reply_stripped", 1}}));
     EXPECT_EQ(counters(kEvery),
               counts({{"seen", 2}, {"injected_v2", 1}, {"flows_new", 1}, {"grow_failed", 1}}));
+    EXPECT_EQ(counters(kPrefixSix),
+              counts({{"seen", 2}, {"spoof_dropped", 1}, {"injected_v2", 1}, {"flows_new", 1}}));
 }
 
 // --- Cost (reported, not asserted) ----------------------------------------------------
