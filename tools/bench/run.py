@@ -19,6 +19,7 @@ are stopped by the PIDs we started. Results: build/bench/results.json, results.m
 results.png.
 
 Usage: run.py BUILD_DIR [--quick] [--only tcp_bulk,tcp_rate,tcp_conc,udp,bpf]
+              [--tcp-congestion NAME]
 """
 import argparse
 import datetime
@@ -137,9 +138,10 @@ class CpuWindow:
 
 
 class Bench:
-    def __init__(self, build, quick):
+    def __init__(self, build, quick, congestion=None):
         self.build = os.path.abspath(build)
         self.quick = quick
+        self.congestion = congestion
         self.load = os.path.join(self.build, "ppbench_load")
         self.ppinject = os.path.join(self.build, "ppinject")
         self.out = os.path.join(self.build, "bench")
@@ -215,6 +217,15 @@ class Bench:
             # Many short connections: reuse TIME_WAIT ports for new outgoing connections.
             sh(["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1",
                 "net.ipv4.ip_local_port_range=10000 60999"], ns=ns)
+            # A new namespace starts with the host's congestion control; --tcp-congestion
+            # changes it for every case alike, inside the bench's namespaces only.
+            if self.congestion:
+                try:
+                    sh(["sysctl", "-qw", f"net.ipv4.tcp_congestion_control={self.congestion}"],
+                       ns=ns)
+                except BenchError as e:
+                    raise BenchError(f"{e} (a namespace may only choose from the host's "
+                                     "net.ipv4.tcp_allowed_congestion_control)") from None
         sh(["ip", "link", "add", "c0", "netns", NS_CLIENT, "type", "veth", "peer", "name", "f0",
             "netns", NS_FRONT])
         sh(["ip", "link", "add", "c2", "netns", NS_CLIENT, "type", "veth", "peer", "name", "f2",
@@ -755,6 +766,8 @@ def chart(results, out_dir, tmp):
 def meta():
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
+    with open("/proc/sys/net/core/default_qdisc") as f:
+        qdisc = f.read().strip()
     versions = {}
     for name, cmd in (("haproxy", ["/usr/sbin/haproxy", "-v"]), ("nginx", ["/usr/sbin/nginx", "-v"])):
         r = subprocess.run(cmd, capture_output=True, text=True)
@@ -767,7 +780,8 @@ def meta():
                 break
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "kernel": platform.release(), "cpus": os.cpu_count(), "cpu_model": cpu,
-            "loadavg_before": load, "versions": versions}
+            "loadavg_before": load, "versions": versions,
+            "default_qdisc": qdisc}
 
 
 def main():
@@ -775,12 +789,15 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--quick", action="store_true", help="smaller transfers, shorter runs")
     ap.add_argument("--only", default="tcp_bulk,tcp_rate,tcp_conc,udp,bpf")
+    ap.add_argument("--tcp-congestion", metavar="NAME",
+                    help="TCP congestion control in the bench's namespaces (default: the "
+                    "host's, net.ipv4.tcp_congestion_control), e.g. cubic or bbr")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench: must run as root (namespaces, BPF)", file=sys.stderr)
         return 1
     only = set(args.only.split(","))
-    bench = Bench(args.build, args.quick)
+    bench = Bench(args.build, args.quick, args.tcp_congestion)
     for tool in (bench.load, bench.ppinject, os.path.join(bench.build, "bpf_bench")):
         if not os.access(tool, os.X_OK):
             print(f"bench: {tool} missing: run make build", file=sys.stderr)
@@ -802,6 +819,8 @@ def main():
     status = 0
     try:
         bench.setup()
+        info["tcp_congestion"] = sh(["sysctl", "-n", "net.ipv4.tcp_congestion_control"],
+                                    ns=NS_FRONT).strip()
         if only & {"tcp_bulk", "tcp_rate", "tcp_conc"}:
             bench.start_sinks()
             bench.start_ppinject_tcp()
@@ -844,7 +863,9 @@ def main():
                         f"{' '.join(info['loadavg_before'])}, after "
                         f"{' '.join(info['loadavg_after'])}; background CPU (busy cores while the bench "
                         f"idled) {info['background_cpu_cores_before']} before, "
-                        f"{info['background_cpu_cores_after']} after; runtime {info['runtime_s']} s\n"
+                        f"{info['background_cpu_cores_after']} after; runtime {info['runtime_s']} s; "
+                        f"TCP congestion control {info.get('tcp_congestion', '?')}, default qdisc "
+                        f"{info['default_qdisc']}\n"
                         f"{info['versions']['haproxy']}; {info['versions']['nginx']}\n\n")
                 with open(os.path.join(bench.out, "results.md"), "w") as f:
                     f.write(head + text)
