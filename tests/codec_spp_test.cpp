@@ -9,18 +9,14 @@
 #include <vector>
 
 #include "codec/proxy.hpp"
+#include "support/endpoint.hpp"
 
 namespace {
 
 using namespace ppinject;
+using pptest::ep;
 using namespace ppinject::proxy;
 using V = std::vector<std::uint8_t>;
-
-Endpoint ep(const char *addr, std::uint16_t port) {
-    auto a = IpAddress::parse(addr);
-    EXPECT_TRUE(a) << addr;
-    return {a.value_or(IpAddress{}), port};
-}
 
 // The decoder gets an exact-size heap copy: a read past the end is a real overread that
 // AddressSanitizer or valgrind reports. The copy lives until the next call (AnyHeader's v2

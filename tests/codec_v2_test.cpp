@@ -12,18 +12,14 @@
 #include <vector>
 
 #include "codec/proxy.hpp"
+#include "support/endpoint.hpp"
 
 namespace {
 
 using namespace ppinject;
+using pptest::ep;
 using namespace ppinject::proxy;
 using V = std::vector<std::uint8_t>;
-
-Endpoint ep(const char *addr, std::uint16_t port) {
-    auto a = IpAddress::parse(addr);
-    EXPECT_TRUE(a) << addr;
-    return {a.value_or(IpAddress{}), port};
-}
 
 V cat(std::initializer_list<V> parts) {
     V out;

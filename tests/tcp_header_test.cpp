@@ -21,6 +21,7 @@
 
 #include "codec/proxy.hpp"
 #include "core/config.hpp"
+#include "support/endpoint.hpp"
 #include "tcp/header.hpp"
 
 namespace {
@@ -29,6 +30,7 @@ using namespace ppinject;
 using ppinject::tcp::build_header;
 using ppinject::tcp::ConnectionFacts;
 using ppinject::tcp::max_header_len;
+using pptest::ep;
 using V = std::vector<std::uint8_t>;
 
 // ---- services and connections --------------------------------------------------------------
@@ -43,12 +45,6 @@ Service service(const std::string &header, const std::string &extra = "") {
         "test.toml");
     EXPECT_EQ(c.services.size(), 1u);
     return c.services.at(0);
-}
-
-Endpoint ep(const char *addr, std::uint16_t port) {
-    auto a = IpAddress::parse(addr);
-    EXPECT_TRUE(a) << addr;
-    return {a.value_or(IpAddress{}), port};
 }
 
 // What accept() on a dual-stack [::] socket gives for an IPv4 peer: an AF_INET6 sockaddr
