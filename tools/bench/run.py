@@ -654,7 +654,7 @@ def render(results):
         parts.append(f"\nsockmap, all its runs: {sm['relayed'] / GIB:.2f} GiB relayed, "
                      f"{sm['held'] / GIB:.2f} GiB of it held back for a slow reader and copied "
                      f"by the daemon (tcp_bytes_held), {sm['cut']} bytes of retransmissions "
-                     f"cut (tcp_overlap_cut).\n")
+                     f"cut (tcp_overlap_cut).")
     if "tcp_rate" in results:
         t = results["tcp_rate"]
         parts.append(f"\n### TCP connection rate ({t['seconds']} s per run, {t['parallel']} "
