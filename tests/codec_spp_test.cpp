@@ -14,8 +14,8 @@
 namespace {
 
 using namespace ppinject;
-using pptest::ep;
 using namespace ppinject::proxy;
+using pptest::ep;
 using V = std::vector<std::uint8_t>;
 
 // The decoder gets an exact-size heap copy: a read past the end is a real overread that

@@ -15,8 +15,8 @@
 namespace {
 
 using namespace ppinject;
-using pptest::ep;
 using namespace ppinject::proxy;
+using pptest::ep;
 using V = std::vector<std::uint8_t>;
 
 V bytes(std::string_view s) {

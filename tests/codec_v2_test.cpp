@@ -17,8 +17,8 @@
 namespace {
 
 using namespace ppinject;
-using pptest::ep;
 using namespace ppinject::proxy;
+using pptest::ep;
 using V = std::vector<std::uint8_t>;
 
 V cat(std::initializer_list<V> parts) {
