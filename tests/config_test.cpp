@@ -186,6 +186,7 @@ connect_timeout = "250ms"
 idle_timeout = "2h"
 tlv = { netns = "blue", authority = "www.example.com", custom = { "0xef" = "z", "0xE0" = "a" } }
 health_check = { interval = "10s", timeout = "10s", mode = "proxy" }
+tcp_congestion = "cubic"
 
 [[service]]
 name = "plain"
@@ -193,6 +194,7 @@ protocol = "tcp"
 listen = "0.0.0.0:25"
 backends = ["198.51.100.1:25"]
 header = "v1"
+tcp_congestion = { backend = "reno" }
 )",
                             "t.toml");
     const Service &s = c.services[0];
@@ -215,9 +217,12 @@ header = "v1"
     EXPECT_EQ(s.health_check->timeout, 10s);
     EXPECT_EQ(s.health_check->mode, HealthMode::proxy);
 
+    EXPECT_EQ(s.congestion, (TcpCongestion{"cubic", "cubic"}));  // one name: both legs
+
     const Service &p = c.services[1];
     EXPECT_EQ(p.id, 2u);
-    EXPECT_FALSE(p.transparent);  // a wildcard needs no sk_lookup
+    EXPECT_EQ(p.congestion, (TcpCongestion{"", "reno"}));  // the client leg keeps the host's
+    EXPECT_FALSE(p.transparent);                           // a wildcard needs no sk_lookup
     EXPECT_EQ(p.header, HeaderMode::v1);
     EXPECT_FALSE(p.tlv.any());
 }
@@ -352,6 +357,15 @@ TEST(Config, JsonHasEveryResolvedField) {
     EXPECT_EQ(web["tlv"]["authority"], "sni");
     EXPECT_EQ(web["tlv"]["crc32c"], true);
     EXPECT_TRUE(web["health_check"].is_null());
+    EXPECT_TRUE(web["tcp_congestion"]["client"].is_null());  // the host's
+    EXPECT_TRUE(web["tcp_congestion"]["backend"].is_null());
+    Config set = parse_config(kTcp + "tcp_congestion = { client = \"bbr\" }\n", "t.toml");
+    nlohmann::json t = to_json(set)["services"][0]["tcp_congestion"];
+    EXPECT_EQ(t["client"], "bbr");
+    EXPECT_TRUE(t["backend"].is_null());
+    EXPECT_NE(describe(set).find("congestion  client bbr, backend the host's"), std::string::npos)
+        << describe(set);
+    EXPECT_EQ(describe(c).find("congestion"), std::string::npos);  // not set: not shown
 }
 
 TEST(Config, ExampleFileIsValidAndCoversEveryKind) {
@@ -707,7 +721,21 @@ INSTANTIATE_TEST_SUITE_P(
             "allowed: \"local\" | \"proxy\""},
         Bad{"health_check timeout over interval",
             kTcp + "health_check = { interval = \"1s\", timeout = \"2s\" }\n", 7,
-            "health_check timeout 2s is longer than its interval 1s"}),
+            "health_check timeout 2s is longer than its interval 1s"},
+        Bad{"tcp_congestion on udp", kUdp + "tcp_congestion = \"cubic\"\n", 7,
+            "'tcp_congestion' in service 'a' is for TCP services"},
+        Bad{"tcp_congestion number", kTcp + "tcp_congestion = 1\n", 7,
+            "'tcp_congestion' in service 't' must be a name (\"cubic\") or a table"},
+        Bad{"tcp_congestion empty", kTcp + "tcp_congestion = \"\"\n", 7,
+            "tcp_congestion \"\" of service 't' is not a congestion control name"},
+        Bad{"tcp_congestion too long", kTcp + "tcp_congestion = \"abcdefghijklmnop\"\n", 7,
+            "is not a congestion control name (1..15 characters"},
+        Bad{"tcp_congestion space", kTcp + "tcp_congestion = { backend = \"cu bic\" }\n", 7,
+            "tcp_congestion \"cu bic\" of service 't' is not a congestion control name"},
+        Bad{"tcp_congestion leg typo", kTcp + "tcp_congestion = { clients = \"bbr\" }\n", 7,
+            "unknown key 'clients' in tcp_congestion of service 't' (did you mean 'client'?)"},
+        Bad{"tcp_congestion leg type", kTcp + "tcp_congestion = { client = 2 }\n", 7,
+            "'client' in tcp_congestion of service 't' must be a string"}),
     name_of);
 
 INSTANTIATE_TEST_SUITE_P(

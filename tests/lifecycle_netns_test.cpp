@@ -197,6 +197,26 @@ TEST_F(Lifecycle, FailedAttachRollsBackAndBadConfigAttachesNothing) {
     EXPECT_EQ(filters(), "");
 }
 
+TEST_F(Lifecycle, UnknownCongestionControlRollsBackTheAttachedUdpService) {
+    // Only the kernel knows its congestion controls: `check` takes the name, `run` fails
+    // when it opens the TCP service, after the UDP service was attached.
+    write_config({"f0"});
+    std::ofstream(config_, std::ios::app)
+        << "\n[[service]]\nname = \"web\"\nprotocol = \"tcp\"\nlisten = \"192.0.2.1:7080\"\n"
+        << "backends = [\"192.0.2.2:80\"]\nheader = \"v2\"\n"
+        << "tcp_congestion = { client = \"no_such_cc\" }\n";
+    EXPECT_EQ(cli({"check", "--config", config_}).exit_code, 0);
+    auto r = pptest::run_process(run_argv());
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("ppinject: tcp: tcp_congestion \"no_such_cc\" for the client leg of "
+                         "service 'web': this kernel has no such congestion control (available: "),
+              std::string::npos)
+        << r.err;
+    EXPECT_EQ(filters(), "");
+    EXPECT_EQ(filters("egress"), "");
+    EXPECT_FALSE(std::filesystem::exists(pin_root_));
+}
+
 TEST_F(Lifecycle, SecondRunIsRefusedWithTheOwnersPid) {
     pptest::Child run(run_argv());
     ASSERT_TRUE(run.wait_for_output("running")) << run.log();

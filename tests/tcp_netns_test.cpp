@@ -230,7 +230,16 @@ listen = ["0.0.0.0:7400", "[::]:7401"]
 backends = ["198.51.100.2:9000"]
 header = "v2"
 splice = ")" << mode << R"("
-)" << extra;
+
+[[service]]
+name = "congestion"
+protocol = "tcp"
+listen = "192.0.2.1:7500"
+backends = ["[2001:db8:2::2]:9000"]
+header = "v2"
+splice = ")" << mode << R"("
+tcp_congestion = )" << congestion_ << "\n"
+                                    << extra;
     }
 
     // A connected client socket in the client namespace.
@@ -324,6 +333,7 @@ splice = ")" << mode << R"("
     Sock backend4_, backend6_;
     std::unique_ptr<pptest::Child> daemon_;
     std::string pin_root_, config_path_;
+    std::string congestion_ = R"({ client = "reno", backend = "cubic" })";
 };
 
 TEST_P(TcpNetns, HeadersNameTheClientOnEveryFamilyAndMode) {
@@ -830,6 +840,65 @@ header = "v1"
     ASSERT_TRUE(daemon_->wait_for_output("reload failed, nothing changed")) << daemon_->log();
     exchange(ep("192.0.2.1:7600"), true);
     exchange(ep("203.0.113.6:7100"), false);
+}
+
+// The congestion control names `ss -ti` shows for the front's established sockets that
+// match `filter` (an ss filter expression), one per socket.
+std::multiset<std::string> congestion_of(const Netns &ns, const std::string &filter) {
+    std::set<std::string> known;
+    std::ifstream avail("/proc/sys/net/ipv4/tcp_available_congestion_control");
+    for (std::string name; avail >> name;) {
+        known.insert(name);
+    }
+    std::multiset<std::string> out;
+    std::istringstream ss(ns.exec("ss -Htni state established " + filter));
+    for (std::string word; ss >> word;) {
+        if (known.count(word)) {
+            out.insert(word);
+        }
+    }
+    return out;
+}
+
+TEST_P(TcpNetns, CongestionControlIsSetPerLegAndOnReload) {
+    // "plain" keeps the host's; "congestion" sends to clients with reno, to backends with
+    // cubic (the ones both kernels tested build in).
+    const std::string host = front_->exec("sysctl -n net.ipv4.tcp_congestion_control");
+    const std::string host_cc = host.substr(0, host.find('\n'));
+    {
+        Sock c = dial(ep("192.0.2.1:7000"));
+        send_all(c.fd, "x");
+        Sock b = accept_backend(true);
+        read_header(b.fd);
+        EXPECT_EQ(congestion_of(*front_, "sport = :7000"), std::multiset{host_cc});
+        EXPECT_EQ(congestion_of(*front_, "dport = :9000"), std::multiset{host_cc});
+    }
+    auto check = [&](const char *client_cc, const char *backend_cc) {
+        Sock c = dial(ep("192.0.2.1:7500"));
+        send_all(c.fd, "x");
+        Sock b = accept_backend(false);
+        read_header(b.fd);
+        EXPECT_EQ(read_exactly(b.fd, 1), "x");
+        EXPECT_EQ(congestion_of(*front_, "sport = :7500"), std::multiset<std::string>{client_cc});
+        EXPECT_EQ(congestion_of(*front_, "dport = :9000"), std::multiset<std::string>{backend_cc});
+    };
+    check("reno", "cubic");
+    // A reload changes both legs: new listening sockets for the client leg.
+    congestion_ = R"("cubic")";
+    write_config();
+    kill(daemon_->pid(), SIGHUP);
+    ASSERT_TRUE(daemon_->wait_for_output("reloaded")) << daemon_->log();
+    check("cubic", "cubic");
+    // A name this kernel does not have: the reload is refused, the running set stays.
+    congestion_ = R"({ backend = "no_such_cc" })";
+    write_config();
+    kill(daemon_->pid(), SIGHUP);
+    ASSERT_TRUE(daemon_->wait_for_output("reload failed, nothing changed")) << daemon_->log();
+    EXPECT_NE(daemon_->log().find("tcp_congestion \"no_such_cc\" for the backend leg of service "
+                                  "'congestion': this kernel has no such congestion control"),
+              std::string::npos)
+        << daemon_->log();
+    check("cubic", "cubic");
 }
 
 TEST_P(TcpNetns, AThousandConcurrentConnections) {

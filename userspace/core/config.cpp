@@ -445,10 +445,48 @@ void parse_health_check(const std::string &file, const toml_value &v, Service &s
     s.health_check = c;
 }
 
+// A kernel congestion control name as TCP_CONGESTION takes it (TCP_CA_NAME_MAX is 16).
+bool valid_congestion_name(const std::string &n) {
+    return !n.empty() && n.size() < 16 && std::all_of(n.begin(), n.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-';
+    });
+}
+
+// tcp_congestion = "cubic" (both legs) or { client = "bbr", backend = "cubic" }.
+void parse_congestion(const std::string &file, const toml_value &v, Service &s) {
+    auto check = [&](const toml_value &at, const std::string &name) {
+        if (!valid_congestion_name(name)) {
+            fail(file, at,
+                 "tcp_congestion " + dq(name) + " of service '" + s.name +
+                     "' is not a congestion control name (1..15 characters of A-Z a-z 0-9 _ -, "
+                     "as in /proc/sys/net/ipv4/tcp_available_congestion_control)");
+        }
+        return name;
+    };
+    if (v.is_string()) {
+        s.congestion.client = s.congestion.backend = check(v, v.as_string().str);
+        return;
+    }
+    if (!v.is_table()) {
+        fail(file, v,
+             "'tcp_congestion' in service '" + s.name +
+                 "' must be a name (\"cubic\") or a table { client = \"...\", backend = \"...\" }");
+    }
+    Table t(file, v, "tcp_congestion of service '" + s.name + "'", {"client", "backend"});
+    t.no_unknown_keys();
+    for (auto [key, field] :
+         {std::pair{"client", &s.congestion.client}, std::pair{"backend", &s.congestion.backend}}) {
+        if (auto name = t.string(key)) {
+            *field = check(*t.get(key), *name);
+        }
+    }
+}
+
 const std::vector<std::string_view> kServiceKeys = {
-    "name",         "protocol",        "listen",      "header",      "interfaces",
-    "udp_header",   "on_error",        "transparent", "backends",    "splice",
-    "idle_timeout", "connect_timeout", "tlv",         "health_check"};
+    "name",         "protocol",        "listen",      "header",       "interfaces",
+    "udp_header",   "on_error",        "transparent", "backends",     "splice",
+    "idle_timeout", "connect_timeout", "tlv",         "health_check", "tcp_congestion"};
 
 Service parse_service(const std::string &file, const toml_value &v, std::uint32_t id) {
     Service s;
@@ -529,6 +567,7 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
     only("tlv", !udp && s.header == HeaderMode::v2,
          "applies to TCP services with header = \"v2\" only");
     only("health_check", !udp, "is for TCP services");
+    only("tcp_congestion", !udp, "is for TCP services");
 
     if (udp) {
         std::map<std::string, unsigned> seen;
@@ -598,6 +637,9 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
     }
     if (const toml_value *hc = t.get("health_check")) {
         parse_health_check(file, *hc, s);
+    }
+    if (const toml_value *cc = t.get("tcp_congestion")) {
+        parse_congestion(file, *cc, s);
     }
     return s;
 }
@@ -963,6 +1005,11 @@ std::string expanded(const ListenSpec &l) {
     return out;
 }
 
+// A leg's congestion control as `check` prints it.
+std::string or_host(const std::string &name) {
+    return name.empty() ? "the host's" : name;
+}
+
 std::string tlv_string(const TlvConfig &t) {
     std::vector<std::string> parts;
     if (t.unique_id) {
@@ -1027,6 +1074,10 @@ std::string describe(const Config &cfg) {
         if (s.protocol == Protocol::tcp) {
             out += fmt::format("  timeouts    connect {}, idle {}\n",
                                format_duration(s.connect_timeout), format_duration(s.idle_timeout));
+            if (!(s.congestion == TcpCongestion{})) {
+                out += fmt::format("  congestion  client {}, backend {}\n",
+                                   or_host(s.congestion.client), or_host(s.congestion.backend));
+            }
             if (s.tlv.any()) {
                 out += fmt::format("  tlv         {}\n", tlv_string(s.tlv));
             }
@@ -1091,6 +1142,11 @@ nlohmann::json to_json(const Config &cfg) {
         js["splice"] = to_string(s.splice);
         js["connect_timeout_ms"] = s.connect_timeout.count();
         js["idle_timeout_ms"] = s.idle_timeout.count();
+        auto name_or_null = [](const std::string &n) {
+            return n.empty() ? nlohmann::json(nullptr) : nlohmann::json(n);
+        };
+        js["tcp_congestion"] = {{"client", name_or_null(s.congestion.client)},
+                                {"backend", name_or_null(s.congestion.backend)}};
         if (s.header == HeaderMode::v2) {
             nlohmann::json custom = nlohmann::json::object();
             for (const auto &[type, value] : s.tlv.custom) {

@@ -73,6 +73,16 @@ struct HealthCheck {
     HealthMode mode = HealthMode::local;
 };
 
+// TCP congestion control of the daemon's own sockets of a TCP service, per leg: the
+// client leg's sockets send to clients, the backend leg's to backends. Empty: the host's
+// (net.ipv4.tcp_congestion_control, or a route's congctl). A route's congctl wins over a
+// name set here (the kernel's rule for sockets that chose one themselves).
+struct TcpCongestion {
+    std::string client;
+    std::string backend;
+    bool operator==(const TcpCongestion &) const = default;
+};
+
 // A [[service]] table, resolved: defaults applied, addresses parsed, id assigned.
 struct Service {
     std::uint32_t id = 0;  // 1.. in file order; indexes the BPF counters
@@ -90,6 +100,7 @@ struct Service {
     SpliceMode splice = SpliceMode::splice;  // measured faster than sockmap (tools/bench)
     std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};
     std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
+    TcpCongestion congestion;
     TlvConfig tlv;  // header v2 only
     std::optional<HealthCheck> health_check;
     unsigned line = 0;  // of its [[service]] header

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstring>
 #include <algorithm>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -66,6 +67,26 @@ constexpr std::uint64_t kBacklogCheck = 1 << 20;
 
 std::string errno_text(const std::string &what, int err) {
     return what + ": " + std::strerror(err);
+}
+
+// Sets congestion control `name` on a TCP socket; an empty name keeps the host's.
+bool set_congestion(int fd, const std::string &name) {
+    return name.empty() || setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name.data(),
+                                      static_cast<socklen_t>(name.size())) == 0;
+}
+
+// Why `name` could not be set on a socket of `leg` ("client", "backend") of a service.
+std::string congestion_error(const std::string &svc_name, const char *leg, const std::string &name,
+                             int err) {
+    std::string what = "tcp: tcp_congestion \"" + name + "\" for the " + leg + " leg of service '" +
+                       svc_name + "'";
+    if (err != ENOENT) {
+        return errno_text(what, err);
+    }
+    std::string available;
+    std::getline(std::ifstream("/proc/sys/net/ipv4/tcp_available_congestion_control") >> std::ws,
+                 available);
+    return what + ": this kernel has no such congestion control (available: " + available + ")";
 }
 
 int sock_error(int fd) {
@@ -465,7 +486,7 @@ void Worker::start_connect(std::uint32_t id) {
         sockaddr_storage ss{};
         socklen_t len = b.to_sockaddr(ss);
         int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd >= 0 &&
+        if (fd >= 0 && set_congestion(fd, c.svc->cfg.congestion.backend) &&
             (connect(fd, reinterpret_cast<sockaddr *>(&ss), len) == 0 || errno == EINPROGRESS)) {
             c.fd[kBackend] = fd;
             c.deadline = Clock::now() + c.svc->cfg.connect_timeout;
@@ -1069,7 +1090,8 @@ std::vector<Bind> binds_of(const Service &svc) {
     return out;
 }
 
-int open_listener(const Bind &b, std::uint16_t port, const std::string &svc_name) {
+int open_listener(const Bind &b, std::uint16_t port, const Service &svc) {
+    const std::string &svc_name = svc.name;
     sockaddr_storage ss{};
     Endpoint at = b.at;
     at.port = port;
@@ -1088,6 +1110,12 @@ int open_listener(const Bind &b, std::uint16_t port, const std::string &svc_name
     } else {
         setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one);
     }
+    // Accepted connections inherit it (unless their route names a congctl).
+    if (!set_congestion(fd, svc.congestion.client)) {
+        int err = errno;
+        close(fd);
+        throw std::runtime_error(congestion_error(svc_name, "client", svc.congestion.client, err));
+    }
     if (bind(fd, reinterpret_cast<sockaddr *>(&ss), len) != 0 || listen(fd, 4096) != 0) {
         int err = errno;
         close(fd);
@@ -1105,9 +1133,29 @@ std::uint16_t bound_port(int fd) {
     return ep ? ep->port : 0;
 }
 
+// Refuses a backend-leg congestion control this kernel cannot set before a connection
+// needs it (the client leg is checked by opening the listeners).
+void probe_backend_congestion(const Service &svc) {
+    const std::string &name = svc.congestion.backend;
+    if (name.empty()) {
+        return;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        throw std::runtime_error(errno_text("tcp: socket for service '" + svc.name + "'", errno));
+    }
+    bool ok = set_congestion(fd, name);
+    int err = errno;
+    close(fd);
+    if (!ok) {
+        throw std::runtime_error(congestion_error(svc.name, "backend", name, err));
+    }
+}
+
 // Same sockets serve `a` and `b`.
 bool same_listening(const Service &a, const Service &b) {
-    if (a.transparent != b.transparent || a.listen.size() != b.listen.size() || a.id != b.id) {
+    if (a.transparent != b.transparent || a.listen.size() != b.listen.size() || a.id != b.id ||
+        a.congestion.client != b.congestion.client) {
         return false;
     }
     for (std::size_t i = 0; i < a.listen.size(); i++) {
@@ -1159,7 +1207,7 @@ void Server::open_service(const Service &svc, Listening &out) {
         for (const Bind &b : binds_of(svc)) {
             std::uint16_t port = b.at.port;
             for (std::size_t w = 0; w < workers_.size(); w++) {
-                int fd = open_listener(b, port, svc.name);
+                int fd = open_listener(b, port, svc);
                 out.fds[w].push_back(fd);
                 port = bound_port(fd);  // the others join the first one's port
             }
@@ -1207,6 +1255,7 @@ void Server::apply(const Config &cfg) {
             if (svc.protocol != Protocol::tcp) {
                 continue;
             }
+            probe_backend_congestion(svc);
             auto l = std::make_unique<Listening>();
             int from = -1;
             for (std::size_t i = 0; i < services_.size() && from < 0; i++) {
