@@ -9,16 +9,19 @@
                                programs on f0) and 203.0.113.1:9600 (f2, no tc at all)
                                -> 198.51.100.2:9500; nginx's UDP relay on 203.0.113.1:9604
 
-Three network namespaces joined by veth (not loopback inside one namespace). "direct"
-is the client connecting to the backend's own address, routed (forwarded) by the front,
-so every case crosses the same two veth pairs. The UDP baseline enters the front by its
+Three network namespaces joined by veth. "direct" is the client connecting to the
+backend's own address, routed (forwarded) by the front, so every case crosses the same
+two veth pairs. The TCP bulk cases run a second time on loopback inside the front
+namespace (client, proxies and sinks on 127.0.0.1), the setting the issue's own HAProxy
+and nginx figures were taken in; so does the connection rate. The UDP baseline enters the front by its
 own veth pair (c2/f2), which has no clsact qdisc, so it runs beside ppinject's cases
 without stopping ppinject between runs. Everything the run creates (namespaces,
 processes, pins, temp files) is removed at the end, also on error or Ctrl-C; processes
 are stopped by the PIDs we started. Results: build/bench/results.json, results.md and
 results.png.
 
-Usage: run.py BUILD_DIR [--quick] [--only tcp_bulk,tcp_rate,tcp_conc,udp,bpf]
+Usage: run.py BUILD_DIR [--quick]
+              [--only tcp_bulk,tcp_bulk_lo,tcp_rate,tcp_rate_lo,tcp_conc,udp,bpf]
               [--tcp-congestion NAME]
 """
 import argparse
@@ -42,14 +45,23 @@ MIB = 1 << 20
 
 # TCP ports: the sinks in the backend, and what each case's client dials.
 SINK_PLAIN, SINK_PROXY = 9000, 9001
+HAPROXY, NGINX = "haproxy send-proxy-v2", "nginx proxy_protocol"
 TCP_CASES = [  # name, address the client dials, proxy process key
     ("direct", f"{BACKEND}:{SINK_PLAIN}", None),
     ("ppinject sockmap", f"{FRONT}:9101", "ppinject-tcp"),
     ("ppinject splice", f"{FRONT}:9102", "ppinject-tcp"),
     ("ppinject copy", f"{FRONT}:9103", "ppinject-tcp"),
-    ("haproxy send-proxy-v2", f"{FRONT}:9201", "haproxy"),
-    ("nginx proxy_protocol", f"{FRONT}:9301", "nginx"),
+    (HAPROXY, f"{FRONT}:9201", "haproxy"),
+    (NGINX, f"{FRONT}:9301", "nginx"),
 ]
+# Bulk only: the default mode with tcp_congestion = "cubic" on the daemon's own sockets,
+# everything else (client, sinks, HAProxy, nginx) with the namespaces' congestion control.
+SPLICE_CUBIC = ("ppinject splice, tcp_congestion cubic", f"{FRONT}:9104", "ppinject-tcp")
+TCP_BULK_CASES = TCP_CASES[:4] + [SPLICE_CUBIC] + TCP_CASES[4:]
+# The same on loopback in the front namespace: port + 10, sinks on 127.0.0.1.
+LO = "127.0.0.1"
+TCP_LO_CASES = [(n, f"{LO}:{SINK_PLAIN if p is None else int(a.rsplit(':', 1)[1]) + 10}", p)
+                for n, a, p in TCP_BULK_CASES]
 UDP_SINK = 9500
 UDP_CASES = [  # name, address the client sends to, proxy process key
     ("no injector (DNAT only)", f"{PLAIN_FRONT}:9600", None),
@@ -282,6 +294,12 @@ class Bench:
                                   "--proxy", "--seconds", "600"], ns=NS_BACKEND)
         self.wait_tcp_listen("sink-plain", NS_BACKEND, SINK_PLAIN)
         self.wait_tcp_listen("sink-proxy", NS_BACKEND, SINK_PROXY)
+        self.spawn("sink-lo-plain", [self.load, "server", "--listen", f"{LO}:{SINK_PLAIN}",
+                                     "--seconds", "600"], ns=NS_FRONT)
+        self.spawn("sink-lo-proxy", [self.load, "server", "--listen", f"{LO}:{SINK_PROXY}",
+                                     "--proxy", "--seconds", "600"], ns=NS_FRONT)
+        self.wait_tcp_listen("sink-lo-plain", NS_FRONT, SINK_PLAIN)
+        self.wait_tcp_listen("sink-lo-proxy", NS_FRONT, SINK_PROXY)
 
     def write(self, name, text):
         path = os.path.join(self.tmp, name)
@@ -291,10 +309,15 @@ class Bench:
 
     def start_ppinject_tcp(self):
         services = ""
-        for port, mode in ((9101, "sockmap"), (9102, "splice"), (9103, "copy")):
-            services += (f'\n[[service]]\nname = "bench-{mode}"\nprotocol = "tcp"\n'
-                         f'listen = "{FRONT}:{port}"\nbackends = ["{BACKEND}:{SINK_PROXY}"]\n'
-                         f'header = "v2"\nsplice = "{mode}"\n')
+        for at, to, lo in ((FRONT, BACKEND, ""), (LO, LO, "lo-")):
+            for port, mode, extra in ((9101, "sockmap", ""), (9102, "splice", ""),
+                                      (9103, "copy", ""),
+                                      (9104, "splice", 'tcp_congestion = "cubic"\n')):
+                name = f"bench-{lo}{mode}" + ("-cubic" if extra else "")
+                services += (f'\n[[service]]\nname = "{name}"\nprotocol = "tcp"\n'
+                             f'listen = "{at}:{port + (10 if lo else 0)}"\n'
+                             f'backends = ["{to}:{SINK_PROXY}"]\n'
+                             f'header = "v2"\nsplice = "{mode}"\n{extra}')
         cfg = self.write("ppbench-tcp.toml",
                          '[global]\nbpffs = "/sys/fs/bpf/ppbench-tcp"\n' + services)
         self.spawn("ppinject-tcp", ["nsenter", f"--net=/run/netns/{NS_FRONT}", self.ppinject,
@@ -346,6 +369,9 @@ defaults
 listen bench
     bind {FRONT}:9201
     server sink {BACKEND}:{SINK_PROXY} send-proxy-v2
+listen bench-lo
+    bind {LO}:9211
+    server sink {LO}:{SINK_PROXY} send-proxy-v2
 """)
         self.spawn("haproxy", ["/usr/sbin/haproxy", "-f", cfg, "-db"], ns=NS_FRONT)
         self.wait_tcp_listen("haproxy", NS_FRONT, 9201)
@@ -371,6 +397,13 @@ stream {{
         proxy_timeout 60s;
     }}
     server {{
+        listen {LO}:9311;
+        proxy_pass {LO}:{SINK_PROXY};
+        proxy_protocol on;
+        proxy_half_close on;
+        proxy_timeout 60s;
+    }}
+    server {{
         listen {PLAIN_FRONT}:9604 udp;
         proxy_pass {BACKEND}:{UDP_SINK};
         proxy_protocol on;
@@ -387,8 +420,8 @@ stream {{
         return 285 - (time.monotonic() - self.start)
 
     # -- clients --
-    def client(self, args, timeout):
-        r = subprocess.run(["ip", "netns", "exec", NS_CLIENT, self.load] + args,
+    def client(self, args, timeout, ns=NS_CLIENT):
+        r = subprocess.run(["ip", "netns", "exec", ns, self.load] + args,
                            capture_output=True, text=True, timeout=timeout)
         try:
             return json.loads(r.stdout)
@@ -429,10 +462,11 @@ stream {{
             rows.append(pick)
         return rows, done
 
-    def bulk_run(self, direction, name, addr, proc, size, cap, streams=1):
+    def bulk_run(self, direction, name, addr, proc, size, cap, streams=1, ns=NS_CLIENT):
         with CpuWindow(self.pid(proc)) as w:
             r = self.client(["bulk", "--connect", addr, "--dir", direction, "--bytes", str(size),
-                             "--streams", str(streams), "--seconds", str(cap)], timeout=cap + 20)
+                             "--streams", str(streams), "--seconds", str(cap)], timeout=cap + 20,
+                            ns=ns)
         gib = r["bytes"] / GIB
         row = {
             "direction": "client->backend" if direction == "up" else "backend->client",
@@ -442,34 +476,41 @@ stream {{
             "proxy_cpu_s_per_gib": (w.proc / gib) if w.proc is not None and gib else None,
             "machine_cpu_s_per_gib": w.machine / gib if gib else None,
         }
-        log(f"tcp bulk {row['direction']} x{streams} {name}: {row['gbit_s']:.2f} Gbit/s"
+        log(f"tcp bulk {'loopback ' if ns == NS_FRONT else ''}{row['direction']} x{streams} "
+            f"{name}: {row['gbit_s']:.2f} Gbit/s"
             + ("" if row["complete"] else f" INCOMPLETE ({r['streams_ok']}/{streams} streams)"))
         return row
 
-    def sockmap_counters(self):
-        """The sockmap service's TCP counters (ppinject status --json), summed over both ways."""
+    def sockmap_counters(self, service):
+        """A sockmap service's TCP counters (ppinject status --json), summed over both ways."""
         out = sh([self.ppinject, "status", "--json", "--bpffs", "/sys/fs/bpf/ppbench-tcp"])
-        svc = next(s for s in json.loads(out)["services"] if s["name"] == "bench-sockmap")
+        svc = next(s for s in json.loads(out)["services"] if s["name"] == service)
         c = svc["counters"]
         return {"relayed": c["tcp_bytes_to_backend"] + c["tcp_bytes_to_client"],
                 "held": c["tcp_bytes_held"], "cut": c["tcp_overlap_cut"]}
 
-    def tcp_bulk(self):
+    def tcp_bulk(self, loopback=False):
+        """One stream each way per case, over the veths (client -> front -> backend) or, with
+        `loopback`, on 127.0.0.1 inside the front namespace."""
         size = GIB // 2 if self.quick else GIB
         cap = 12
-        cases = [(d, *c) for d in ("up", "down") for c in TCP_CASES]
-        before = self.sockmap_counters()
-        rows, n = self.rounds("tcp_bulk", cases, lambda c: self.bulk_run(*c, size, cap),
+        key, ns = ("tcp_bulk_loopback", NS_FRONT) if loopback else ("tcp_bulk", NS_CLIENT)
+        sink_ns, sink = (NS_FRONT, LO) if loopback else (NS_BACKEND, BACKEND)
+        cases = [(d, *c) for d in ("up", "down")
+                 for c in (TCP_LO_CASES if loopback else TCP_BULK_CASES)]
+        sockmap_service = "bench-lo-sockmap" if loopback else "bench-sockmap"
+        before = self.sockmap_counters(sockmap_service)
+        rows, n = self.rounds(key, cases, lambda c: self.bulk_run(*c, size, cap, ns=ns),
                               "gbit_s", 1 if self.quick else 3, 75)
-        after = self.sockmap_counters()
+        after = self.sockmap_counters(sockmap_service)
         sockmap = {k: after[k] - before[k] for k in after}
         # The bench's own sink next to iperf3, on the direct path: is the sink the limit?
         for rev, label in ((False, "client->backend"), (True, "backend->client")):
-            self.spawn("iperf3", ["iperf3", "-s", "-B", BACKEND, "-p", "9050", "-1"], ns=NS_BACKEND)
-            self.wait_tcp_listen("iperf3", NS_BACKEND, 9050)
+            self.spawn("iperf3", ["iperf3", "-s", "-B", sink, "-p", "9050", "-1"], ns=sink_ns)
+            self.wait_tcp_listen("iperf3", sink_ns, 9050)
             with CpuWindow(None) as w:
-                out = sh(["iperf3", "-c", BACKEND, "-p", "9050", "-n", str(size), "-J"]
-                         + (["-R"] if rev else []), ns=NS_CLIENT, timeout=cap + 10)
+                out = sh(["iperf3", "-c", sink, "-p", "9050", "-n", str(size), "-J"]
+                         + (["-R"] if rev else []), ns=ns, timeout=cap + 10)
             self.procs["iperf3"].wait(timeout=10)
             self.stop("iperf3")
             j = json.loads(out)
@@ -480,15 +521,15 @@ stream {{
                          "proxy_cpu_s_per_gib": None, "machine_cpu_s_per_gib": w.machine / (b / GIB),
                          "runs": 1, "min": bps / 1e9, "max": bps / 1e9, "all_runs": [bps / 1e9]})
         ratio(rows, "gbit_s", ("direction",))
-        ratio(rows, "gbit_s", ("direction",), base=TCP_CASES[4][0], field="x_haproxy")
-        ratio(rows, "gbit_s", ("direction",), base=TCP_CASES[5][0], field="x_nginx")
-        self.results["tcp_bulk"] = {"bytes_per_run": size, "time_cap_s": cap, "rounds": n,
-                                    "rows": rows, "sockmap_bytes": sockmap}
+        ratio(rows, "gbit_s", ("direction",), base=HAPROXY, field="x_haproxy")
+        ratio(rows, "gbit_s", ("direction",), base=NGINX, field="x_nginx")
+        self.results[key] = {"bytes_per_run": size, "time_cap_s": cap, "rounds": n,
+                             "rows": rows, "sockmap_bytes": sockmap}
 
-    def rate_run(self, name, addr, proc, secs):
+    def rate_run(self, name, addr, proc, secs, ns=NS_CLIENT):
         with CpuWindow(self.pid(proc)) as w:
             r = self.client(["rate", "--connect", addr, "--parallel", "16", "--seconds", str(secs)],
-                            timeout=secs + 20)
+                            timeout=secs + 20, ns=ns)
         n = max(r["connections"], 1)
         row = {
             "case": name, "connections": r["connections"], "errors": r["errors"],
@@ -496,18 +537,22 @@ stream {{
             "proxy_cpu_us_per_conn": w.proc / n * 1e6 if w.proc is not None else None,
             "machine_cpu_us_per_conn": w.machine / n * 1e6,
         }
-        log(f"tcp rate {name}: {row['conn_s']:.0f} conn/s, {r['errors']} errors")
+        log(f"tcp rate {'loopback ' if ns == NS_FRONT else ''}{name}: {row['conn_s']:.0f} conn/s, "
+            f"{r['errors']} errors")
         time.sleep(0.5)  # let closing sockets settle between cases
         return row
 
-    def tcp_rate(self):
+    def tcp_rate(self, loopback=False):
         secs = 1.5
-        rows, n = self.rounds("tcp_rate", TCP_CASES, lambda c: self.rate_run(*c, secs), "conn_s",
-                              1 if self.quick else 4, 55)
+        key, ns = ("tcp_rate_loopback", NS_FRONT) if loopback else ("tcp_rate", NS_CLIENT)
+        names = [c[0] for c in TCP_CASES]
+        cases = [c for c in TCP_LO_CASES if c[0] in names] if loopback else TCP_CASES
+        rows, n = self.rounds(key, cases, lambda c: self.rate_run(*c, secs, ns=ns), "conn_s",
+                              1 if self.quick else (3 if loopback else 4), 45 if loopback else 55)
         ratio(rows, "conn_s", ())
-        ratio(rows, "conn_s", (), base=TCP_CASES[4][0], field="x_haproxy")
-        ratio(rows, "conn_s", (), base=TCP_CASES[5][0], field="x_nginx")
-        self.results["tcp_rate"] = {"seconds": secs, "parallel": 16, "rounds": n, "rows": rows}
+        ratio(rows, "conn_s", (), base=HAPROXY, field="x_haproxy")
+        ratio(rows, "conn_s", (), base=NGINX, field="x_nginx")
+        self.results[key] = {"seconds": secs, "parallel": 16, "rounds": n, "rows": rows}
 
     def tcp_concurrency(self):
         size = 256 * MIB if self.quick else 512 * MIB
@@ -639,10 +684,15 @@ def incomplete(r):
 def render(results):
     parts = ["Ratios (ratio, x HAProxy, x nginx) are medians over the rounds of one run's "
              "result over the other case's in the same round.\n"]
-    if "tcp_bulk" in results:
-        t = results["tcp_bulk"]
-        parts.append(f"### TCP bulk ({t['bytes_per_run'] // MIB} MiB per run, one stream, median "
-                     f"of {t['rounds']} interleaved runs)\n")
+    for key, where in (("tcp_bulk", "client -> front -> backend over veths"),
+                       ("tcp_bulk_loopback", "loopback inside the front namespace")):
+        if key not in results:
+            continue
+        t = results[key]
+        gap = "" if parts[-1].endswith("\n") else "\n"  # one blank line between sections
+        parts.append(f"{gap}### TCP bulk, {where} "
+                     f"({t['bytes_per_run'] // MIB} MiB per run, one stream, median of "
+                     f"{t['rounds']} interleaved runs)\n")
         parts.append(table(
             ["direction", "case", "Gbit/s", "range", "ratio", "x HAProxy", "x nginx",
              "proxy CPU s/GiB", "machine CPU s/GiB"],
@@ -655,10 +705,13 @@ def render(results):
                      f"{sm['held'] / GIB:.2f} GiB of it held back for a slow reader and copied "
                      f"by the daemon (tcp_bytes_held), {sm['cut']} bytes of retransmissions "
                      f"cut (tcp_overlap_cut).")
-    if "tcp_rate" in results:
-        t = results["tcp_rate"]
-        parts.append(f"\n### TCP connection rate ({t['seconds']} s per run, {t['parallel']} "
-                     f"client threads; connect, 1 byte each way, close; median of {t['rounds']})\n")
+    for key, where in (("tcp_rate", "over veths"), ("tcp_rate_loopback", "on loopback")):
+        if key not in results:
+            continue
+        t = results[key]
+        parts.append(f"\n### TCP connection rate {where} ({t['seconds']} s per run, "
+                     f"{t['parallel']} client threads; connect, 1 byte each way, close; median of "
+                     f"{t['rounds']})\n")
         parts.append(table(
             ["case", "conn/s", "range", "ratio", "x HAProxy", "x nginx", "errors",
              "proxy CPU us/conn", "machine CPU us/conn"],
@@ -713,17 +766,24 @@ def chart(results, out_dir, tmp):
                 f.write(f"\"{label_of(r)}\" {value_of(r):.4f}\n")
         return path
 
-    if "tcp_bulk" in results:
-        rows = [r for r in results["tcp_bulk"]["rows"] if "iperf3" not in r["case"]]
-        up = data("bulk_up", [r for r in rows if r["direction"] == "client->backend"],
+    for key, where in (("tcp_bulk", "veths"), ("tcp_bulk_loopback", "loopback")):
+        if key not in results:
+            continue
+        rows = [r for r in results[key]["rows"] if "iperf3" not in r["case"]]
+        up = data(key + "_up", [r for r in rows if r["direction"] == "client->backend"],
                   lambda r: r["case"], lambda r: r["gbit_s"])
-        down = data("bulk_down", [r for r in rows if r["direction"] == "backend->client"],
+        down = data(key + "_down", [r for r in rows if r["direction"] == "backend->client"],
                     lambda r: r["case"], lambda r: r["gbit_s"])
-        panels.append(("TCP bulk, Gbit/s", f"'{up}' using 2:xtic(1) title 'client->backend', "
+        panels.append((f"TCP bulk on {where}, Gbit/s",
+                       f"'{up}' using 2:xtic(1) title 'client->backend', "
                        f"'{down}' using 2 title 'backend->client'"))
-    if "tcp_rate" in results:
-        p = data("rate", results["tcp_rate"]["rows"], lambda r: r["case"], lambda r: r["conn_s"])
-        panels.append(("TCP connections/s", f"'{p}' using 2:xtic(1) title 'conn/s'"))
+    if "tcp_rate" in results or "tcp_rate_loopback" in results:
+        files = []
+        for key, where in (("tcp_rate", "veths"), ("tcp_rate_loopback", "loopback")):
+            if key in results:
+                p = data(key, results[key]["rows"], lambda r: r["case"], lambda r: r["conn_s"])
+                files.append(f"'{p}' using 2{'' if files else ':xtic(1)'} title '{where}'")
+        panels.append(("TCP connections/s", ", ".join(files)))
     if "tcp_concurrency" in results:
         rows = results["tcp_concurrency"]["rows"]
         files = []
@@ -788,7 +848,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("build")
     ap.add_argument("--quick", action="store_true", help="smaller transfers, shorter runs")
-    ap.add_argument("--only", default="tcp_bulk,tcp_rate,tcp_conc,udp,bpf")
+    ap.add_argument("--only", default="tcp_bulk,tcp_bulk_lo,tcp_rate,tcp_rate_lo,tcp_conc,udp,bpf")
     ap.add_argument("--tcp-congestion", metavar="NAME",
                     help="TCP congestion control in the bench's namespaces (default: the "
                     "host's, net.ipv4.tcp_congestion_control), e.g. cubic or bbr")
@@ -821,14 +881,17 @@ def main():
         bench.setup()
         info["tcp_congestion"] = sh(["sysctl", "-n", "net.ipv4.tcp_congestion_control"],
                                     ns=NS_FRONT).strip()
-        if only & {"tcp_bulk", "tcp_rate", "tcp_conc"}:
+        if only & {"tcp_bulk", "tcp_bulk_lo", "tcp_rate", "tcp_rate_lo", "tcp_conc"}:
             bench.start_sinks()
             bench.start_ppinject_tcp()
             bench.start_haproxy()
-        if only & {"tcp_bulk", "tcp_rate", "tcp_conc", "udp"}:
+        if only & {"tcp_bulk", "tcp_bulk_lo", "tcp_rate", "tcp_rate_lo", "tcp_conc", "udp"}:
             bench.start_nginx()
-        steps = [("bpf", bench.bpf), ("tcp_bulk", bench.tcp_bulk), ("tcp_conc", bench.tcp_concurrency),
-                 ("udp", bench.udp), ("tcp_rate", bench.tcp_rate)]
+        steps = [("bpf", bench.bpf), ("tcp_bulk", bench.tcp_bulk),
+                 ("tcp_bulk_lo", lambda: bench.tcp_bulk(loopback=True)),
+                 ("tcp_conc", bench.tcp_concurrency),
+                 ("udp", bench.udp), ("tcp_rate", bench.tcp_rate),
+                 ("tcp_rate_lo", lambda: bench.tcp_rate(loopback=True))]
         for name, fn in steps:
             if name not in only:
                 continue
