@@ -289,18 +289,13 @@ class Bench:
 
     # -- servers --
     def start_sinks(self):
-        self.spawn("sink-plain", [self.load, "server", "--listen", f"{BACKEND}:{SINK_PLAIN}",
-                                  "--seconds", "600"], ns=NS_BACKEND)
-        self.spawn("sink-proxy", [self.load, "server", "--listen", f"{BACKEND}:{SINK_PROXY}",
-                                  "--proxy", "--seconds", "600"], ns=NS_BACKEND)
-        self.wait_tcp_listen("sink-plain", NS_BACKEND, SINK_PLAIN)
-        self.wait_tcp_listen("sink-proxy", NS_BACKEND, SINK_PROXY)
-        self.spawn("sink-lo-plain", [self.load, "server", "--listen", f"{LO}:{SINK_PLAIN}",
-                                     "--seconds", "600"], ns=NS_FRONT)
-        self.spawn("sink-lo-proxy", [self.load, "server", "--listen", f"{LO}:{SINK_PROXY}",
-                                     "--proxy", "--seconds", "600"], ns=NS_FRONT)
-        self.wait_tcp_listen("sink-lo-plain", NS_FRONT, SINK_PLAIN)
-        self.wait_tcp_listen("sink-lo-proxy", NS_FRONT, SINK_PROXY)
+        """A plain and a PROXY-stripping sink in the backend (veths) and on loopback."""
+        for where, ns, addr in (("sink", NS_BACKEND, BACKEND), ("sink-lo", NS_FRONT, LO)):
+            for kind, port, extra in (("plain", SINK_PLAIN, []), ("proxy", SINK_PROXY, ["--proxy"])):
+                self.spawn(f"{where}-{kind}", [self.load, "server", "--listen", f"{addr}:{port}"]
+                           + extra + ["--seconds", "600"], ns=ns)
+            for kind, port in (("plain", SINK_PLAIN), ("proxy", SINK_PROXY)):
+                self.wait_tcp_listen(f"{where}-{kind}", ns, port)
 
     def write(self, name, text):
         path = os.path.join(self.tmp, name)
@@ -786,13 +781,10 @@ def chart(results, out_dir, tmp):
         panels.append((f"TCP bulk on {where}, Gbit/s",
                        f"'{up}' using 2:xtic(1) title 'client->backend', "
                        f"'{down}' using 2 title 'backend->client'"))
-    if "tcp_rate" in results or "tcp_rate_loopback" in results:
-        files = []
-        for key, where in (("tcp_rate", "veths"), ("tcp_rate_loopback", "loopback")):
-            if key in results:
-                p = data(key, results[key]["rows"], lambda r: r["case"], lambda r: r["conn_s"])
-                files.append(f"'{p}' using 2{'' if files else ':xtic(1)'} title '{where}'")
-        panels.append(("TCP connections/s", ", ".join(files)))
+    for key, where in (("tcp_rate", "veths"), ("tcp_rate_loopback", "loopback")):
+        if key in results:  # a panel each: histogram bars pair up by row, not by case
+            p = data(key, results[key]["rows"], lambda r: r["case"], lambda r: r["conn_s"])
+            panels.append((f"TCP connections/s on {where}", f"'{p}' using 2:xtic(1) title 'conn/s'"))
     if "tcp_concurrency" in results:
         rows = results["tcp_concurrency"]["rows"]
         files = []
