@@ -36,6 +36,12 @@ for ns in ppd-client ppd-front ppd-backend; do
 done
 ip link add c0 netns ppd-client type veth peer name f0 netns ppd-front
 ip link add f1 netns ppd-front type veth peer name b0 netns ppd-backend
+# Links up before the addresses: an IPv6 address added to a link that is still down left
+# the first neighbour solicitation for it unanswered (the first connection waited 1 s).
+for l in "ppd-client c0" "ppd-front f0" "ppd-front f1" "ppd-backend b0"; do
+  set -- $l
+  ip -n "$1" link set "$2" up
+done
 ip -n ppd-client addr add 192.0.2.2/24 dev c0
 ip -n ppd-client addr add 2001:db8:1::2/64 dev c0 nodad
 ip -n ppd-front addr add 192.0.2.1/24 dev f0
@@ -44,10 +50,6 @@ ip -n ppd-front addr add 198.51.100.1/24 dev f1
 ip -n ppd-front addr add 2001:db8:2::1/64 dev f1 nodad
 ip -n ppd-backend addr add 198.51.100.2/24 dev b0
 ip -n ppd-backend addr add 2001:db8:2::2/64 dev b0 nodad
-for l in "ppd-client c0" "ppd-front f0" "ppd-front f1" "ppd-backend b0"; do
-  set -- $l
-  ip -n "$1" link set "$2" up
-done
 ip -n ppd-client route add default via 192.0.2.1
 ip -n ppd-client -6 route add default via 2001:db8:1::1
 ip -n ppd-backend route add default via 198.51.100.1

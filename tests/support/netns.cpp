@@ -145,12 +145,17 @@ void veth(const Netns &a, const std::string &a_if, const std::vector<std::string
         const std::string &ifname;
         const std::vector<std::string> &addrs;
     };
+    // Up first, then the addresses: an IPv6 address added to a link that is still down
+    // left the first neighbour solicitation for it unanswered, so the first IPv6
+    // connection waited a second for the next one (every time, on 6.18).
+    for (const End &end : {End{a, a_if, a_addrs}, End{b, b_if, b_addrs}}) {
+        end.ns.exec("ip link set " + end.ifname + " up");
+    }
     for (const End &end : {End{a, a_if, a_addrs}, End{b, b_if, b_addrs}}) {
         for (const auto &addr : end.addrs) {
             bool v6 = addr.find(':') != std::string::npos;
             end.ns.exec("ip addr add " + addr + " dev " + end.ifname + (v6 ? " nodad" : ""));
         }
-        end.ns.exec("ip link set " + end.ifname + " up");
     }
 }
 
