@@ -11,10 +11,10 @@
 
 Three network namespaces joined by veth. "direct" is the client connecting to the
 backend's own address, routed (forwarded) by the front, so every case crosses the same
-two veth pairs. The TCP bulk cases run a second time on loopback inside the front
-namespace (client, proxies and sinks on 127.0.0.1), the setting the issue's own HAProxy
-and nginx figures were taken in; so does the connection rate. The UDP baseline enters the front by its
-own veth pair (c2/f2), which has no clsact qdisc, so it runs beside ppinject's cases
+two veth pairs. The TCP bulk and connection-rate scenarios run a second time on loopback
+inside the front namespace (client, proxies and sinks on 127.0.0.1), the setting the
+issue's own HAProxy and nginx figures were taken in. The UDP baseline enters the front by
+its own veth pair (c2/f2), which has no clsact qdisc, so it runs beside ppinject's cases
 without stopping ppinject between runs. Everything the run creates (namespaces,
 processes, pins, temp files) is removed at the end, also on error or Ctrl-C; processes
 are stopped by the PIDs we started. Results: build/bench/results.json, results.md and
