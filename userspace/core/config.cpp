@@ -231,8 +231,9 @@ class Table {
     std::vector<std::string_view> allowed_;
 };
 
-bool valid_name(const std::string &s) {
-    if (s.empty() || s.size() >= PP_NAME_LEN) {
+// 1..max_len characters of A-Z a-z 0-9 _ -: service names, congestion control names.
+bool valid_name(const std::string &s, std::size_t max_len = PP_NAME_LEN - 1) {
+    if (s.empty() || s.size() > max_len) {
         return false;
     }
     return std::all_of(s.begin(), s.end(), [](char c) {
@@ -445,22 +446,19 @@ void parse_health_check(const std::string &file, const toml_value &v, Service &s
     s.health_check = c;
 }
 
-// A kernel congestion control name as TCP_CONGESTION takes it (TCP_CA_NAME_MAX is 16).
-bool valid_congestion_name(const std::string &n) {
-    return !n.empty() && n.size() < 16 && std::all_of(n.begin(), n.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-               c == '_' || c == '-';
-    });
-}
+// The longest name TCP_CONGESTION takes (the kernel's TCP_CA_NAME_MAX is 16, with the NUL).
+constexpr std::size_t kCongestionNameMax = 15;
 
 // tcp_congestion = "cubic" (both legs) or { client = "bbr", backend = "cubic" }.
 void parse_congestion(const std::string &file, const toml_value &v, Service &s) {
     auto check = [&](const toml_value &at, const std::string &name) {
-        if (!valid_congestion_name(name)) {
+        if (!valid_name(name, kCongestionNameMax)) {
             fail(file, at,
                  "tcp_congestion " + dq(name) + " of service '" + s.name +
-                     "' is not a congestion control name (1..15 characters of A-Z a-z 0-9 _ -, "
-                     "as in /proc/sys/net/ipv4/tcp_available_congestion_control)");
+                     "' is not a congestion control name (1.." +
+                     std::to_string(kCongestionNameMax) +
+                     " characters of A-Z a-z 0-9 _ -, as in "
+                     "/proc/sys/net/ipv4/tcp_available_congestion_control)");
         }
         return name;
     };

@@ -1091,14 +1091,13 @@ std::vector<Bind> binds_of(const Service &svc) {
 }
 
 int open_listener(const Bind &b, std::uint16_t port, const Service &svc) {
-    const std::string &svc_name = svc.name;
     sockaddr_storage ss{};
     Endpoint at = b.at;
     at.port = port;
     socklen_t len = at.to_sockaddr(ss);
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        throw std::runtime_error(errno_text("tcp: socket for service '" + svc_name + "'", errno));
+        throw std::runtime_error(errno_text("tcp: socket for service '" + svc.name + "'", errno));
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -1114,13 +1113,13 @@ int open_listener(const Bind &b, std::uint16_t port, const Service &svc) {
     if (!set_congestion(fd, svc.congestion.client)) {
         int err = errno;
         close(fd);
-        throw std::runtime_error(congestion_error(svc_name, "client", svc.congestion.client, err));
+        throw std::runtime_error(congestion_error(svc.name, "client", svc.congestion.client, err));
     }
     if (bind(fd, reinterpret_cast<sockaddr *>(&ss), len) != 0 || listen(fd, 4096) != 0) {
         int err = errno;
         close(fd);
         throw std::runtime_error(errno_text(
-            "tcp: listen on " + at.to_string() + " for service '" + svc_name + "'", err));
+            "tcp: listen on " + at.to_string() + " for service '" + svc.name + "'", err));
     }
     return fd;
 }
