@@ -303,7 +303,7 @@ class Worker {
         return f > d ? f - d : 0;
     }
     void run_pumps(std::uint32_t id);
-    int run_pump(Conn &c, int from);
+    int run_pump(Conn &c, int from, int &failed);
     void tick();
     void finish(std::uint32_t id, bool reset_client, int reset_side = -1);
     void arm(std::uint32_t id, int side, std::uint32_t events, bool add = false);
@@ -850,6 +850,12 @@ void Worker::on_spliced_event(std::uint32_t id, int side, std::uint32_t events) 
         }
         // EPIPE and the like right after a shutdown we passed on: not a reset.
     }
+    // Closed both ways although we never shut its write side: reset, or timed out. Its
+    // error may be gone already, taken by the kernel's own send of redirected bytes.
+    if ((events & EPOLLHUP) && !c.shut[side]) {
+        finish(id, false, side);
+        return;
+    }
     if ((events & (EPOLLRDHUP | EPOLLHUP)) && !c.fin[side]) {
         c.fin[side] = true;  // passed on by tick() once its bytes are through
         arm_spliced(id);
@@ -862,8 +868,8 @@ void Worker::on_spliced_event(std::uint32_t id, int side, std::uint32_t events) 
 }
 
 // Moves what it can from side `from` to the other. Returns 0, or an errno that ends the
-// connection.
-int Worker::run_pump(Conn &c, int from) {
+// connection and sets `failed` to the side whose socket returned it.
+int Worker::run_pump(Conn &c, int from, int &failed) {
     Pump &p = c.pump[from];
     int src = c.fd[from], dst = c.fd[1 - from];
     bool use_pipe = p.use_pipe;
@@ -873,6 +879,7 @@ int Worker::run_pump(Conn &c, int from) {
                                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
                                  : send(dst, p.buf.data() + p.head, p.pending, MSG_NOSIGNAL);
             if (n < 0) {
+                failed = 1 - from;
                 return errno == EAGAIN ? 0 : errno == EINTR ? 0 : errno;
             }
             p.pending -= static_cast<std::size_t>(n);
@@ -902,6 +909,7 @@ int Worker::run_pump(Conn &c, int from) {
                                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
                              : recv(src, p.buf.data(), p.buf.size(), 0);
         if (n < 0) {
+            failed = from;
             return errno == EAGAIN || errno == EINTR ? 0 : errno;
         }
         if (n == 0) {
@@ -915,16 +923,16 @@ int Worker::run_pump(Conn &c, int from) {
 void Worker::run_pumps(std::uint32_t id) {
     Conn &c = conns_[id];
     for (int s : {kClient, kBackend}) {
-        int err = run_pump(c, s);
+        int failed = -1;
+        int err = run_pump(c, s, failed);
         if (err == 0) {
             continue;
         }
         // A reset of either socket is passed on as a reset; anything else closes both.
-        int reset_side = -1;
-        if (is_reset(err)) {
-            reset_side = sock_error(c.fd[s]) != 0 || err == ECONNRESET ? s : 1 - s;
-        }
-        finish(id, false, reset_side);
+        // EPIPE is one too: nothing is written after our own shutdown, so the socket was
+        // reset, and the reset was taken by an earlier splice that returned the bytes it
+        // had moved before it.
+        finish(id, false, is_reset(err) || err == EPIPE ? failed : -1);
         return;
     }
     if (c.pump[kClient].shut && c.pump[kBackend].shut) {
