@@ -21,6 +21,9 @@ namespace {
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) {
         _exit(127);  // or the test is already gone
     }
+    // An ignored signal stays ignored across exec: the child gets SIGPIPE back as a shell
+    // would start it, or a daemon that forgot to ignore it would pass every test.
+    signal(SIGPIPE, SIG_DFL);
     std::vector<char *> args;
     for (const auto &a : argv) {
         args.push_back(const_cast<char *>(a.c_str()));

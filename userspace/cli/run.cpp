@@ -55,6 +55,10 @@ int run(const RunOptions &opts) {
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+    // splice(2) into a socket has no MSG_NOSIGNAL: a peer's reset that lands during one
+    // splice call makes the next one fail with EPIPE, and SIGPIPE would end the daemon.
+    // The error ends only that connection.
+    signal(SIGPIPE, SIG_IGN);
 
     try {
         Datapath dp(cfg, log_line);
