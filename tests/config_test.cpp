@@ -241,6 +241,16 @@ TEST(Config, IdsAndLinesInFileOrder) {
     EXPECT_EQ(c.services[2].name, "three");
 }
 
+TEST(IpAddress, LoopbackIs127Slash8AndColonColon1) {
+    for (const char *yes : {"127.0.0.1", "127.255.0.9", "::1", "::ffff:127.0.0.1"}) {
+        EXPECT_TRUE(IpAddress::parse(yes)->is_loopback()) << yes;
+    }
+    for (const char *no : {"128.0.0.1", "126.255.255.255", "0.0.0.0", "::", "::2", "::101", "1::1",
+                           "2001:db8::1", "192.0.2.127"}) {
+        EXPECT_FALSE(IpAddress::parse(no)->is_loopback()) << no;
+    }
+}
+
 TEST(Config, SameAddressOtherProtocolOrMoreSpecificPrefixMayCoexist) {
     std::string tcp53 = kTcp;
     tcp53.replace(tcp53.find("192.0.2.1:443"), 13, "192.0.2.1:53");
@@ -363,7 +373,9 @@ TEST(Config, JsonHasEveryResolvedField) {
     nlohmann::json t = to_json(set)["services"][0]["tcp_congestion"];
     EXPECT_EQ(t["client"], "bbr");
     EXPECT_TRUE(t["backend"].is_null());
-    EXPECT_NE(describe(set).find("congestion  client bbr, backend the host's"), std::string::npos)
+    EXPECT_NE(
+        describe(set).find("congestion  client bbr, backend the host's (cubic to loopback peers)"),
+        std::string::npos)
         << describe(set);
     EXPECT_EQ(describe(c).find("congestion"), std::string::npos);  // not set: not shown
 }

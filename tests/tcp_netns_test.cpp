@@ -238,13 +238,30 @@ listen = "192.0.2.1:7500"
 backends = ["[2001:db8:2::2]:9000"]
 header = "v2"
 splice = ")" << mode << R"("
-tcp_congestion = )" << congestion_ << "\n"
-                                    << extra;
+tcp_congestion = )" << congestion_ << R"(
+
+[[service]]
+name = "loopback"
+protocol = "tcp"
+listen = "127.0.0.1:7600"
+backends = ["127.0.0.1:9100"]
+header = "v2"
+splice = ")" << mode << R"("
+
+[[service]]
+name = "loopback-named"
+protocol = "tcp"
+listen = "127.0.0.1:7601"
+backends = ["127.0.0.1:9100"]
+header = "v2"
+splice = ")" << mode << R"("
+tcp_congestion = "reno"
+)" << extra;
     }
 
-    // A connected client socket in the client namespace.
-    Sock dial(const Endpoint &to) {
-        Sock s(client_->socket(to.addr.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM));
+    // A connected client socket in the client namespace (or in `from`).
+    Sock dial(const Endpoint &to, const pptest::Netns *from = nullptr) {
+        Sock s((from ? from : client_)->socket(to.addr.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM));
         set_timeouts(s.fd);
         sockaddr_storage ss{};
         socklen_t len = to.to_sockaddr(ss);
@@ -254,8 +271,10 @@ tcp_congestion = )" << congestion_ << "\n"
     }
 
     // The next connection the backend accepts (on its IPv4 or IPv6 address).
-    Sock accept_backend(bool v4) {
-        int l = v4 ? backend4_.fd : backend6_.fd;
+    Sock accept_backend(bool v4) { return accept_on(v4 ? backend4_.fd : backend6_.fd); }
+
+    // The next connection listening socket `l` accepts.
+    Sock accept_on(int l) {
         pollfd p{l, POLLIN, 0};
         if (poll(&p, 1, kIoTimeoutMs) != 1) {
             ADD_FAILURE() << "no connection reached the backend";
@@ -952,6 +971,46 @@ TEST_P(TcpNetns, CongestionControlIsSetPerLegAndOnReload) {
               std::string::npos)
         << daemon_->log();
     check("cubic", "cubic");
+}
+
+// Without tcp_congestion, a leg whose peer is on a loopback address gets cubic, others the
+// host's: a listener on 127.0.0.1 and a backend there, a loopback client through a wildcard
+// listener (each connection then), and none of it when the service names one. The front
+// namespace is on reno for this, so that neither cubic nor the host's default of the
+// machine running the test can pass by accident.
+TEST_P(TcpNetns, LoopbackLegsGetCubicUnlessTheServiceNamesOne) {
+    front_->exec("sysctl -qw net.ipv4.tcp_congestion_control=reno");
+    ASSERT_EQ(daemon_->stop(SIGTERM), 0) << daemon_->log();
+    daemon_ = pptest::start_ppinject_run(*front_, config_path_);  // listeners on reno
+    ASSERT_FALSE(HasFailure());
+    Sock lb(front_->socket(AF_INET, SOCK_STREAM));  // a backend on the front's loopback
+    sockaddr_storage ss{};
+    socklen_t len = ep("127.0.0.1:9100").to_sockaddr(ss);
+    ASSERT_EQ(bind(lb.fd, reinterpret_cast<sockaddr *>(&ss), len), 0) << std::strerror(errno);
+    ASSERT_EQ(listen(lb.fd, 16), 0);
+
+    // Both legs of the daemon's connection, via `to` from `from`, to the backend on `lfd`.
+    auto legs = [&](const char *to, const pptest::Netns *from, int lfd, const char *port,
+                    const char *backend_port) {
+        SCOPED_TRACE(to);
+        Sock c = dial(ep(to), from);
+        send_all(c.fd, "x");
+        Sock b = accept_on(lfd);
+        read_header(b.fd);
+        EXPECT_EQ(read_exactly(b.fd, 1), "x");
+        return std::pair{congestion_of(*front_, std::string("sport = :") + port),
+                         congestion_of(*front_, std::string("dport = :") + backend_port)};
+    };
+    using Set = std::multiset<std::string>;
+    EXPECT_EQ(legs("127.0.0.1:7600", front_, lb.fd, "7600", "9100"),
+              std::pair(Set{"cubic"}, Set{"cubic"}));
+    EXPECT_EQ(legs("127.0.0.1:7601", front_, lb.fd, "7601", "9100"),
+              std::pair(Set{"reno"}, Set{"reno"}));
+    // "anywhere" listens on 0.0.0.0: from loopback, and from the client namespace.
+    EXPECT_EQ(legs("127.0.0.1:7400", front_, backend4_.fd, "7400", "9000"),
+              std::pair(Set{"cubic"}, Set{"reno"}));
+    EXPECT_EQ(legs("192.0.2.1:7400", client_, backend4_.fd, "7400", "9000"),
+              std::pair(Set{"reno"}, Set{"reno"}));
 }
 
 TEST_P(TcpNetns, AThousandConcurrentConnections) {

@@ -60,6 +60,18 @@ bool IpAddress::is_unspecified() const {
     return true;
 }
 
+bool IpAddress::is_loopback() const {
+    if (is_v4_) {
+        return bytes_[12] == 127;
+    }
+    for (std::size_t i = 0; i < 15; i++) {
+        if (bytes_[i] != 0) {
+            return false;
+        }
+    }
+    return bytes_[15] == 1;
+}
+
 std::array<std::uint8_t, 4> IpAddress::v4_bytes() const {
     return {bytes_[12], bytes_[13], bytes_[14], bytes_[15]};
 }

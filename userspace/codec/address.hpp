@@ -25,6 +25,8 @@ class IpAddress {
     bool is_v4() const { return is_v4_; }
     // 0.0.0.0 or ::.
     bool is_unspecified() const;
+    // 127.0.0.0/8 or ::1.
+    bool is_loopback() const;
     // 16 bytes, IPv4 mapped.
     const std::array<std::uint8_t, 16> &mapped() const { return bytes_; }
     // The 4 bytes of an IPv4 address (only when is_v4()).

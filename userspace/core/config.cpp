@@ -1005,7 +1005,7 @@ std::string expanded(const ListenSpec &l) {
 
 // A leg's congestion control as `check` prints it.
 std::string or_host(const std::string &name) {
-    return name.empty() ? "the host's" : name;
+    return name.empty() ? "the host's (cubic to loopback peers)" : name;
 }
 
 std::string tlv_string(const TlvConfig &t) {

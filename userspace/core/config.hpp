@@ -74,7 +74,8 @@ struct HealthCheck {
 };
 
 // TCP congestion control of the daemon's own sockets of a TCP service, per leg: the
-// client leg's sockets send to clients, the backend leg's to backends. Empty: the host's
+// client leg's sockets send to clients, the backend leg's to backends. Empty: cubic when
+// the peer is on a loopback address (if the kernel has it), else the host's
 // (net.ipv4.tcp_congestion_control, or a route's congctl). A route's congctl wins over a
 // name set here (the kernel's rule for sockets that chose one themselves).
 struct TcpCongestion {

@@ -75,6 +75,36 @@ bool set_congestion(int fd, const std::string &name) {
                                       static_cast<socklen_t>(name.size())) == 0;
 }
 
+// The congestion control of a leg whose peer is on a loopback address, when the service
+// names none: cubic, if this kernel has it. There is no link there for BBR to model, and
+// its pacing timer per send is pure cost (tools/bench/README.md).
+const std::string &loopback_congestion() {
+    static const std::string name = [] {
+        std::string cubic = "cubic";
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool ok = fd >= 0 && set_congestion(fd, cubic);
+        if (fd >= 0) {
+            close(fd);
+        }
+        return ok ? cubic : std::string();
+    }();
+    return name;
+}
+
+// The congestion control for a socket of one leg: the service's for that leg, else
+// loopback_congestion() for a peer on a loopback address, else the host's (empty).
+const std::string &leg_congestion(const std::string &configured, bool loopback_peer) {
+    static const std::string host;
+    return !configured.empty() ? configured : loopback_peer ? loopback_congestion() : host;
+}
+
+// A listener bound to a loopback address (not a transparent service's, which sk_lookup
+// feeds from anywhere) has only loopback clients: it takes their leg's congestion control
+// itself, and they inherit it.
+bool loopback_listener(const Service &svc, const Endpoint &bound) {
+    return !svc.transparent && bound.addr.is_loopback();
+}
+
 // Why `name` could not be set on a socket of `leg` ("client", "backend") of a service.
 std::string congestion_error(const std::string &svc_name, const char *leg, const std::string &name,
                              int err) {
@@ -185,6 +215,7 @@ class Worker {
     struct Listener {
         std::shared_ptr<const ServiceRt> svc;
         std::optional<Endpoint> local;  // bound to one address: every connection's own
+        bool loopback = false;          // only loopback clients: see loopback_listener()
     };
 
   public:
@@ -249,6 +280,7 @@ class Worker {
         if (l.local && l.local->addr.is_unspecified()) {
             l.local.reset();  // a wildcard: each connection's own address
         }
+        l.loopback = l.local && loopback_listener(l.svc->cfg, *l.local);
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.u64 = kListenerToken | static_cast<std::uint32_t>(fd);
@@ -424,6 +456,11 @@ void Worker::accept_from(int lfd, const Listener &l) {
             close(fd);
             continue;
         }
+        // A loopback client through a listener that others reach too: its leg's congestion
+        // control is set now, unless the service names one (the listener has that).
+        if (!l.loopback && client->addr.is_loopback() && svc->cfg.congestion.client.empty()) {
+            set_congestion(fd, loopback_congestion());
+        }
         std::uint32_t id;
         if (!free_.empty()) {
             id = free_.back();
@@ -486,7 +523,9 @@ void Worker::start_connect(std::uint32_t id) {
         sockaddr_storage ss{};
         socklen_t len = b.to_sockaddr(ss);
         int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd >= 0 && set_congestion(fd, c.svc->cfg.congestion.backend) &&
+        if (fd >= 0 &&
+            set_congestion(fd,
+                           leg_congestion(c.svc->cfg.congestion.backend, b.addr.is_loopback())) &&
             (connect(fd, reinterpret_cast<sockaddr *>(&ss), len) == 0 || errno == EINPROGRESS)) {
             c.fd[kBackend] = fd;
             c.deadline = Clock::now() + c.svc->cfg.connect_timeout;
@@ -1118,7 +1157,8 @@ int open_listener(const Bind &b, std::uint16_t port, const Service &svc) {
         setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one);
     }
     // Accepted connections inherit it (unless their route names a congctl).
-    if (!set_congestion(fd, svc.congestion.client)) {
+    if (!set_congestion(fd, leg_congestion(svc.congestion.client, loopback_listener(svc, at))) &&
+        !svc.congestion.client.empty()) {
         int err = errno;
         close(fd);
         throw std::runtime_error(congestion_error(svc.name, "client", svc.congestion.client, err));
