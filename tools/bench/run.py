@@ -59,10 +59,22 @@ TCP_CASES = [  # name, address the client dials, proxy process key
 SPLICE_CUBIC = ("ppinject splice, tcp_congestion cubic", f"{FRONT}:9104", "ppinject-tcp")
 TCP_BULK_CASES = TCP_CASES[:4] + [SPLICE_CUBIC] + TCP_CASES[4:]
 # On loopback in the front namespace, the default mode against the peers (the modes are
-# compared over the veths): port + 10, sinks on 127.0.0.1.
+# compared over the veths): port + 10, sinks on 127.0.0.1. There the default mode's legs
+# use cubic (their peers are on a loopback address), and port 9114 names the namespaces'
+# own congestion control instead (tcp_congestion = <it>), to show what that would give.
 LO = "127.0.0.1"
-TCP_LO_CASES = [(n, f"{LO}:{SINK_PLAIN if p is None else int(a.rsplit(':', 1)[1]) + 10}", p)
-                for n, a, p in TCP_BULK_CASES if n not in ("ppinject sockmap", "ppinject copy")]
+
+
+def tcp_lo_cases(host_cc):
+    out = []
+    for n, a, p in TCP_BULK_CASES:
+        if n in ("ppinject sockmap", "ppinject copy"):
+            continue
+        if n == SPLICE_CUBIC[0]:
+            n = f"ppinject splice, tcp_congestion {host_cc} (the namespaces')"
+        out.append((n, f"{LO}:{SINK_PLAIN if p is None else int(a.rsplit(':', 1)[1]) + 10}", p))
+    return out
+
 UDP_SINK = 9500
 UDP_CASES = [  # name, address the client sends to, proxy process key
     ("no injector (DNAT only)", f"{PLAIN_FRONT}:9600", None),
@@ -155,6 +167,7 @@ class Bench:
         self.build = os.path.abspath(build)
         self.quick = quick
         self.congestion = congestion
+        self.host_cc = None  # the namespaces' congestion control, known after setup()
         self.load = os.path.join(self.build, "ppbench_load")
         self.ppinject = os.path.join(self.build, "ppinject")
         self.out = os.path.join(self.build, "bench")
@@ -239,6 +252,7 @@ class Bench:
                 except BenchError as e:
                     raise BenchError(f"{e} (a namespace may only choose from the host's "
                                      "net.ipv4.tcp_allowed_congestion_control)") from None
+        self.host_cc = sh(["sysctl", "-n", "net.ipv4.tcp_congestion_control"], ns=NS_FRONT).strip()
         sh(["ip", "link", "add", "c0", "netns", NS_CLIENT, "type", "veth", "peer", "name", "f0",
             "netns", NS_FRONT])
         sh(["ip", "link", "add", "c2", "netns", NS_CLIENT, "type", "veth", "peer", "name", "f2",
@@ -306,12 +320,13 @@ class Bench:
     def start_ppinject_tcp(self):
         services = ""
         for at, to, lo in ((FRONT, BACKEND, ""), (LO, LO, "lo-")):
+            named = self.host_cc if lo else "cubic"  # port 9104/9114 (see tcp_lo_cases)
             for port, mode, extra in ((9101, "sockmap", ""), (9102, "splice", ""),
                                       (9103, "copy", ""),
-                                      (9104, "splice", 'tcp_congestion = "cubic"\n')):
+                                      (9104, "splice", f'tcp_congestion = "{named}"\n')):
                 if lo and mode != "splice":
                     continue
-                name = f"bench-{lo}{mode}" + ("-cubic" if extra else "")
+                name = f"bench-{lo}{mode}" + (f"-{named}" if extra else "")
                 services += (f'\n[[service]]\nname = "{name}"\nprotocol = "tcp"\n'
                              f'listen = "{at}:{port + (10 if lo else 0)}"\n'
                              f'backends = ["{to}:{SINK_PROXY}"]\n'
@@ -495,7 +510,7 @@ stream {{
         key, ns = ("tcp_bulk_loopback", NS_FRONT) if loopback else ("tcp_bulk", NS_CLIENT)
         sink_ns, sink = (NS_FRONT, LO) if loopback else (NS_BACKEND, BACKEND)
         cases = [(d, *c) for d in ("up", "down")
-                 for c in (TCP_LO_CASES if loopback else TCP_BULK_CASES)]
+                 for c in (tcp_lo_cases(self.host_cc) if loopback else TCP_BULK_CASES)]
         before = None if loopback else self.sockmap_counters()
         rows, n = self.rounds(key, cases, lambda c: self.bulk_run(*c, size, cap, ns=ns),
                               "gbit_s", 1 if self.quick else 3, 75)
@@ -548,7 +563,7 @@ stream {{
         secs = 1.5
         key, ns = ("tcp_rate_loopback", NS_FRONT) if loopback else ("tcp_rate", NS_CLIENT)
         names = [c[0] for c in TCP_CASES]
-        cases = [c for c in TCP_LO_CASES if c[0] in names] if loopback else TCP_CASES
+        cases = [c for c in tcp_lo_cases(self.host_cc) if c[0] in names] if loopback else TCP_CASES
         rows, n = self.rounds(key, cases, lambda c: self.rate_run(*c, secs, ns=ns), "conn_s",
                               1 if self.quick else (3 if loopback else 4), 45 if loopback else 55)
         ratio(rows, "conn_s", ())
@@ -880,8 +895,7 @@ def main():
     status = 0
     try:
         bench.setup()
-        info["tcp_congestion"] = sh(["sysctl", "-n", "net.ipv4.tcp_congestion_control"],
-                                    ns=NS_FRONT).strip()
+        info["tcp_congestion"] = bench.host_cc
         if only & {"tcp_bulk", "tcp_bulk_lo", "tcp_rate", "tcp_rate_lo", "tcp_conc"}:
             bench.start_sinks()
             bench.start_ppinject_tcp()
