@@ -164,99 +164,40 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
         hosts_.reset();
     }
 
+    // One TCP service in this test's mode; `more` is further TOML lines.
+    std::string service(const char *name, const char *listen, const char *backends,
+                        const char *header, const std::string &more = "") const {
+        return std::string("\n[[service]]\nname = \"") + name +
+               "\"\nprotocol = \"tcp\"\nlisten = " + listen + "\nbackends = " + backends +
+               "\nheader = \"" + header + "\"\nsplice = \"" + GetParam() + "\"\n" + more;
+    }
+
     // The services below, then `extra` (more TOML).
     void write_config(const std::string &extra = "") {
-        std::string mode = GetParam();
-        std::ofstream(config_path_) << "[global]\nbpffs = \"" << pin_root_ << "\"\n"
-                                    << "metrics = \"127.0.0.1:9477\"\n"
-                                    << R"(
-[[service]]
-name = "plain"
-protocol = "tcp"
-listen = ["192.0.2.1:7000", "[2001:db8:1::1]:7000"]
-backends = ["198.51.100.2:9000"]
-header = "v1"
-splice = ")" << mode << R"("
-
-[[service]]
-name = "steered"
-protocol = "tcp"
-listen = ["203.0.113.0/24:7100-7101", "[2001:db8:3::/64]:7100"]
-transparent = true
-backends = ["198.51.100.2:9999", "[2001:db8:2::2]:9000"]
-header = "v2"
-splice = ")" << mode << R"("
-connect_timeout = "2s"
-
-[[service]]
-name = "checked"
-protocol = "tcp"
-listen = "192.0.2.1:7300"
-backends = ["198.51.100.2:9997", "[2001:db8:2::2]:9001"]
-header = "v2"
-splice = ")" << mode << R"("
-health_check = { interval = "200ms", timeout = "100ms" }
-
-[[service]]
-name = "tls"
-protocol = "tcp"
-listen = "192.0.2.1:7800"
-backends = ["[2001:db8:2::2]:9000"]
-header = "v2"
-splice = ")" << mode << R"("
-tlv = { authority = "sni", unique_id = true, crc32c = true }
-
-[[service]]
-name = "idle"
-protocol = "tcp"
-listen = "192.0.2.1:7700"
-backends = ["198.51.100.2:9000"]
-header = "v1"
-splice = ")" << mode << R"("
-idle_timeout = "1s"
-
-[[service]]
-name = "dead"
-protocol = "tcp"
-listen = "192.0.2.1:7200"
-backends = ["198.51.100.2:9998", "[2001:db8:2::2]:9998"]
-header = "v2"
-splice = ")" << mode << R"("
-
-[[service]]
-name = "anywhere"
-protocol = "tcp"
-listen = ["0.0.0.0:7400", "[::]:7401"]
-backends = ["198.51.100.2:9000"]
-header = "v2"
-splice = ")" << mode << R"("
-
-[[service]]
-name = "congestion"
-protocol = "tcp"
-listen = "192.0.2.1:7500"
-backends = ["[2001:db8:2::2]:9000"]
-header = "v2"
-splice = ")" << mode << R"("
-tcp_congestion = )" << congestion_ << R"(
-
-[[service]]
-name = "loopback"
-protocol = "tcp"
-listen = "127.0.0.1:7600"
-backends = ["127.0.0.1:9100"]
-header = "v2"
-splice = ")" << mode << R"("
-
-[[service]]
-name = "loopback-named"
-protocol = "tcp"
-listen = "127.0.0.1:7601"
-backends = ["127.0.0.1:9100"]
-header = "v2"
-splice = ")" << mode << R"("
-tcp_congestion = "reno"
-)" << extra;
+        std::ofstream(config_path_)
+            << "[global]\nbpffs = \"" << pin_root_ << "\"\nmetrics = \"127.0.0.1:9477\"\n"
+            << service("plain", R"(["192.0.2.1:7000", "[2001:db8:1::1]:7000"])",
+                       R"(["198.51.100.2:9000"])", "v1")
+            << service("steered", R"(["203.0.113.0/24:7100-7101", "[2001:db8:3::/64]:7100"])",
+                       R"(["198.51.100.2:9999", "[2001:db8:2::2]:9000"])", "v2",
+                       "transparent = true\nconnect_timeout = \"2s\"\n")
+            << service("checked", R"("192.0.2.1:7300")",
+                       R"(["198.51.100.2:9997", "[2001:db8:2::2]:9001"])", "v2",
+                       "health_check = { interval = \"200ms\", timeout = \"100ms\" }\n")
+            << service("tls", R"("192.0.2.1:7800")", R"(["[2001:db8:2::2]:9000"])", "v2",
+                       "tlv = { authority = \"sni\", unique_id = true, crc32c = true }\n")
+            << service("idle", R"("192.0.2.1:7700")", R"(["198.51.100.2:9000"])", "v1",
+                       "idle_timeout = \"1s\"\n")
+            << service("dead", R"("192.0.2.1:7200")",
+                       R"(["198.51.100.2:9998", "[2001:db8:2::2]:9998"])", "v2")
+            << service("anywhere", R"(["0.0.0.0:7400", "[::]:7401"])", R"(["198.51.100.2:9000"])",
+                       "v2")
+            << service("congestion", R"("192.0.2.1:7500")", R"(["[2001:db8:2::2]:9000"])", "v2",
+                       "tcp_congestion = " + congestion_ + "\n")
+            << service("loopback", R"("127.0.0.1:7600")", R"(["127.0.0.1:9100"])", "v2")
+            << service("loopback-named", R"("127.0.0.1:7601")", R"(["127.0.0.1:9100"])", "v2",
+                       "tcp_congestion = \"reno\"\n")
+            << extra;
     }
 
     // A connected client socket in the client namespace (or in `from`).
