@@ -2,7 +2,7 @@
 /*
  * TCP data path. steer_tcp (sk_lookup) hands new connections for a transparent service's
  * addresses and ports to the daemon's listening socket, so the accepted socket's local
- * address is whatever the client dialled. splice_verdict (sk_skb stream verdict on
+ * address is whatever the client dialled. sockmap_verdict (sk_skb stream verdict on
  * tcp_socks) sends each spliced socket's bytes straight to its peer: once the daemon has
  * written the PROXY header, payload reaches userspace only when a slow reader made the
  * daemon hold its sender back (pp_tcp_conn).
@@ -165,7 +165,7 @@ static __always_inline int skip_seen(struct __sk_buff *skb, struct pp_tcp_peer *
 }
 
 SEC("sk_skb/stream_verdict")
-int splice_verdict(struct __sk_buff *skb) {
+int sockmap_verdict(struct __sk_buff *skb) {
     __u64 cookie = bpf_get_socket_cookie(skb);
     struct pp_tcp_peer *peer = bpf_map_lookup_elem(&tcp_peers, &cookie);
     if (!peer)

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "core/kernel.hpp"
-#include "core/service_key.hpp"
+#include "sys/kernel.hpp"
+#include "loader/service_key.hpp"
 #include "support/privileges.hpp"
 #include "udp.skel.h"
 

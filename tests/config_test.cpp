@@ -7,8 +7,8 @@
 #include <fstream>
 #include <string>
 
-#include "core/config.hpp"
-#include "core/kernel.hpp"
+#include "config/config.hpp"
+#include "sys/kernel.hpp"
 
 namespace {
 
@@ -85,7 +85,7 @@ TEST(Config, DesignExampleResolves) {
     EXPECT_EQ(web.tlv.authority, "");
     EXPECT_TRUE(web.tlv.custom.empty());
     // Defaults of the keys the example leaves out.
-    EXPECT_EQ(web.splice, SpliceMode::splice);
+    EXPECT_EQ(web.relay, RelayMode::splice);
     EXPECT_EQ(web.connect_timeout, 5s);
     EXPECT_EQ(web.idle_timeout, 1h);
     EXPECT_FALSE(web.health_check);
@@ -181,7 +181,7 @@ listen = ["192.0.2.0/24:443", "[2001:db8::/48]:443"]
 transparent = true
 backends = "[2001:db8::10]:8443"
 header = "v2"
-splice = "copy"
+relay = "copy"
 connect_timeout = "250ms"
 idle_timeout = "2h"
 tlv = { netns = "blue", authority = "www.example.com", custom = { "0xef" = "z", "0xE0" = "a" } }
@@ -201,7 +201,7 @@ tcp_congestion = { backend = "reno" }
     EXPECT_TRUE(s.transparent);
     ASSERT_EQ(s.backends.size(), 1u);
     EXPECT_EQ(s.backends[0].port, 8443);
-    EXPECT_EQ(s.splice, SpliceMode::copy);
+    EXPECT_EQ(s.relay, RelayMode::copy);
     EXPECT_EQ(s.connect_timeout, 250ms);
     EXPECT_EQ(s.idle_timeout, 2h);
     EXPECT_FALSE(s.tlv.unique_id);
@@ -327,7 +327,7 @@ TEST(Config, DescribeShowsResolvedServices) {
              "0.0.0.0/0 port 53, every IPv4 address",
              "from \"0.0.0.0:53\", line 12",
              "interfaces  eth0",
-             "service web (id 2, line 17): tcp, header v2, transparent (sk_lookup), splice "
+             "service web (id 2, line 17): tcp, header v2, transparent (sk_lookup), relay "
              "splice",
              "192.0.2.1/32 port 443",
              "backends    198.51.100.10:8443, [2001:db8::10]:8443",
@@ -647,7 +647,7 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"backends on udp", kUdp + "backends = [\"198.51.100.1:53\"]\n", 7,
             "'backends' in service 'a' is for TCP services"},
         Bad{"transparent on udp", kUdp + "transparent = true\n", 7, "'transparent' in service"},
-        Bad{"splice on udp", kUdp + "splice = \"copy\"\n", 7, "'splice' in service 'a' is for TCP"},
+        Bad{"relay on udp", kUdp + "relay = \"copy\"\n", 7, "'relay' in service 'a' is for TCP"},
         Bad{"idle_timeout on udp", kUdp + "idle_timeout = \"1m\"\n", 7, "udp_flow_timeout"},
         Bad{"connect_timeout on udp", kUdp + "connect_timeout = \"1s\"\n", 7,
             "'connect_timeout' in service 'a' is for TCP"},
@@ -697,7 +697,7 @@ INSTANTIATE_TEST_SUITE_P(
             kTcpHead + "listen = [\"192.0.2.1:443\", \"192.0.2.0/24:80\"]\n"
                        "backends = [\"198.51.100.1:443\"]\nheader = \"v1\"\n",
             4, "is a prefix: a TCP service accepts for a prefix only with transparent = true"},
-        Bad{"splice mode", kTcp + "splice = \"zerocopy\"\n", 7,
+        Bad{"relay mode", kTcp + "relay = \"zerocopy\"\n", 7,
             "allowed: \"sockmap\" | \"splice\" | \"copy\""},
         Bad{"bad connect_timeout", kTcp + "connect_timeout = \"5\"\n", 7,
             "'connect_timeout' in service 't' is \"5\""},

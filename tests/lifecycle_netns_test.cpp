@@ -25,7 +25,7 @@
 #include <string>
 
 #include "codec/proxy.hpp"
-#include "core/service_key.hpp"
+#include "loader/service_key.hpp"
 #include "support/netns.hpp"
 #include "support/privileges.hpp"
 #include "support/process.hpp"

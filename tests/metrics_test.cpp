@@ -27,10 +27,10 @@
 #include <thread>
 #include <vector>
 
-#include "core/inspect.hpp"
-#include "core/kernel.hpp"
-#include "core/metrics.hpp"
-#include "core/metrics_server.hpp"
+#include "observe/inspect.hpp"
+#include "sys/kernel.hpp"
+#include "observe/metrics.hpp"
+#include "observe/metrics_server.hpp"
 
 namespace {
 

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "codec/proxy.hpp"
-#include "core/config.hpp"
+#include "config/config.hpp"
 #include "support/endpoint.hpp"
 #include "tcp/header.hpp"
 

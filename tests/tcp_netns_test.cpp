@@ -169,7 +169,7 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
                         const char *header, const std::string &more = "") const {
         return std::string("\n[[service]]\nname = \"") + name +
                "\"\nprotocol = \"tcp\"\nlisten = " + listen + "\nbackends = " + backends +
-               "\nheader = \"" + header + "\"\nsplice = \"" + GetParam() + "\"\n" + more;
+               "\nheader = \"" + header + "\"\nrelay = \"" + GetParam() + "\"\n" + more;
     }
 
     // The services below, then `extra` (more TOML).

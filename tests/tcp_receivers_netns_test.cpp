@@ -78,7 +78,7 @@ class TcpReceivers : public ::testing::TestWithParam<const char *> {
                         << "listen = " << listen
                         << "\ntransparent = " << (transparent ? "true" : "false")
                         << "\nbackends = [\"" << backend << "\"]\nheader = \"" << header
-                        << "\"\nsplice = \"" << GetParam() << "\"\n";
+                        << "\"\nrelay = \"" << GetParam() << "\"\n";
                     ports_.push_back(port++);
                 }
             }

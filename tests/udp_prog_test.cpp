@@ -37,8 +37,8 @@
 #include <utility>
 #include <vector>
 
-#include "core/kernel.hpp"
-#include "core/service_key.hpp"
+#include "sys/kernel.hpp"
+#include "loader/service_key.hpp"
 #include "support/netns.hpp"
 #include "support/packet.hpp"
 #include "support/privileges.hpp"

@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "core/bpf_error.hpp"
+#include "loader/libbpf_log.hpp"
 #include "support/netns.hpp"
 
 int main(int argc, char **argv) {

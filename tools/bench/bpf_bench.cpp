@@ -24,8 +24,8 @@
 #include <string>
 #include <vector>
 
-#include "core/kernel.hpp"
-#include "core/service_key.hpp"
+#include "sys/kernel.hpp"
+#include "loader/service_key.hpp"
 #include "support/packet.hpp"
 #include "udp.skel.h"
 

@@ -330,7 +330,7 @@ class Bench:
                 services += (f'\n[[service]]\nname = "{name}"\nprotocol = "tcp"\n'
                              f'listen = "{at}:{port + (10 if lo else 0)}"\n'
                              f'backends = ["{to}:{SINK_PROXY}"]\n'
-                             f'header = "v2"\nsplice = "{mode}"\n{extra}')
+                             f'header = "v2"\nrelay = "{mode}"\n{extra}')
         cfg = self.write("ppbench-tcp.toml",
                          '[global]\nbpffs = "/sys/fs/bpf/ppbench-tcp"\n' + services)
         self.spawn("ppinject-tcp", ["nsenter", f"--net=/run/netns/{NS_FRONT}", self.ppinject,

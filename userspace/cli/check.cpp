@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
-#include "core/config.hpp"
+#include "config/config.hpp"
 
 namespace ppinject::cli {
 

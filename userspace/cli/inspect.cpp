@@ -3,9 +3,9 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
-#include "core/privileges.hpp"
-#include "core/inspect.hpp"
-#include "core/pins.hpp"
+#include "loader/privileges.hpp"
+#include "observe/inspect.hpp"
+#include "loader/pins.hpp"
 
 namespace ppinject::cli {
 

@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "cli/commands.hpp"
-#include "core/datapath.hpp"
+#include "loader/datapath.hpp"
 
 namespace ppinject::cli {
 

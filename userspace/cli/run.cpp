@@ -8,13 +8,13 @@
 #include <memory>
 
 #include "cli/commands.hpp"
-#include "core/bpf_error.hpp"
-#include "core/config.hpp"
-#include "core/datapath.hpp"
-#include "core/inspect.hpp"
-#include "core/metrics.hpp"
-#include "core/metrics_server.hpp"
-#include "core/privileges.hpp"
+#include "loader/libbpf_log.hpp"
+#include "config/config.hpp"
+#include "loader/datapath.hpp"
+#include "observe/inspect.hpp"
+#include "observe/metrics.hpp"
+#include "observe/metrics_server.hpp"
+#include "loader/privileges.hpp"
 #include "tcp/server.hpp"
 
 namespace ppinject::cli {

@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "codec/proxy.hpp"
-#include "core/config.hpp"
+#include "config/config.hpp"
 
 namespace ppinject::tcp {
 

@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/datapath.hpp"
+#include "loader/datapath.hpp"
 #include "tcp/service.hpp"
 
 namespace ppinject::tcp {

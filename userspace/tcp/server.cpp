@@ -28,7 +28,7 @@
 #include <string>
 #include <thread>
 
-#include "core/kernel.hpp"
+#include "sys/kernel.hpp"
 #include "tcp/header.hpp"
 #include "tcp/health.hpp"
 #include "tcp/service.hpp"
@@ -646,7 +646,7 @@ void Worker::maybe_send_header(std::uint32_t id) {
 void Worker::send_header(std::uint32_t id) {
     Conn &c = conns_[id];
     // In splice and copy modes the relay's first write follows at once and pushes both.
-    c.corked = c.client_waiting && c.svc->cfg.splice != SpliceMode::sockmap;
+    c.corked = c.client_waiting && c.svc->cfg.relay != RelayMode::sockmap;
     while (c.header_off < c.header_len) {
         ssize_t n = send(c.fd[kBackend], c.header.data() + c.header_off,
                          c.header_len - c.header_off, MSG_NOSIGNAL | (c.corked ? MSG_MORE : 0));
@@ -668,7 +668,7 @@ void Worker::send_header(std::uint32_t id) {
 
 void Worker::start_relay(std::uint32_t id) {
     Conn &c = conns_[id];
-    if (c.svc->cfg.splice == SpliceMode::sockmap && splice_in_kernel(id)) {
+    if (c.svc->cfg.relay == RelayMode::sockmap && splice_in_kernel(id)) {
         return;
     }
     c.state = Conn::State::pumping;
@@ -692,7 +692,7 @@ bool Worker::prepare_pump(Conn &c, int from) {
     Pump &p = c.pump[from];
     p.pending = p.head = 0;
     p.eof = p.shut = false;  // a FIN seen early is read as the end of the stream
-    p.use_pipe = c.svc->cfg.splice != SpliceMode::copy;
+    p.use_pipe = c.svc->cfg.relay != RelayMode::copy;
     if (p.use_pipe && p.pipe[0] < 0) {
         if (pipe2(p.pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
             log_(errno_text("tcp: pipe", errno));

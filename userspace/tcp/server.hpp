@@ -8,8 +8,8 @@
 #include <memory>
 #include <vector>
 
-#include "core/config.hpp"
-#include "core/datapath.hpp"
+#include "config/config.hpp"
+#include "loader/datapath.hpp"
 
 namespace ppinject::tcp {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "core/config.hpp"
+#include "config/config.hpp"
 
 namespace ppinject::tcp {
 

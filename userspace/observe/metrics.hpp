@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/inspect.hpp"
+#include "observe/inspect.hpp"
 
 namespace ppinject {
 

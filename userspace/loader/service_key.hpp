@@ -5,7 +5,7 @@
 #include <cstdint>
 
 #include "codec/address.hpp"
-#include "core/kernel.hpp"
+#include "sys/kernel.hpp"
 
 namespace ppinject {
 

@@ -28,7 +28,7 @@ enum class UdpHeaderPolicy { first, every };
 // What happens to a UDP datagram that cannot carry its header.
 enum class OnError { drop, pass };
 // How a TCP connection's payload is relayed once the header is written.
-enum class SpliceMode { sockmap, splice, copy };
+enum class RelayMode { sockmap, splice, copy };
 // How a TCP health check probes a backend: plain connect, or connect and send a header.
 enum class HealthMode { local, proxy };
 
@@ -98,7 +98,7 @@ struct Service {
     // TCP
     bool transparent = false;  // sk_lookup steering instead of a plain listening socket
     std::vector<Endpoint> backends;
-    SpliceMode splice = SpliceMode::splice;  // measured faster than sockmap (tools/bench)
+    RelayMode relay = RelayMode::splice;  // measured faster than sockmap (tools/bench)
     std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};
     std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
     TcpCongestion congestion;
@@ -154,7 +154,7 @@ std::string to_string(Protocol p);
 std::string to_string(HeaderMode h);
 std::string to_string(UdpHeaderPolicy u);
 std::string to_string(OnError o);
-std::string to_string(SpliceMode s);
+std::string to_string(RelayMode s);
 std::string to_string(HealthMode m);
 // "192.0.2.0/24:1000-2000", "[2001:db8::/64]:443", "192.0.2.1:53": the canonical form of a
 // listen spec, the same syntax the file takes (prefix only when not a single address).

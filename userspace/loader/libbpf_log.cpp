@@ -1,4 +1,4 @@
-#include "core/bpf_error.hpp"
+#include "loader/libbpf_log.hpp"
 
 #include <bpf/libbpf.h>
 
@@ -37,17 +37,6 @@ int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args) {
 }
 
 }  // namespace
-
-std::string bpf_error(std::string_view what, int err) {
-    char buf[256];
-    if (libbpf_strerror(err < 0 ? err : -err, buf, sizeof buf) != 0) {
-        std::snprintf(buf, sizeof buf, "%s", std::strerror(err < 0 ? -err : err));
-    }
-    std::string out(what);
-    out += ": ";
-    out += buf;
-    return out;
-}
 
 QuietLibbpf::QuietLibbpf() {
     g_quiet++;

@@ -1,4 +1,4 @@
-#include "core/privileges.hpp"
+#include "loader/privileges.hpp"
 
 #include <linux/capability.h>
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "codec/address.hpp"
-#include "core/kernel.hpp"
+#include "sys/kernel.hpp"
 
 namespace ppinject {
 

@@ -1,4 +1,4 @@
-#include "core/datapath.hpp"
+#include "loader/datapath.hpp"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -19,11 +19,12 @@
 #include <vector>
 #include <stdexcept>
 
-#include "core/bpf_error.hpp"
-#include "core/bpffs.hpp"
-#include "core/pins.hpp"
-#include "core/service_key.hpp"
-#include "core/tc.hpp"
+#include "loader/libbpf_log.hpp"
+#include "sys/error.hpp"
+#include "loader/bpffs.hpp"
+#include "loader/pins.hpp"
+#include "loader/service_key.hpp"
+#include "loader/tc.hpp"
 #include "tcp.skel.h"
 #include "udp.skel.h"
 
@@ -96,11 +97,11 @@ void sync_ports(int fd, const PortBits &want, bool add_only) {
     for (std::uint32_t w = 0; w < want.size(); w++) {
         std::uint64_t held = 0;
         if (bpf_map_lookup_elem(fd, &w, &held) != 0) {
-            throw std::runtime_error(bpf_error("read udp_ports map", -errno));
+            throw std::runtime_error(error_text("read udp_ports map", -errno));
         }
         std::uint64_t next = add_only ? held | want[w] : want[w];
         if (next != held && bpf_map_update_elem(fd, &w, &next, BPF_ANY) != 0) {
-            throw std::runtime_error(bpf_error("update udp_ports map", -errno));
+            throw std::runtime_error(error_text("update udp_ports map", -errno));
         }
     }
 }
@@ -110,7 +111,7 @@ template <typename Key>
 void sync_map(int fd, const char *name, const Entries<Key> &want) {
     for (const auto &[key, value] : want) {
         if (bpf_map_update_elem(fd, &key, &value, BPF_ANY) != 0) {
-            throw std::runtime_error(bpf_error(std::string("update ") + name + " map", -errno));
+            throw std::runtime_error(error_text(std::string("update ") + name + " map", -errno));
         }
     }
     std::vector<Key> stale;
@@ -126,7 +127,7 @@ void sync_map(int fd, const char *name, const Entries<Key> &want) {
     for (const auto &k : stale) {
         if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT) {
             throw std::runtime_error(
-                bpf_error(std::string("delete from ") + name + " map", -errno));
+                error_text(std::string("delete from ") + name + " map", -errno));
         }
     }
 }
@@ -202,7 +203,7 @@ long pin_root_owner(const std::string &path) {
 static void pin_private(bpf_map *map, const std::string &path) {
     int err = bpf_map__pin(map, path.c_str());
     if (err) {
-        throw std::runtime_error(bpf_error("pin " + path, err));
+        throw std::runtime_error(error_text("pin " + path, err));
     }
     if (chmod(path.c_str(), 0600) != 0) {
         throw std::runtime_error("chmod 0600 " + path + ": " + std::strerror(errno));
@@ -224,7 +225,7 @@ static void *map_shared(const bpf_map *map, std::size_t len) {
 void Datapath::load_tcp() {
     tcp_.reset(tcp_bpf::open());
     if (!tcp_) {
-        throw std::runtime_error(bpf_error("open BPF object tcp", -errno));
+        throw std::runtime_error(error_text("open BPF object tcp", -errno));
     }
     bpf_map *map;
     bpf_object__for_each_map(map, tcp_->obj) {
@@ -235,12 +236,12 @@ void Datapath::load_tcp() {
         int err = bpf_map__reuse_fd(map, bpf_map__fd(shared));
         if (err) {
             throw std::runtime_error(
-                bpf_error(std::string("share map ") + bpf_map__name(map) + " with tcp", err));
+                error_text(std::string("share map ") + bpf_map__name(map) + " with tcp", err));
         }
     }
     int err = tcp_bpf::load(tcp_.get());
     if (err) {
-        throw std::runtime_error(bpf_error("load TCP programs (verifier log above)", err));
+        throw std::runtime_error(error_text("load TCP programs (verifier log above)", err));
     }
     for (auto name : kPinnedTcpMaps) {
         std::string path = pin_path(root_, name);
@@ -261,11 +262,11 @@ void Datapath::load_tcp() {
     conns_len_ = sizeof(pp_tcp_conn) * PP_MAX_TCP_CONNS;
     tcp_maps_.conns = static_cast<pp_tcp_conn *>(map_shared(tcp_->maps.tcp_conns, conns_len_));
 
-    err = bpf_prog_attach(bpf_program__fd(tcp_->progs.splice_verdict), tcp_maps_.socks,
+    err = bpf_prog_attach(bpf_program__fd(tcp_->progs.sockmap_verdict), tcp_maps_.socks,
                           BPF_SK_SKB_STREAM_VERDICT, 0);
     if (err) {
         throw std::runtime_error(
-            bpf_error("attach sk_skb stream verdict to tcp_socks (sockmap support)", -errno));
+            error_text("attach sk_skb stream verdict to tcp_socks (sockmap support)", -errno));
     }
     int netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     if (netns < 0) {
@@ -277,7 +278,7 @@ void Datapath::load_tcp() {
     steer_link_.reset(link);
     if (!link) {
         throw std::runtime_error(
-            bpf_error("attach sk_lookup program to this network namespace", attach_err));
+            error_text("attach sk_lookup program to this network namespace", attach_err));
     }
 }
 
@@ -299,11 +300,11 @@ Datapath::Datapath(const Config &cfg, LogFn log) : root_(cfg.global.bpffs), log_
     try {
         udp_.reset(udp_bpf::open());
         if (!udp_) {
-            throw std::runtime_error(bpf_error("open BPF object udp", -errno));
+            throw std::runtime_error(error_text("open BPF object udp", -errno));
         }
         int err = bpf_map__set_max_entries(udp_->maps.udp_flows, cfg.global.udp_max_flows);
         if (err) {
-            throw std::runtime_error(bpf_error("size udp_flows", err));
+            throw std::runtime_error(error_text("size udp_flows", err));
         }
 
         // Adopt the maps an earlier run pinned, when they fit.
@@ -326,7 +327,7 @@ Datapath::Datapath(const Config &cfg, LogFn log) : root_(cfg.global.bpffs), log_
                 err = bpf_map__reuse_fd(map, fd);
                 if (err) {
                     close(fd);
-                    throw std::runtime_error(bpf_error("reuse pinned " + path, err));
+                    throw std::runtime_error(error_text("reuse pinned " + path, err));
                 }
                 adopted.insert(bpf_map__name(map));
                 log_("adopted pinned map " + path);
@@ -339,7 +340,7 @@ Datapath::Datapath(const Config &cfg, LogFn log) : root_(cfg.global.bpffs), log_
 
         err = udp_bpf::load(udp_.get());
         if (err) {
-            throw std::runtime_error(bpf_error("load BPF programs (verifier log above)", err));
+            throw std::runtime_error(error_text("load BPF programs (verifier log above)", err));
         }
         for (bpf_map *map : maps) {
             if (adopted.count(bpf_map__name(map))) {
@@ -431,7 +432,7 @@ void Datapath::sync_interfaces(const Config &cfg) {
         // Record before attaching, so a crash in between still leaves a record to undo.
         std::uint32_t k = static_cast<std::uint32_t>(ifindex);
         if (bpf_map_update_elem(fd, &k, &a, BPF_ANY) != 0) {
-            throw std::runtime_error(bpf_error("record attachment of " + ifname, -errno));
+            throw std::runtime_error(error_text("record attachment of " + ifname, -errno));
         }
         tc_attach(ifindex, ifname, TcHook::ingress, bpf_program__fd(udp_->progs.udp_ingress));
         a.ingress_prog_id = ingress_id;

@@ -1,14 +1,11 @@
-// libbpf error reporting: negative error codes rendered as text, and libbpf's own log
-// lines routed to a sink the caller chooses.
+// libbpf's own log lines, routed to a sink the caller chooses (error text is
+// sys/error.hpp's).
 #pragma once
 
 #include <functional>
-#include <string>
+#include <string_view>
 
 namespace ppinject {
-
-// "what: text of err" for a libbpf or syscall return value (negative errno or errno).
-std::string bpf_error(std::string_view what, int err);
 
 // Where libbpf's warnings go; the default prints them to stderr prefixed "libbpf: ".
 // Debug-level chatter is dropped unless `verbose`.

@@ -1,4 +1,4 @@
-#include "core/metrics.hpp"
+#include "observe/metrics.hpp"
 
 #include <fmt/format.h>
 #include <netinet/in.h>

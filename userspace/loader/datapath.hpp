@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "core/config.hpp"
+#include "config/config.hpp"
 
 struct udp_bpf;
 struct tcp_bpf;

@@ -1,4 +1,4 @@
-#include "core/config.hpp"
+#include "config/config.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -15,7 +15,7 @@
 #include <tuple>
 #include <variant>
 
-#include "core/kernel.hpp"
+#include "sys/kernel.hpp"
 
 namespace ppinject {
 namespace {
@@ -483,7 +483,7 @@ void parse_congestion(const std::string &file, const toml_value &v, Service &s) 
 
 const std::vector<std::string_view> kServiceKeys = {
     "name",         "protocol",        "listen",      "header",       "interfaces",
-    "udp_header",   "on_error",        "transparent", "backends",     "splice",
+    "udp_header",   "on_error",        "transparent", "backends",     "relay",
     "idle_timeout", "connect_timeout", "tlv",         "health_check", "tcp_congestion"};
 
 Service parse_service(const std::string &file, const toml_value &v, std::uint32_t id) {
@@ -559,7 +559,7 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
     only("on_error", udp, "is for UDP services");
     only("transparent", !udp, "is for TCP services");
     only("backends", !udp, "is for TCP services (UDP is forwarded by nftables, IPVS or a relay)");
-    only("splice", !udp, "is for TCP services");
+    only("relay", !udp, "is for TCP services");
     only("idle_timeout", !udp, "is for TCP services (UDP flows use global udp_flow_timeout)");
     only("connect_timeout", !udp, "is for TCP services");
     only("tlv", !udp && s.header == HeaderMode::v2,
@@ -620,10 +620,10 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
     if (s.backends.empty()) {
         fail(file, v, what + " needs 'backends': where to connect, \"ADDR:PORT\"");
     }
-    s.splice = t.choice<SpliceMode>("splice", {{"sockmap", SpliceMode::sockmap},
-                                               {"splice", SpliceMode::splice},
-                                               {"copy", SpliceMode::copy}})
-                   .value_or(SpliceMode::splice);
+    s.relay = t.choice<RelayMode>("relay", {{"sockmap", RelayMode::sockmap},
+                                               {"splice", RelayMode::splice},
+                                               {"copy", RelayMode::copy}})
+                   .value_or(RelayMode::splice);
     for (auto [key, field] : {std::pair{"idle_timeout", &s.idle_timeout},
                               std::pair{"connect_timeout", &s.connect_timeout}}) {
         if (auto d = t.duration(key)) {
@@ -953,8 +953,8 @@ std::string to_string(UdpHeaderPolicy u) {
 std::string to_string(OnError o) {
     return o == OnError::drop ? "drop" : "pass";
 }
-std::string to_string(SpliceMode s) {
-    return s == SpliceMode::sockmap ? "sockmap" : s == SpliceMode::splice ? "splice" : "copy";
+std::string to_string(RelayMode s) {
+    return s == RelayMode::sockmap ? "sockmap" : s == RelayMode::splice ? "splice" : "copy";
 }
 std::string to_string(HealthMode m) {
     return m == HealthMode::local ? "local" : "proxy";
@@ -1051,9 +1051,9 @@ std::string describe(const Config &cfg) {
             }
             out += fmt::format(", on_error {}\n", to_string(s.on_error));
         } else {
-            out += fmt::format(", {}, splice {}\n",
+            out += fmt::format(", {}, relay {}\n",
                                s.transparent ? "transparent (sk_lookup)" : "listening socket",
-                               to_string(s.splice));
+                               to_string(s.relay));
         }
         for (const auto &l : s.listen) {
             out += fmt::format("  listen      {:<44} from {}, line {}\n", expanded(l), dq(l.text),
@@ -1137,7 +1137,7 @@ nlohmann::json to_json(const Config &cfg) {
         for (const auto &b : s.backends) {
             js["backends"].push_back(b.to_string());
         }
-        js["splice"] = to_string(s.splice);
+        js["relay"] = to_string(s.relay);
         js["connect_timeout_ms"] = s.connect_timeout.count();
         js["idle_timeout_ms"] = s.idle_timeout.count();
         auto name_or_null = [](const std::string &n) {

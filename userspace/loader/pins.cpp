@@ -1,4 +1,4 @@
-#include "core/pins.hpp"
+#include "loader/pins.hpp"
 
 #include <bpf/bpf.h>
 #include <net/if.h>
@@ -10,10 +10,10 @@
 #include <stdexcept>
 #include <vector>
 
-#include "core/bpf_error.hpp"
-#include "core/bpffs.hpp"
-#include "core/kernel.hpp"
-#include "core/tc.hpp"
+#include "loader/libbpf_log.hpp"
+#include "loader/bpffs.hpp"
+#include "sys/kernel.hpp"
+#include "loader/tc.hpp"
 
 namespace ppinject {
 namespace {

@@ -1,4 +1,4 @@
-#include "core/inspect.hpp"
+#include "observe/inspect.hpp"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -15,7 +15,7 @@
 #include <stdexcept>
 #include <tuple>
 
-#include "core/pins.hpp"
+#include "loader/pins.hpp"
 
 namespace ppinject {
 namespace {

@@ -1,4 +1,4 @@
-#include "core/metrics_server.hpp"
+#include "observe/metrics_server.hpp"
 
 #include <fmt/format.h>
 #include <netinet/in.h>
@@ -18,7 +18,7 @@
 #include <system_error>
 #include <vector>
 
-#include "core/metrics.hpp"
+#include "observe/metrics.hpp"
 
 namespace ppinject {
 namespace {

@@ -1,4 +1,4 @@
-#include "core/service_key.hpp"
+#include "loader/service_key.hpp"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>

@@ -1,4 +1,4 @@
-#include "core/tc.hpp"
+#include "loader/tc.hpp"
 
 #include <bpf/libbpf.h>
 #include <net/if.h>
@@ -6,7 +6,8 @@
 #include <cerrno>
 #include <stdexcept>
 
-#include "core/bpf_error.hpp"
+#include "loader/libbpf_log.hpp"
+#include "sys/error.hpp"
 
 namespace ppinject {
 namespace {
@@ -41,7 +42,7 @@ bool ensure_clsact(int ifindex, const std::string &ifname) {
         return false;
     }
     if (err) {
-        throw std::runtime_error(bpf_error("create clsact qdisc on " + ifname, err));
+        throw std::runtime_error(error_text("create clsact qdisc on " + ifname, err));
     }
     return true;
 }
@@ -52,7 +53,7 @@ void tc_attach(int ifindex, const std::string &ifname, TcHook hook, int prog_fd)
                 .handle = kTcHandle, .priority = kTcPriority);
     int err = bpf_tc_attach(&h, &opts);
     if (err) {
-        throw std::runtime_error(bpf_error(where("attach", ifname, hook), err));
+        throw std::runtime_error(error_text(where("attach", ifname, hook), err));
     }
 }
 
@@ -75,7 +76,7 @@ bool tc_detach(int ifindex, const std::string &ifname, TcHook hook) {
         return false;  // no clsact qdisc, or no filter at our handle/priority
     }
     if (err) {
-        throw std::runtime_error(bpf_error(where("detach", ifname, hook), err));
+        throw std::runtime_error(error_text(where("detach", ifname, hook), err));
     }
     return true;
 }
@@ -85,7 +86,7 @@ void destroy_clsact(int ifindex, const std::string &ifname) {
                 .attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
     int err = bpf_tc_hook_destroy(&h);
     if (err && err != -ENOENT && err != -EINVAL) {
-        throw std::runtime_error(bpf_error("delete clsact qdisc on " + ifname, err));
+        throw std::runtime_error(error_text("delete clsact qdisc on " + ifname, err));
     }
 }
 

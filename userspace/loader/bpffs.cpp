@@ -1,4 +1,4 @@
-#include "core/bpffs.hpp"
+#include "loader/bpffs.hpp"
 
 #include <linux/magic.h>
 #include <sys/mount.h>
