@@ -2,16 +2,17 @@
 
 #include <poll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <array>
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <map>
 #include <string>
 
 #include "codec/proxy.hpp"
+#include "sys/error.hpp"
+#include "sys/fd.hpp"
+#include "tcp/socket.hpp"
 
 namespace ppinject::tcp {
 namespace {
@@ -23,7 +24,7 @@ constexpr auto kMaxSleep = std::chrono::milliseconds(100);
 struct Probe {
     std::shared_ptr<ServiceRt> svc;
     std::size_t backend = 0;
-    int fd = -1;
+    Fd fd;
     Clock::time_point deadline;
 };
 
@@ -37,10 +38,7 @@ std::size_t check_header(const ServiceRt &svc, int fd, const Endpoint &backend,
         w.finish(false, n);
         return n;
     }
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len);
-    auto self = Endpoint::from_sockaddr(reinterpret_cast<sockaddr *>(&ss));
+    auto self = local_endpoint(fd);
     if (!self || proxy::encode_v2(buf, proxy::Command::proxy, proxy::Transport::stream, *self,
                                   backend, n) != proxy::Error::ok) {
         return 0;
@@ -79,8 +77,7 @@ void HealthChecker::run() {
             log_("tcp: backend " + b.to_string() + " of service '" + p.svc->cfg.name + "' is " +
                  (ok ? "up again" : "down: " + why));
         }
-        close(p.fd);
-        p.fd = -1;
+        p.fd.reset();
     };
     for (;;) {
         std::vector<std::shared_ptr<ServiceRt>> services;
@@ -106,17 +103,18 @@ void HealthChecker::run() {
                     continue;
                 }
                 at->second = now + svc->cfg.health_check->interval;
-                Probe p{svc, i, -1, now + svc->cfg.health_check->timeout};
                 sockaddr_storage ss{};
                 socklen_t len = svc->cfg.backends[i].to_sockaddr(ss);
-                p.fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-                if (p.fd < 0) {
-                    log_(std::string("tcp: health check socket: ") + std::strerror(errno));
+                Probe p{svc, i,
+                        Fd(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)),
+                        now + svc->cfg.health_check->timeout};
+                if (!p.fd) {
+                    log_(error_text("tcp: health check socket", -errno));
                     continue;
                 }
-                if (connect(p.fd, reinterpret_cast<sockaddr *>(&ss), len) != 0 &&
+                if (connect(p.fd.get(), reinterpret_cast<sockaddr *>(&ss), len) != 0 &&
                     errno != EINPROGRESS) {
-                    report(p, std::string("connect: ") + std::strerror(errno));
+                    report(p, error_text("connect", -errno));
                     continue;
                 }
                 probes.push_back(std::move(p));
@@ -135,24 +133,23 @@ void HealthChecker::run() {
         }
         std::vector<pollfd> fds;
         for (const auto &p : probes) {
-            fds.push_back({p.fd, POLLOUT, 0});
+            fds.push_back({p.fd.get(), POLLOUT, 0});
         }
         poll(fds.data(), fds.size(), static_cast<int>(kMaxSleep.count()));
         now = Clock::now();
         for (std::size_t i = 0; i < probes.size(); i++) {
             Probe &p = probes[i];
             if (fds[i].revents != 0) {
-                int err = 0;
-                socklen_t len = sizeof err;
-                getsockopt(p.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-                if (err != 0) {
-                    report(p, std::string("connect: ") + std::strerror(err));
+                if (int err = socket_error(p.fd.get()); err != 0) {
+                    report(p, error_text("connect", err));
                     continue;
                 }
                 std::array<std::uint8_t, proxy::kV2Inet6Len> hdr{};
-                std::size_t n = check_header(*p.svc, p.fd, p.svc->cfg.backends[p.backend], hdr);
-                if (n > 0 && send(p.fd, hdr.data(), n, MSG_NOSIGNAL) != static_cast<ssize_t>(n)) {
-                    report(p, std::string("send header: ") + std::strerror(errno));
+                std::size_t n =
+                    check_header(*p.svc, p.fd.get(), p.svc->cfg.backends[p.backend], hdr);
+                if (n > 0 &&
+                    send(p.fd.get(), hdr.data(), n, MSG_NOSIGNAL) != static_cast<ssize_t>(n)) {
+                    report(p, error_text("send header", -errno));
                     continue;
                 }
                 report(p, "");
@@ -160,10 +157,7 @@ void HealthChecker::run() {
                 report(p, "no answer within " + format_duration(p.svc->cfg.health_check->timeout));
             }
         }
-        std::erase_if(probes, [](const Probe &p) { return p.fd < 0; });
-    }
-    for (auto &p : probes) {
-        close(p.fd);
+        std::erase_if(probes, [](const Probe &p) { return !p.fd; });
     }
 }
 

@@ -1,8 +1,10 @@
-// The TCP acceptor: worker threads, each with its own epoll and its own listening socket
-// per service (SO_REUSEPORT spreads connections over them). Per connection it connects to
-// a backend (round-robin, the next one on failure), writes the PROXY header, then relays
-// the payload: with splice(2) through a pipe (default), in the kernel with a sockmap, or
-// by copying. FIN becomes shutdown(SHUT_WR) on the other side, a reset becomes a reset.
+// The TCP acceptor: a service's listening sockets, one per worker thread for each address
+// it binds (tcp/worker.hpp accepts on them and hands each connection to a relay), and
+// their reload. Per connection a backend is connected (round-robin, the next one on
+// failure), the PROXY header written, then the payload relayed: with splice(2) through a
+// pipe (default) or by copying (tcp/pipe_relay.hpp), or in the kernel with a sockmap
+// (tcp/sockmap_relay.hpp). FIN becomes shutdown(SHUT_WR) on the other side, a reset
+// becomes a reset.
 #pragma once
 
 #include <memory>
@@ -35,9 +37,11 @@ class Server {
     void apply(const Config &cfg);
 
   private:
+    class ListenSlot;
     struct Listening;
-    void open_service(const Service &svc, Listening &out);
-    void close_service(Listening &l);
+    // Opens the listening sockets of `svc` (closed again if one fails). Throws.
+    std::unique_ptr<Listening> open_service(const Service &svc);
+    void stop_serving(Listening &l);
 
     Datapath::TcpMaps maps_;
     LogFn log_;
