@@ -1,7 +1,6 @@
 // One function per ppinject subcommand. main.cpp builds the CLI11 parser and calls
 // these; each returns the process exit status: 0 ok, 1 failure (bad input, bad config,
-// runtime error; the reason already printed as one line to stderr), 2 usage error or a
-// command that this build does not provide yet.
+// runtime error; the reason already printed as one line to stderr), 2 usage error.
 #pragma once
 
 #include <string>

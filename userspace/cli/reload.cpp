@@ -2,10 +2,11 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <cstring>
+#include <string>
 
 #include "cli/commands.hpp"
 #include "loader/datapath.hpp"
+#include "sys/error.hpp"
 
 namespace ppinject::cli {
 
@@ -16,7 +17,8 @@ int reload(const ReloadOptions &opts) {
         return 1;
     }
     if (kill(static_cast<pid_t>(pid), SIGHUP) != 0) {
-        std::fprintf(stderr, "ppinject reload: signal pid %ld: %s\n", pid, std::strerror(errno));
+        std::fprintf(stderr, "ppinject reload: %s\n",
+                     error_text("signal pid " + std::to_string(pid), -errno).c_str());
         return 1;
     }
     std::printf("ppinject reload: sent SIGHUP to pid %ld; its log says 'reloaded' or why not\n",

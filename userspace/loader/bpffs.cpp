@@ -7,16 +7,13 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 
+#include "sys/error.hpp"
+
 namespace ppinject {
 namespace {
-
-std::runtime_error sys_error(const std::string &what) {
-    return std::runtime_error(what + ": " + std::strerror(errno));
-}
 
 // The deepest existing directory at or above `path`.
 std::filesystem::path existing_ancestor(std::filesystem::path p) {
@@ -52,15 +49,16 @@ void prepare_pin_root(const std::string &dir) {
             throw std::runtime_error("create " + mnt.string() + ": " + ec.message());
         }
         if (mount("bpf", mnt.c_str(), "bpf", 0, "mode=0700") != 0) {
-            throw sys_error("no BPF filesystem at " + dir + " and mounting one at " + mnt.string() +
-                            " failed");
+            throw std::runtime_error(error_text(
+                "no BPF filesystem at " + dir + " and mounting one at " + mnt.string() + " failed",
+                -errno));
         }
     }
     if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-        throw sys_error("create pin directory " + dir);
+        throw std::runtime_error(error_text("create pin directory " + dir, -errno));
     }
     if (chmod(dir.c_str(), 0700) != 0) {  // root only, also when an older run made it
-        throw sys_error("chmod 0700 " + dir);
+        throw std::runtime_error(error_text("chmod 0700 " + dir, -errno));
     }
     if (!on_bpffs(dir)) {
         throw std::runtime_error("pin directory " + dir + " is not on a BPF filesystem");

@@ -9,22 +9,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
-#include <array>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
-#include <vector>
 #include <stdexcept>
+#include <vector>
 
-#include "loader/libbpf_log.hpp"
-#include "sys/error.hpp"
 #include "loader/bpffs.hpp"
+#include "loader/map_iter.hpp"
 #include "loader/pins.hpp"
 #include "loader/service_key.hpp"
 #include "loader/tc.hpp"
+#include "sys/error.hpp"
 #include "tcp.skel.h"
 #include "udp.skel.h"
 
@@ -115,15 +115,11 @@ void sync_map(int fd, const char *name, const Entries<Key> &want) {
         }
     }
     std::vector<Key> stale;
-    Key key{}, next{};
-    Key *prev = nullptr;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-        if (!want.count(next)) {
-            stale.push_back(next);
+    for_each_key<Key>(fd, [&](const Key &key) {
+        if (!want.count(key)) {
+            stale.push_back(key);
         }
-        key = next;
-        prev = &key;
-    }
+    });
     for (const auto &k : stale) {
         if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT) {
             throw std::runtime_error(
@@ -151,7 +147,7 @@ std::string incompatibility(int fd, const bpf_map *map) {
     bpf_map_info info{};
     std::uint32_t len = sizeof info;
     if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
-        return std::string("cannot read its info: ") + std::strerror(errno);
+        return error_text("cannot read its info", -errno);
     }
     if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
         info.value_size != bpf_map__value_size(map) ||
@@ -162,17 +158,18 @@ std::string incompatibility(int fd, const bpf_map *map) {
     return {};
 }
 
-}  // namespace
+// Pins `map` under `root`, readable and writable by root only: the maps steer traffic.
+void pin_private(bpf_map *map, const std::string &root) {
+    std::string path = pin_path(root, map);
+    if (int err = bpf_map__pin(map, path.c_str()); err != 0) {
+        throw std::runtime_error(error_text("pin " + path, err));
+    }
+    if (chmod(path.c_str(), 0600) != 0) {
+        throw std::runtime_error(error_text("chmod 0600 " + path, -errno));
+    }
+}
 
-void Datapath::SkelDeleter::operator()(udp_bpf *s) const {
-    udp_bpf::destroy(s);
-}
-void Datapath::SkelDeleter::operator()(tcp_bpf *s) const {
-    tcp_bpf::destroy(s);
-}
-void Datapath::SkelDeleter::operator()(bpf_link *l) const {
-    bpf_link__destroy(l);
-}
+}  // namespace
 
 // The PID holding a flock on the directory, from /proc/locks.
 long pin_root_owner(const std::string &path) {
@@ -199,187 +196,137 @@ long pin_root_owner(const std::string &path) {
     return 0;
 }
 
-// Pins `map` at `path`, readable and writable by root only: the maps steer traffic.
-static void pin_private(bpf_map *map, const std::string &path) {
-    int err = bpf_map__pin(map, path.c_str());
-    if (err) {
-        throw std::runtime_error(error_text("pin " + path, err));
-    }
-    if (chmod(path.c_str(), 0600) != 0) {
-        throw std::runtime_error("chmod 0600 " + path + ": " + std::strerror(errno));
-    }
-}
-
-// An mmap()able array map, mapped into this process.
-static void *map_shared(const bpf_map *map, std::size_t len) {
+Datapath::Mapping::Mapping(const bpf_map *map, std::size_t len) : len_(len) {
     void *p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
     if (p == MAP_FAILED) {
-        throw std::runtime_error(std::string("mmap ") + bpf_map__name(map) + ": " +
-                                 std::strerror(errno));
+        throw std::runtime_error(error_text(std::string("mmap ") + bpf_map__name(map), -errno));
     }
-    return p;
+    addr_ = p;
 }
 
-// The TCP object shares the UDP object's maps of the same name (services, counters...),
-// and brings its own: sockets live and die with this run, so they are pinned fresh.
+Datapath::Mapping::~Mapping() {
+    if (addr_) {
+        munmap(addr_, len_);
+    }
+}
+
+Datapath::Detach::~Detach() {
+    if (armed) {
+        detach_all(root, log);
+    }
+}
+
+// Adopts the maps an earlier run pinned, when they fit, and pins the others.
+void Datapath::load_udp(const Config &cfg) {
+    udp_.reset(udp_bpf::open());
+    if (!udp_) {
+        throw std::runtime_error(error_text("open BPF object udp", -errno));
+    }
+    if (int err = bpf_map__set_max_entries(udp_->maps.udp_flows, cfg.global.udp_max_flows)) {
+        throw std::runtime_error(error_text("size udp_flows", err));
+    }
+    std::set<const bpf_map *> adopted;
+    for (bpf_map *map : adopted_maps(*udp_)) {
+        std::string path = pin_path(root_, map);
+        Fd pinned(bpf_obj_get(path.c_str()));
+        if (!pinned) {
+            continue;
+        }
+        std::string why = incompatibility(pinned.get(), map);
+        if (!why.empty()) {
+            log_("replacing pinned map " + path + ": " + why);
+            unlink(path.c_str());
+            continue;
+        }
+        if (int err = bpf_map__reuse_fd(map, pinned.get())) {  // takes a duplicate
+            throw std::runtime_error(error_text("reuse pinned " + path, err));
+        }
+        adopted.insert(map);
+        log_("adopted pinned map " + path);
+    }
+    if (int err = udp_bpf::load(udp_.get())) {
+        throw std::runtime_error(error_text("load BPF programs (verifier log above)", err));
+    }
+    for (bpf_map *map : adopted_maps(*udp_)) {
+        if (!adopted.count(map)) {
+            pin_private(map, root_);
+        }
+    }
+}
+
+// The TCP object shares the UDP object's maps (maps.bpf.h: services, counters, ...), and
+// brings its own: sockets live and die with this run, so they are pinned fresh.
 void Datapath::load_tcp() {
     tcp_.reset(tcp_bpf::open());
     if (!tcp_) {
         throw std::runtime_error(error_text("open BPF object tcp", -errno));
     }
-    bpf_map *map;
-    bpf_object__for_each_map(map, tcp_->obj) {
-        const bpf_map *shared = bpf_object__find_map_by_name(udp_->obj, bpf_map__name(map));
-        if (!shared) {
-            continue;
-        }
-        int err = bpf_map__reuse_fd(map, bpf_map__fd(shared));
-        if (err) {
+    std::pair<bpf_map *, const bpf_map *> shared[] = {
+        {tcp_->maps.services, udp_->maps.services},
+        {tcp_->maps.udp_addresses, udp_->maps.udp_addresses},
+        {tcp_->maps.counters, udp_->maps.counters},
+        {tcp_->maps.attachments, udp_->maps.attachments}};
+    for (auto [map, from] : shared) {
+        if (int err = bpf_map__reuse_fd(map, bpf_map__fd(from))) {
             throw std::runtime_error(
                 error_text(std::string("share map ") + bpf_map__name(map) + " with tcp", err));
         }
     }
-    int err = tcp_bpf::load(tcp_.get());
-    if (err) {
+    if (int err = tcp_bpf::load(tcp_.get())) {
         throw std::runtime_error(error_text("load TCP programs (verifier log above)", err));
     }
-    for (auto name : kPinnedTcpMaps) {
-        std::string path = pin_path(root_, name);
-        unlink(path.c_str());  // a killed run's: its sockets are gone
-        bpf_map *m = bpf_object__find_map_by_name(tcp_->obj, std::string(name).c_str());
-        if (!m) {
-            throw std::runtime_error("BPF object tcp has no map " + std::string(name));
-        }
-        pin_private(m, path);
+    for (bpf_map *map : run_maps(*tcp_)) {
+        unlink(pin_path(root_, map).c_str());  // a killed run's: its sockets are gone
+        pin_private(map, root_);
     }
 
     tcp_maps_.listen = bpf_map__fd(tcp_->maps.tcp_listen);
     tcp_maps_.socks = bpf_map__fd(tcp_->maps.tcp_socks);
     tcp_maps_.targets = bpf_map__fd(tcp_->maps.tcp_targets);
     tcp_maps_.peers = bpf_map__fd(tcp_->maps.tcp_peers);
-    stats_len_ = sizeof(pp_tcp_stats) * PP_MAX_SERVICES;
-    tcp_maps_.stats = static_cast<pp_tcp_stats *>(map_shared(tcp_->maps.tcp_stats, stats_len_));
-    conns_len_ = sizeof(pp_tcp_conn) * PP_MAX_TCP_CONNS;
-    tcp_maps_.conns = static_cast<pp_tcp_conn *>(map_shared(tcp_->maps.tcp_conns, conns_len_));
+    stats_ = Mapping(tcp_->maps.tcp_stats, sizeof(pp_tcp_stats) * PP_MAX_SERVICES);
+    tcp_maps_.stats = static_cast<pp_tcp_stats *>(stats_.get());
+    conns_ = Mapping(tcp_->maps.tcp_conns, sizeof(pp_tcp_conn) * PP_MAX_TCP_CONNS);
+    tcp_maps_.conns = static_cast<pp_tcp_conn *>(conns_.get());
 
-    err = bpf_prog_attach(bpf_program__fd(tcp_->progs.sockmap_verdict), tcp_maps_.socks,
-                          BPF_SK_SKB_STREAM_VERDICT, 0);
-    if (err) {
+    if (bpf_prog_attach(bpf_program__fd(tcp_->progs.sockmap_verdict), tcp_maps_.socks,
+                        BPF_SK_SKB_STREAM_VERDICT, 0) != 0) {
         throw std::runtime_error(
             error_text("attach sk_skb stream verdict to tcp_socks (sockmap support)", -errno));
     }
-    int netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (netns < 0) {
-        throw std::runtime_error(std::string("open /proc/self/ns/net: ") + std::strerror(errno));
+    Fd netns(open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
+    if (!netns) {
+        throw std::runtime_error(error_text("open /proc/self/ns/net", -errno));
     }
-    bpf_link *link = bpf_program__attach_netns(tcp_->progs.steer_tcp, netns);
-    int attach_err = link ? 0 : -errno;
-    close(netns);
-    steer_link_.reset(link);
-    if (!link) {
+    steer_link_.reset(bpf_program__attach_netns(tcp_->progs.steer_tcp, netns.get()));
+    if (!steer_link_) {
         throw std::runtime_error(
-            error_text("attach sk_lookup program to this network namespace", attach_err));
+            error_text("attach sk_lookup program to this network namespace", -errno));
     }
 }
 
 Datapath::Datapath(const Config &cfg, LogFn log) : root_(cfg.global.bpffs), log_(std::move(log)) {
     prepare_pin_root(root_);
-    lock_fd_ = open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (lock_fd_ < 0 || flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    lock_.reset(open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!lock_) {
+        throw std::runtime_error(error_text("lock " + root_, -errno));
+    }
+    if (flock(lock_.get(), LOCK_EX | LOCK_NB) != 0) {
         int err = errno;
-        if (lock_fd_ >= 0) {
-            close(lock_fd_);
-        }
         long pid = err == EWOULDBLOCK ? pin_root_owner(root_) : 0;
         throw std::runtime_error(
             err == EWOULDBLOCK
                 ? "another ppinject run owns " + root_ +
                       (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string())
-                : "lock " + root_ + ": " + std::strerror(err));
+                : error_text("lock " + root_, -err));
     }
-    try {
-        udp_.reset(udp_bpf::open());
-        if (!udp_) {
-            throw std::runtime_error(error_text("open BPF object udp", -errno));
-        }
-        int err = bpf_map__set_max_entries(udp_->maps.udp_flows, cfg.global.udp_max_flows);
-        if (err) {
-            throw std::runtime_error(error_text("size udp_flows", err));
-        }
-
-        // Adopt the maps an earlier run pinned, when they fit.
-        std::vector<bpf_map *> maps;
-        for (auto name : kPinnedMaps) {
-            maps.push_back(bpf_object__find_map_by_name(udp_->obj, std::string(name).c_str()));
-            if (!maps.back()) {
-                throw std::runtime_error("BPF object udp has no map " + std::string(name));
-            }
-        }
-        std::set<std::string> adopted;
-        for (bpf_map *map : maps) {
-            std::string path = pin_path(root_, bpf_map__name(map));
-            int fd = bpf_obj_get(path.c_str());
-            if (fd < 0) {
-                continue;
-            }
-            std::string why = incompatibility(fd, map);
-            if (why.empty()) {
-                err = bpf_map__reuse_fd(map, fd);
-                if (err) {
-                    close(fd);
-                    throw std::runtime_error(error_text("reuse pinned " + path, err));
-                }
-                adopted.insert(bpf_map__name(map));
-                log_("adopted pinned map " + path);
-            } else {
-                log_("replacing pinned map " + path + ": " + why);
-                unlink(path.c_str());
-            }
-            close(fd);
-        }
-
-        err = udp_bpf::load(udp_.get());
-        if (err) {
-            throw std::runtime_error(error_text("load BPF programs (verifier log above)", err));
-        }
-        for (bpf_map *map : maps) {
-            if (adopted.count(bpf_map__name(map))) {
-                continue;
-            }
-            std::string path = pin_path(root_, bpf_map__name(map));
-            pin_private(map, path);
-        }
-        load_tcp();
-        apply(cfg);
-    } catch (...) {
-        // Nothing half-attached: remove whatever this run or a leftover put in place.
-        release_tcp();
-        detach_all(root_, log_);
-        udp_.reset();
-        close(lock_fd_);
-        throw;
-    }
+    detach_.armed = true;  // from here a failure removes what is in place, by destructors
+    load_udp(cfg);
+    load_tcp();
+    apply(cfg);
 }
 
-void Datapath::release_tcp() {
-    steer_link_.reset();
-    if (tcp_maps_.stats) {
-        munmap(tcp_maps_.stats, stats_len_);
-        tcp_maps_.stats = nullptr;
-    }
-    if (tcp_maps_.conns) {
-        munmap(tcp_maps_.conns, conns_len_);
-        tcp_maps_.conns = nullptr;
-    }
-    tcp_.reset();  // the verdict program goes with the last reference to tcp_socks
-}
-
-Datapath::~Datapath() {
-    release_tcp();
-    detach_all(root_, log_);
-    udp_.reset();
-    close(lock_fd_);
-}
+Datapath::~Datapath() = default;
 
 void Datapath::apply(const Config &cfg) {
     sync_services(cfg);
@@ -406,16 +353,10 @@ void Datapath::sync_interfaces(const Config &cfg) {
 
     // What an earlier run (or this one) recorded, by interface name.
     std::map<std::string, std::pair<std::uint32_t, pp_attachment>> recorded;
-    std::uint32_t key = 0, next = 0;
-    std::uint32_t *prev = nullptr;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-        pp_attachment a{};
-        if (bpf_map_lookup_elem(fd, &next, &a) == 0) {
-            recorded[std::string(a.ifname, strnlen(a.ifname, sizeof a.ifname))] = {next, a};
-        }
-        key = next;
-        prev = &key;
-    }
+    for_each_entry<std::uint32_t, pp_attachment>(
+        fd, [&](std::uint32_t ifindex, const pp_attachment &a) {
+            recorded[std::string(a.ifname, strnlen(a.ifname, sizeof a.ifname))] = {ifindex, a};
+        });
 
     for (const auto &[ifname, egress] : want) {
         int ifindex = interface_index(ifname);
@@ -443,7 +384,9 @@ void Datapath::sync_interfaces(const Config &cfg) {
             tc_detach(ifindex, ifname, TcHook::egress);
             a.egress_prog_id = 0;
         }
-        bpf_map_update_elem(fd, &k, &a, BPF_ANY);
+        if (bpf_map_update_elem(fd, &k, &a, BPF_ANY) != 0) {
+            throw std::runtime_error(error_text("record attachment of " + ifname, -errno));
+        }
         log_("attached tc ingress" + std::string(egress ? " and egress" : "") + " on " + ifname);
     }
 
@@ -459,7 +402,9 @@ void Datapath::sync_interfaces(const Config &cfg) {
         if (a.created_clsact) {
             destroy_clsact(static_cast<int>(ifindex), ifname);
         }
-        bpf_map_delete_elem(fd, &ifindex);
+        if (bpf_map_delete_elem(fd, &ifindex) != 0) {
+            log_(error_text("forget the attachment of " + ifname, -errno));  // detach retries
+        }
         log_("detached from " + ifname);
     }
 }

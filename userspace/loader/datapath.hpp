@@ -7,12 +7,14 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "config/config.hpp"
+#include "loader/skeleton.hpp"
+#include "sys/fd.hpp"
 
 struct udp_bpf;
 struct tcp_bpf;
-struct bpf_link;
 struct pp_tcp_stats;
 struct pp_tcp_conn;
 
@@ -56,25 +58,48 @@ class Datapath {
     const TcpMaps &tcp_maps() const { return tcp_maps_; }
 
   private:
+    void load_udp(const Config &cfg);
     void load_tcp();
-    void release_tcp();
     void sync_services(const Config &cfg);
     void sync_interfaces(const Config &cfg);
 
+    // An array map mmap()ed into this process, unmapped when this goes.
+    class Mapping {
+      public:
+        Mapping() = default;
+        Mapping(const bpf_map *map, std::size_t len);  // throws
+        ~Mapping();
+        Mapping &operator=(Mapping &&o) noexcept {
+            std::swap(addr_, o.addr_);
+            std::swap(len_, o.len_);
+            return *this;
+        }
+        void *get() const { return addr_; }
+
+      private:
+        void *addr_ = nullptr;
+        std::size_t len_ = 0;
+    };
+    // Runs detach_all() on the pin root when it goes: a clean stop, or a failed start
+    // (nothing half-attached, whatever this run or a leftover put in place).
+    struct Detach {
+        const std::string &root;
+        const LogFn &log;
+        bool armed = false;  // once the pin root is this run's
+        ~Detach();
+    };
+
+    // Members in the order of creation; destroyed in reverse, which is the order of
+    // teardown: sk_lookup link, mappings, TCP object, filters and pins, UDP object, lock.
     std::string root_;
     LogFn log_;
-    struct SkelDeleter {
-        void operator()(udp_bpf *s) const;
-        void operator()(tcp_bpf *s) const;
-        void operator()(bpf_link *l) const;
-    };
-    std::unique_ptr<udp_bpf, SkelDeleter> udp_;
-    std::unique_ptr<tcp_bpf, SkelDeleter> tcp_;
-    std::unique_ptr<bpf_link, SkelDeleter> steer_link_;  // sk_lookup on this netns
+    Fd lock_;  // flock on the pin root: one run per pin root
+    Skeleton<udp_bpf> udp_;
+    Detach detach_{root_, log_};
+    Skeleton<tcp_bpf> tcp_;
+    Mapping stats_, conns_;
+    Link steer_link_;  // sk_lookup on this netns
     TcpMaps tcp_maps_;
-    std::size_t stats_len_ = 0;  // bytes of the tcp_stats mapping
-    std::size_t conns_len_ = 0;  // bytes of the tcp_conns mapping
-    int lock_fd_ = -1;
 };
 
 }  // namespace ppinject

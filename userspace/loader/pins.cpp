@@ -1,42 +1,54 @@
 #include "loader/pins.hpp"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <net/if.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
 
-#include "loader/libbpf_log.hpp"
 #include "loader/bpffs.hpp"
 #include "sys/kernel.hpp"
+#include "loader/map_iter.hpp"
+#include "loader/skeleton.hpp"
 #include "loader/tc.hpp"
+#include "sys/error.hpp"
+#include "sys/fd.hpp"
+#include "tcp.skel.h"
+#include "udp.skel.h"
 
 namespace ppinject {
 namespace {
 
 // Name of the BPF program with this id, or "" if it is gone.
 std::string prog_name(std::uint32_t id) {
-    int fd = bpf_prog_get_fd_by_id(id);
-    if (fd < 0) {
-        return {};
-    }
+    Fd fd(bpf_prog_get_fd_by_id(id));
     bpf_prog_info info{};
     std::uint32_t len = sizeof info;
-    std::string name;
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
-        name = info.name;
+    if (!fd || bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) {
+        return {};
     }
-    close(fd);
-    return name;
+    return info.name;
 }
 
+// A filter at ppinject's handle and priority running one of its TC programs is its own.
 bool is_ours(std::uint32_t prog_id) {
     std::string name = prog_name(prog_id);
-    return std::find(kTcPrograms.begin(), kTcPrograms.end(), name) != kTcPrograms.end();
+    const udp_bpf &udp = udp_object();
+    return name == bpf_program__name(udp.progs.udp_ingress) ||
+           name == bpf_program__name(udp.progs.udp_egress);
+}
+
+template <typename Skel>
+const Skel &opened(Skel *(*open)(const bpf_object_open_opts *), const char *what) {
+    static const Skeleton<Skel> skel(open(nullptr));
+    if (!skel) {
+        throw std::runtime_error(error_text(std::string("open BPF object ") + what, -errno));
+    }
+    return *skel;
 }
 
 struct Interface {
@@ -59,8 +71,24 @@ std::vector<Interface> interfaces() {
 
 }  // namespace
 
-std::string pin_path(const std::string &root, std::string_view name) {
-    return root + "/" + std::string(name);
+std::array<bpf_map *, 6> adopted_maps(const udp_bpf &udp) {
+    return {udp.maps.services, udp.maps.udp_addresses, udp.maps.udp_ports,
+            udp.maps.counters, udp.maps.udp_flows,     udp.maps.attachments};
+}
+
+std::array<bpf_map *, 2> run_maps(const tcp_bpf &tcp) {
+    return {tcp.maps.tcp_socks, tcp.maps.tcp_stats};
+}
+
+const udp_bpf &udp_object() {
+    return opened<udp_bpf>(udp_bpf::open, "udp");
+}
+const tcp_bpf &tcp_object() {
+    return opened<tcp_bpf>(tcp_bpf::open, "tcp");
+}
+
+std::string pin_path(const std::string &root, const bpf_map *map) {
+    return root + "/" + bpf_map__name(map);
 }
 
 int detach_all(const std::string &root, const std::function<void(const std::string &)> &log) {
@@ -76,18 +104,13 @@ int detach_all(const std::string &root, const std::function<void(const std::stri
 
     // 1. What a run recorded: its filters, and the clsact qdiscs it created.
     std::vector<std::pair<int, pp_attachment>> recorded;
-    int fd = bpf_obj_get(pin_path(root, "attachments").c_str());
-    if (fd >= 0) {
-        std::uint32_t key, next;
-        std::uint32_t *prev = nullptr;
-        while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-            pp_attachment a{};
-            if (bpf_map_lookup_elem(fd, &next, &a) == 0) {
-                recorded.emplace_back(static_cast<int>(next), a);
-            }
-            key = next;
-            prev = &key;
-        }
+    const udp_bpf &udp = udp_object();
+    Fd fd(bpf_obj_get(pin_path(root, udp.maps.attachments).c_str()));
+    if (fd) {
+        for_each_entry<std::uint32_t, pp_attachment>(
+            fd.get(), [&](std::uint32_t ifindex, const pp_attachment &a) {
+                recorded.emplace_back(static_cast<int>(ifindex), a);
+            });
     }
     for (const auto &[ifindex, a] : recorded) {
         char name[IF_NAMESIZE] = {};
@@ -112,13 +135,8 @@ int detach_all(const std::string &root, const std::function<void(const std::stri
                 });
             }
         }
-        if (fd >= 0) {
-            std::uint32_t k = static_cast<std::uint32_t>(ifindex);
-            bpf_map_delete_elem(fd, &k);
-        }
-    }
-    if (fd >= 0) {
-        close(fd);
+        std::uint32_t k = static_cast<std::uint32_t>(ifindex);
+        bpf_map_delete_elem(fd.get(), &k);  // the map is unpinned below in any case
     }
 
     // 2. Filters of ours that no record names (the record was lost or never written).
@@ -137,14 +155,19 @@ int detach_all(const std::string &root, const std::function<void(const std::stri
     }
 
     // 3. Pins, then the pin root if nothing else is in it.
-    std::vector<std::string_view> names(kPinnedMaps.begin(), kPinnedMaps.end());
-    names.insert(names.end(), kPinnedTcpMaps.begin(), kPinnedTcpMaps.end());
-    for (auto name : names) {
-        std::string path = pin_path(root, name);
+    std::vector<const bpf_map *> maps;
+    for (const bpf_map *m : adopted_maps(udp)) {
+        maps.push_back(m);
+    }
+    for (const bpf_map *m : run_maps(tcp_object())) {
+        maps.push_back(m);
+    }
+    for (const bpf_map *m : maps) {
+        std::string path = pin_path(root, m);
         if (unlink(path.c_str()) == 0) {
             log("unpinned " + path);
         } else if (errno != ENOENT) {
-            log("unpin " + path + ": " + std::strerror(errno));
+            log(error_text("unpin " + path, -errno));
             errors++;
         }
     }

@@ -1,5 +1,7 @@
 // What ppinject leaves in the kernel between runs, and the one way to remove it: pinned
-// maps under the pin root, and TC filters recorded in the pinned `attachments` map.
+// maps under the pin root, and TC filters recorded in the pinned `attachments` map. Which
+// maps are pinned, and under which names, comes from the skeletons: the file of a map
+// under the pin root is its name in the BPF object.
 #pragma once
 
 #include <array>
@@ -7,22 +9,27 @@
 #include <string>
 #include <string_view>
 
+struct bpf_map;
+struct udp_bpf;
+struct tcp_bpf;
+
 namespace ppinject {
 
-// Maps of the UDP object that ppinject pins under its pin root (also their file names
-// there). A new run adopts them when their layout matches: flows and counters carry on.
-inline constexpr std::array<std::string_view, 6> kPinnedMaps = {
-    "services", "udp_addresses", "udp_ports", "counters", "udp_flows", "attachments"};
-// Maps of the TCP object that are pinned for inspection only: their sockets live and die
-// with the run, so each run pins fresh ones.
-inline constexpr std::array<std::string_view, 2> kPinnedTcpMaps = {"tcp_socks", "tcp_stats"};
+// The UDP object's maps that are pinned. A new run adopts them when their layout matches:
+// flows and counters carry on.
+std::array<bpf_map *, 6> adopted_maps(const udp_bpf &udp);
+// The TCP object's maps pinned for inspection only: their sockets live and die with the
+// run, so each run pins fresh ones.
+std::array<bpf_map *, 2> run_maps(const tcp_bpf &tcp);
 
-// Names of ppinject's TC programs; a filter at ppinject's handle and priority running one
-// of these is ppinject's own.
-inline constexpr std::array<std::string_view, 2> kTcPrograms = {"udp_ingress", "udp_egress"};
+// The BPF objects opened from the skeletons (never loaded), for the names of their maps
+// and programs where nothing is loaded: detach, status, flows. Opened once per process;
+// throws std::runtime_error if they cannot be.
+const udp_bpf &udp_object();
+const tcp_bpf &tcp_object();
 
-// Path of a pinned object.
-std::string pin_path(const std::string &root, std::string_view name);
+// Path of a pinned map under `root`.
+std::string pin_path(const std::string &root, const bpf_map *map);
 
 // Removes every TC filter a run recorded in <root>/attachments (and any other filter of
 // ppinject's at its handle and priority on this namespace's interfaces), deletes clsact

@@ -15,54 +15,47 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "loader/map_iter.hpp"
 #include "loader/pins.hpp"
+#include "sys/error.hpp"
+#include "sys/fd.hpp"
+#include "tcp.skel.h"
+#include "udp.skel.h"
 
 namespace ppinject {
 namespace {
 
-// An fd of a pinned map, closed on scope exit.
+// A pinned map of a run, opened by its name in the BPF object.
 class PinnedMap {
   public:
-    PinnedMap(const std::string &root, std::string_view name) {
-        std::string path = pin_path(root, name);
-        fd_ = bpf_obj_get(path.c_str());
-        if (fd_ < 0) {
+    PinnedMap(const std::string &root, const bpf_map *map) {
+        std::string path = pin_path(root, map);
+        fd_.reset(bpf_obj_get(path.c_str()));
+        if (!fd_) {
             int err = errno;
             throw std::runtime_error(
                 err == ENOENT
-                    ? "no ppinject state at " + root + " (" + std::string(name) +
+                    ? "no ppinject state at " + root + " (" + bpf_map__name(map) +
                           " is not pinned): is `ppinject run` running in this mount namespace?"
-                    : "open " + path + ": " + std::strerror(err));
+                    : error_text("open " + path, -err));
         }
     }
-    ~PinnedMap() { close(fd_); }
-    PinnedMap(const PinnedMap &) = delete;
-    PinnedMap &operator=(const PinnedMap &) = delete;
-    int fd() const { return fd_; }
+    int fd() const { return fd_.get(); }
 
     // Calls f(key, value) for every entry.
     template <typename K, typename V, typename F>
     void for_each(F &&f) const {
-        K key{}, next{};
-        K *prev = nullptr;
-        while (bpf_map_get_next_key(fd_, prev, &next) == 0) {
-            V value{};
-            if (bpf_map_lookup_elem(fd_, &next, &value) == 0) {
-                f(next, value);
-            }
-            key = next;
-            prev = &key;
-        }
+        for_each_entry<K, V>(fd_.get(), std::forward<F>(f));
     }
 
     std::uint32_t max_entries() const {
         bpf_map_info info{};
         std::uint32_t len = sizeof info;
-        return bpf_obj_get_info_by_fd(fd_, &info, &len) == 0 ? info.max_entries : 0;
+        return bpf_obj_get_info_by_fd(fd_.get(), &info, &len) == 0 ? info.max_entries : 0;
     }
 
   private:
-    int fd_ = -1;
+    Fd fd_;
 };
 
 double mono_now_s() {
@@ -172,8 +165,9 @@ std::vector<std::pair<std::string_view, std::uint64_t>> counters_of(const Servic
 }
 
 Snapshot read_snapshot(const std::string &root) {
-    PinnedMap services(root, "services"), counters(root, "counters"), flows(root, "udp_flows"),
-        attachments(root, "attachments");
+    const udp_bpf &udp = udp_object();
+    PinnedMap services(root, udp.maps.services), counters(root, udp.maps.counters),
+        flows(root, udp.maps.udp_flows), attachments(root, udp.maps.attachments);
     Snapshot s;
 
     std::map<std::uint32_t, std::pair<ServiceView, std::vector<pp_service_key>>> by_id;
@@ -184,18 +178,16 @@ Snapshot read_snapshot(const std::string &root) {
             view.protocol = k.protocol;
             keys.push_back(k);
         });
-    int tcp_stats = bpf_obj_get(pin_path(root, "tcp_stats").c_str());  // absent: no TCP yet
+    // Absent when no run has loaded the TCP object yet.
+    Fd tcp_stats(bpf_obj_get(pin_path(root, tcp_object().maps.tcp_stats).c_str()));
     for (auto &[id, entry] : by_id) {
         auto &[view, keys] = entry;
         view.listen = fold_listen(std::move(keys));
         view.counters = sum_counters(counters.fd(), id);
-        if (tcp_stats >= 0) {
-            bpf_map_lookup_elem(tcp_stats, &id, &view.tcp);
+        if (tcp_stats) {
+            bpf_map_lookup_elem(tcp_stats.get(), &id, &view.tcp);
         }
         s.services.push_back(std::move(view));
-    }
-    if (tcp_stats >= 0) {
-        close(tcp_stats);
     }
 
     attachments.for_each<std::uint32_t, pp_attachment>(
@@ -212,7 +204,8 @@ Snapshot read_snapshot(const std::string &root) {
 }
 
 std::vector<FlowView> read_flows(const std::string &root) {
-    PinnedMap services(root, "services"), flows(root, "udp_flows");
+    const udp_bpf &udp = udp_object();
+    PinnedMap services(root, udp.maps.services), flows(root, udp.maps.udp_flows);
     std::map<std::uint32_t, std::string> names;
     services.for_each<pp_service_key, pp_service>(
         [&](const pp_service_key &, const pp_service &v) { names[v.id] = name_of(v); });

@@ -15,10 +15,10 @@
 #include <optional>
 #include <stdexcept>
 #include <string_view>
-#include <system_error>
 #include <vector>
 
 #include "observe/metrics.hpp"
+#include "sys/error.hpp"
 
 namespace ppinject {
 namespace {
@@ -34,13 +34,9 @@ constexpr auto kLinger = std::chrono::seconds(2);
 // socket stays readable, so retrying at once would spin).
 constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 
-std::string errno_text(int err) {
-    return std::system_category().message(err);
-}
-
-[[noreturn]] void fail(std::string_view what, const Endpoint &at, int err) {
+[[noreturn]] void fail(std::string_view what, const Endpoint &at) {
     throw std::runtime_error(
-        fmt::format("metrics: {} {}: {}", what, at.to_string(), errno_text(err)));
+        error_text(fmt::format("metrics: {} {}", what, at.to_string()), -errno));
 }
 
 bool is_tchar(char c) {
@@ -224,7 +220,7 @@ std::string respond(std::string_view head, const MetricsServer::BodyFn &body) {
 struct Conn {
     enum class State { reading, writing, draining };
 
-    int fd = -1;
+    Fd fd;
     State state = State::reading;
     Clock::time_point deadline;
     std::string in;
@@ -238,45 +234,40 @@ MetricsServer::MetricsServer(const Endpoint &at, BodyFn body, MetricsServerOptio
     : body_(std::move(body)), opts_(opts), local_(at) {
     sockaddr_storage ss{};
     socklen_t len = at.to_sockaddr(ss);
-    listen_fd_ = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (listen_fd_ < 0) {
-        fail("socket for", at, errno);
+    listen_fd_.reset(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!listen_fd_) {
+        fail("socket for", at);
     }
-    try {
-        int one = 1, zero = 0;
-        // A restart must not fail while the last run's connections sit in TIME_WAIT; on Linux
-        // this still refuses a port that another socket is listening on.
-        setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (ss.ss_family == AF_INET6 && at.addr.is_unspecified()) {
-            // "[::]" serves IPv4 too whatever net.ipv6.bindv6only says, as it does for services.
-            setsockopt(listen_fd_, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-        }
-        if (bind(listen_fd_, reinterpret_cast<const sockaddr *>(&ss), len) != 0) {
-            fail("bind", at, errno);
-        }
-        if (listen(listen_fd_, 64) != 0) {
-            fail("listen on", at, errno);
-        }
-        sockaddr_storage bound{};
-        socklen_t blen = sizeof bound;
-        if (getsockname(listen_fd_, reinterpret_cast<sockaddr *>(&bound), &blen) != 0) {
-            fail("getsockname of", at, errno);
-        }
-        if (auto ep = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr *>(&bound))) {
-            local_ = *ep;
-        }
-        wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (wake_fd_ < 0) {
-            fail("eventfd for", at, errno);
-        }
-        thread_ = std::thread([this] { serve(); });
-    } catch (...) {
-        close(listen_fd_);
-        if (wake_fd_ >= 0) {
-            close(wake_fd_);
-        }
-        throw;
+    int one = 1, zero = 0;
+    // A restart must not fail while the last run's connections sit in TIME_WAIT; on Linux
+    // this still refuses a port that another socket is listening on.
+    if (setsockopt(listen_fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
+        fail("SO_REUSEADDR for", at);
     }
+    if (ss.ss_family == AF_INET6 && at.addr.is_unspecified() &&
+        setsockopt(listen_fd_.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) != 0) {
+        // "[::]" serves IPv4 too whatever net.ipv6.bindv6only says, as it does for services.
+        fail("IPV6_V6ONLY off for", at);
+    }
+    if (bind(listen_fd_.get(), reinterpret_cast<const sockaddr *>(&ss), len) != 0) {
+        fail("bind", at);
+    }
+    if (listen(listen_fd_.get(), 64) != 0) {
+        fail("listen on", at);
+    }
+    sockaddr_storage bound{};
+    socklen_t blen = sizeof bound;
+    if (getsockname(listen_fd_.get(), reinterpret_cast<sockaddr *>(&bound), &blen) != 0) {
+        fail("getsockname of", at);
+    }
+    if (auto ep = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr *>(&bound))) {
+        local_ = *ep;
+    }
+    wake_fd_.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!wake_fd_) {
+        fail("eventfd for", at);
+    }
+    thread_ = std::thread([this] { serve(); });
 }
 
 MetricsServer::~MetricsServer() {
@@ -289,11 +280,10 @@ void MetricsServer::stop() {
     }
     std::uint64_t one = 1;
     // An eventfd write only fails when the counter would overflow: it is readable then anyway.
-    [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof one);
+    [[maybe_unused]] ssize_t n = write(wake_fd_.get(), &one, sizeof one);
     thread_.join();
-    close(listen_fd_);
-    close(wake_fd_);
-    listen_fd_ = wake_fd_ = -1;
+    listen_fd_.reset();
+    wake_fd_.reset();
 }
 
 void MetricsServer::serve() {
@@ -307,14 +297,11 @@ void MetricsServer::serve() {
     std::vector<pollfd> pfds;
     Clock::time_point accept_paused_until{};
 
-    auto close_conn = [](Conn &c) {
-        close(c.fd);
-        c.fd = -1;
-    };
+    auto close_conn = [](Conn &c) { c.fd.reset(); };
     // Sends what it can; when all is out, half-closes and waits for the client's FIN.
     auto flush = [&](Conn &c) {
         while (c.sent < c.out.size()) {
-            ssize_t n = send(c.fd, c.out.data() + c.sent, c.out.size() - c.sent,
+            ssize_t n = send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent,
                              MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n < 0) {
                 if (errno == EINTR) {
@@ -327,7 +314,7 @@ void MetricsServer::serve() {
             }
             c.sent += static_cast<std::size_t>(n);
         }
-        shutdown(c.fd, SHUT_WR);
+        shutdown(c.fd.get(), SHUT_WR);
         c.state = Conn::State::draining;
         c.deadline = std::min(c.deadline, Clock::now() + kLinger);
         c.in.clear();
@@ -338,7 +325,7 @@ void MetricsServer::serve() {
         // A bounded number of reads per wake-up, so a client that streams bytes while its
         // response drains cannot keep the thread away from the others.
         for (int budget = 16; budget > 0; budget--) {
-            ssize_t n = recv(c.fd, buf, sizeof buf, MSG_DONTWAIT);
+            ssize_t n = recv(c.fd.get(), buf, sizeof buf, MSG_DONTWAIT);
             if (n < 0 && errno == EINTR) {
                 continue;
             }
@@ -371,12 +358,13 @@ void MetricsServer::serve() {
         Clock::time_point now = Clock::now();
         bool accepting = conns.size() < opts_.max_connections && now >= accept_paused_until;
         pfds.clear();
-        pfds.push_back({wake_fd_, POLLIN, 0});
-        pfds.push_back({listen_fd_, static_cast<short>(accepting ? POLLIN : 0), 0});
+        pfds.push_back({wake_fd_.get(), POLLIN, 0});
+        pfds.push_back({listen_fd_.get(), static_cast<short>(accepting ? POLLIN : 0), 0});
         Clock::time_point next = Clock::time_point::max();
         for (const Conn &c : conns) {
-            pfds.push_back(
-                {c.fd, static_cast<short>(c.state == Conn::State::writing ? POLLOUT : POLLIN), 0});
+            pfds.push_back({c.fd.get(),
+                            static_cast<short>(c.state == Conn::State::writing ? POLLOUT : POLLIN),
+                            0});
             next = std::min(next, c.deadline);
         }
         if (!accepting && conns.size() < opts_.max_connections) {
@@ -411,15 +399,15 @@ void MetricsServer::serve() {
 
         if (ready > 0 && (pfds[1].revents & POLLIN)) {
             while (conns.size() < opts_.max_connections) {
-                int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (fd < 0) {
+                Fd fd(accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+                if (!fd) {
                     if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                         accept_paused_until = Clock::now() + kAcceptBackoff;
                     }
                     break;  // EAGAIN, or a connection that died in the backlog
                 }
                 Conn c;
-                c.fd = fd;
+                c.fd = std::move(fd);
                 c.deadline = Clock::now() + opts_.timeout;
                 conns.push_back(std::move(c));
                 // Most requests are already there: answer without another trip through poll.
@@ -429,22 +417,19 @@ void MetricsServer::serve() {
 
         now = Clock::now();
         for (Conn &c : conns) {
-            if (c.fd >= 0 && now >= c.deadline) {
+            if (c.fd && now >= c.deadline) {
                 if (c.state != Conn::State::draining) {
                     // The client failed its budget: reset rather than leave the kernel
                     // trickling a large unsent response to a reader that is not reading.
                     // A drained response is complete and must not be reset under the client.
+                    // Failing to set the option leaves an ordinary close.
                     linger abort{1, 0};
-                    setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+                    setsockopt(c.fd.get(), SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
                 }
                 close_conn(c);
             }
         }
-        std::erase_if(conns, [](const Conn &c) { return c.fd < 0; });
-    }
-
-    for (Conn &c : conns) {
-        close(c.fd);
+        std::erase_if(conns, [](const Conn &c) { return !c.fd; });
     }
 }
 

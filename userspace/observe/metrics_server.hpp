@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "codec/address.hpp"
+#include "sys/fd.hpp"
 
 namespace ppinject {
 
@@ -55,8 +56,8 @@ class MetricsServer {
     BodyFn body_;
     MetricsServerOptions opts_;
     Endpoint local_;
-    int listen_fd_ = -1;
-    int wake_fd_ = -1;  // eventfd: stop() writes, the thread's poll() returns
+    Fd listen_fd_;
+    Fd wake_fd_;  // eventfd: stop() writes, the thread's poll() returns
     std::thread thread_;
 };
 
