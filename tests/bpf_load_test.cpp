@@ -8,23 +8,19 @@
 #include <netinet/in.h>
 
 #include <cstring>
-#include <memory>
 #include <vector>
 
 #include "sys/kernel.hpp"
 #include "loader/service_key.hpp"
+#include "loader/skeleton.hpp"
 #include "support/privileges.hpp"
 #include "udp.skel.h"
 
 namespace {
 
-struct SkelDeleter {
-    void operator()(udp_bpf *s) const { udp_bpf::destroy(s); }
-};
-
 TEST(BpfLoad, UdpSkeletonLoadsRunsAndCounts) {
     PP_REQUIRE_ROOT();
-    std::unique_ptr<udp_bpf, SkelDeleter> skel(udp_bpf::open_and_load());
+    ppinject::Skeleton<udp_bpf> skel(udp_bpf::open_and_load());
     ASSERT_TRUE(skel) << "open_and_load udp skeleton: " << std::strerror(errno);
 
     // One v2 service on 192.0.2.1:53 with id 7.

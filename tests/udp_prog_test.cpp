@@ -28,7 +28,6 @@
 #include <cstring>
 #include <initializer_list>
 #include <map>
-#include <memory>
 #include <optional>
 #include <ostream>
 #include <stdexcept>
@@ -39,6 +38,7 @@
 
 #include "sys/kernel.hpp"
 #include "loader/service_key.hpp"
+#include "loader/skeleton.hpp"
 #include "support/netns.hpp"
 #include "support/packet.hpp"
 #include "support/privileges.hpp"
@@ -223,10 +223,6 @@ Counts dropped(const char *reason) {
 
 enum class Dir { ingress, egress };
 
-struct SkelDeleter {
-    void operator()(udp_bpf *s) const { udp_bpf::destroy(s); }
-};
-
 class UdpProgTest : public ::testing::Test {
   protected:
     struct Result {
@@ -407,7 +403,7 @@ class UdpProgTest : public ::testing::Test {
         EXPECT_EQ(counters(kPass), counts({{"seen", 1}, {"error_passed", 1}}));
     }
 
-    std::unique_ptr<udp_bpf, SkelDeleter> skel_;
+    ppinject::Skeleton<udp_bpf> skel_;
 };
 
 // --- Table of single-datagram cases ---------------------------------------------------
