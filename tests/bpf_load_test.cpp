@@ -14,6 +14,7 @@
 #include "loader/service_key.hpp"
 #include "loader/skeleton.hpp"
 #include "support/privileges.hpp"
+#include "support/udp_ports.hpp"
 #include "udp.skel.h"
 
 namespace {
@@ -31,7 +32,7 @@ TEST(BpfLoad, UdpSkeletonLoadsRunsAndCounts) {
     svc.header = PP_HDR_V2;
     svc.flow_timeout_ns = 30'000'000'000ull;
     ASSERT_EQ(bpf_map__update_elem(skel->maps.services, &key, sizeof key, &svc, sizeof svc, 0), 0);
-    ASSERT_TRUE(ppinject::mark_udp_port(bpf_map__fd(skel->maps.udp_ports), 53))
+    ASSERT_TRUE(pptest::mark_udp_port(bpf_map__fd(skel->maps.udp_ports), 53))
         << std::strerror(errno);
 
     // 198.51.100.2:40000 -> 192.0.2.1:53, 4 bytes of payload, UDP checksum 0 (none).

@@ -43,6 +43,7 @@
 #include "support/netns.hpp"
 #include "support/packet.hpp"
 #include "support/privileges.hpp"
+#include "support/udp_ports.hpp"
 #include "udp.skel.h"
 
 namespace {
@@ -258,7 +259,7 @@ class UdpProgTest : public ::testing::Test {
         ASSERT_EQ(
             bpf_map__update_elem(skel_->maps.udp_addresses, &akey, sizeof akey, &v, sizeof v, 0),
             0);
-        ASSERT_TRUE(ppinject::mark_udp_port(bpf_map__fd(skel_->maps.udp_ports), s.port))
+        ASSERT_TRUE(pptest::mark_udp_port(bpf_map__fd(skel_->maps.udp_ports), s.port))
             << std::strerror(errno);
     }
 

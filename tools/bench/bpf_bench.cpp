@@ -28,6 +28,7 @@
 #include "loader/service_key.hpp"
 #include "loader/skeleton.hpp"
 #include "support/packet.hpp"
+#include "support/udp_ports.hpp"
 #include "udp.skel.h"
 
 namespace {
@@ -118,7 +119,7 @@ void add_service(udp_bpf *skel, const char *addr, std::uint16_t port, std::uint3
     if (bpf_map__update_elem(skel->maps.udp_addresses, &akey, sizeof akey, &v, sizeof v, 0) != 0) {
         fail("udp_addresses update");
     }
-    if (!ppinject::mark_udp_port(bpf_map__fd(skel->maps.udp_ports), port)) {
+    if (!pptest::mark_udp_port(bpf_map__fd(skel->maps.udp_ports), port)) {
         fail("udp_ports update");
     }
 }
