@@ -4,30 +4,20 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "codec/proxy.hpp"
+#include "support/decode_exact.hpp"
 #include "support/endpoint.hpp"
 
 namespace {
 
 using namespace ppinject;
 using namespace ppinject::proxy;
+using pptest::decode_exact;
 using pptest::ep;
 using V = std::vector<std::uint8_t>;
-
-// The decoder gets an exact-size heap copy: a read past the end is a real overread that
-// AddressSanitizer or valgrind reports. The copy lives until the next call (AnyHeader's v2
-// member holds views into it).
-template <typename H, typename F>
-Status decode_exact(const V &in, H &out, F decode) {
-    static std::unique_ptr<std::uint8_t[]> copy;
-    copy = std::make_unique<std::uint8_t[]>(in.size());
-    std::copy(in.begin(), in.end(), copy.get());
-    return decode(Bytes(copy.get(), in.size()), out);
-}
 
 // 192.0.2.10:42300 sent to 203.0.113.5:53, both IPv4 mapped into IPv6.
 const V kSpp4 = {0x56, 0xEC,                                                              // magic

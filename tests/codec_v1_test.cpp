@@ -3,32 +3,25 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <memory>
 #include <random>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "codec/proxy.hpp"
+#include "support/decode_exact.hpp"
 #include "support/endpoint.hpp"
 
 namespace {
 
 using namespace ppinject;
 using namespace ppinject::proxy;
+using pptest::decode_exact;
 using pptest::ep;
 using V = std::vector<std::uint8_t>;
 
 V bytes(std::string_view s) {
     return V(s.begin(), s.end());
-}
-
-// The decoder gets an exact-size heap copy: a read past the end is a real overread that
-// AddressSanitizer or valgrind reports.
-Status decode_exact(const V &in, V1Header &out) {
-    auto copy = std::make_unique<std::uint8_t[]>(in.size());
-    std::copy(in.begin(), in.end(), copy.get());
-    return decode_v1(Bytes(copy.get(), in.size()), out);
 }
 
 std::string encode(const Endpoint &src, const Endpoint &dst) {

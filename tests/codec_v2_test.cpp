@@ -12,12 +12,14 @@
 #include <vector>
 
 #include "codec/proxy.hpp"
+#include "support/decode_exact.hpp"
 #include "support/endpoint.hpp"
 
 namespace {
 
 using namespace ppinject;
 using namespace ppinject::proxy;
+using pptest::decode_exact;
 using pptest::ep;
 using V = std::vector<std::uint8_t>;
 
@@ -36,16 +38,6 @@ V text(std::string_view s) {
 V with_byte(V v, std::size_t at, std::uint8_t b) {
     v[at] = b;
     return v;
-}
-
-// The decoder gets an exact-size heap copy: a read past the end is a real overread that
-// AddressSanitizer or valgrind reports. The copy lives until the next call, so the views in
-// `out` (paths, TLVs) stay valid for the checks that follow.
-Status decode_exact(const V &in, V2Header &out) {
-    static std::unique_ptr<std::uint8_t[]> copy;
-    copy = std::make_unique<std::uint8_t[]>(in.size());
-    std::copy(in.begin(), in.end(), copy.get());
-    return decode_v2(Bytes(copy.get(), in.size()), out);
 }
 
 const V kSig = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};

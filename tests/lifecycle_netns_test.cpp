@@ -29,6 +29,7 @@
 #include "support/netns.hpp"
 #include "support/privileges.hpp"
 #include "support/process.hpp"
+#include "sys/fd.hpp"
 
 namespace {
 
@@ -88,30 +89,28 @@ class Lifecycle : public ::testing::Test {
     // Sends one datagram from the client (fixed source port) and returns what the front's
     // socket on 192.0.2.1:7000 received.
     std::optional<std::string> roundtrip(const std::string &payload) {
-        int rx = front_->socket(AF_INET, SOCK_DGRAM);
-        int tx = client_->socket(AF_INET, SOCK_DGRAM);
+        ppinject::Fd rx = front_->socket(AF_INET, SOCK_DGRAM);
+        ppinject::Fd tx = client_->socket(AF_INET, SOCK_DGRAM);
         int one = 1;
-        setsockopt(rx, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        setsockopt(tx, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        setsockopt(rx.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        setsockopt(tx.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         sockaddr_in to{AF_INET, htons(7000), {}, {}}, from{AF_INET, htons(41000), {}, {}};
         inet_pton(AF_INET, "192.0.2.1", &to.sin_addr);
         inet_pton(AF_INET, "192.0.2.2", &from.sin_addr);
         std::optional<std::string> got;
-        if (bind(rx, reinterpret_cast<sockaddr *>(&to), sizeof to) == 0 &&
-            bind(tx, reinterpret_cast<sockaddr *>(&from), sizeof from) == 0 &&
-            sendto(tx, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr *>(&to),
+        if (bind(rx.get(), reinterpret_cast<sockaddr *>(&to), sizeof to) == 0 &&
+            bind(tx.get(), reinterpret_cast<sockaddr *>(&from), sizeof from) == 0 &&
+            sendto(tx.get(), payload.data(), payload.size(), 0, reinterpret_cast<sockaddr *>(&to),
                    sizeof to) == static_cast<ssize_t>(payload.size())) {
-            pollfd p{rx, POLLIN, 0};
+            pollfd p{rx.get(), POLLIN, 0};
             char buf[2048];
             if (poll(&p, 1, 2000) == 1) {
-                ssize_t n = recv(rx, buf, sizeof buf, 0);
+                ssize_t n = recv(rx.get(), buf, sizeof buf, 0);
                 if (n >= 0) {
                     got = std::string(buf, static_cast<size_t>(n));
                 }
             }
         }
-        close(rx);
-        close(tx);
         return got;
     }
 

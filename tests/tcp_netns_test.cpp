@@ -38,10 +38,12 @@
 #include "support/privileges.hpp"
 #include "support/process.hpp"
 #include "support/tun_tcp.hpp"
+#include "sys/fd.hpp"
 
 namespace {
 
 using ppinject::Endpoint;
+using ppinject::Fd;
 using pptest::Netns;
 namespace proxy = ppinject::proxy;
 
@@ -50,23 +52,6 @@ constexpr int kIoTimeoutMs = 10000;
 Endpoint ep(const char *text) {
     return *Endpoint::parse(text);
 }
-
-// A socket closed on scope exit.
-struct Sock {
-    int fd = -1;
-    Sock() = default;
-    explicit Sock(int f) : fd(f) {}
-    Sock(Sock &&o) noexcept : fd(o.fd) { o.fd = -1; }
-    Sock &operator=(Sock &&o) noexcept {
-        std::swap(fd, o.fd);
-        return *this;
-    }
-    ~Sock() {
-        if (fd >= 0) {
-            close(fd);
-        }
-    }
-};
 
 void set_timeouts(int fd) {
     timeval tv{kIoTimeoutMs / 1000, 0};
@@ -134,13 +119,13 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
 
         for (const char *addr : {"198.51.100.2:9000", "[2001:db8:2::2]:9000"}) {
             Endpoint at = ep(addr);
-            Sock s(backend_->socket(at.addr.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM));
+            Fd s(backend_->socket(at.addr.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM));
             int one = 1;
-            setsockopt(s.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
             sockaddr_storage ss{};
             socklen_t len = at.to_sockaddr(ss);
-            ASSERT_EQ(bind(s.fd, reinterpret_cast<sockaddr *>(&ss), len), 0) << addr;
-            ASSERT_EQ(listen(s.fd, 2048), 0);
+            ASSERT_EQ(bind(s.get(), reinterpret_cast<sockaddr *>(&ss), len), 0) << addr;
+            ASSERT_EQ(listen(s.get(), 2048), 0);
             (at.addr.is_v4() ? backend4_ : backend6_) = std::move(s);
         }
 
@@ -159,8 +144,8 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
         daemon_.reset();
         unlink(config_path_.c_str());
         std::filesystem::remove_all(pin_root_);
-        backend4_ = Sock();
-        backend6_ = Sock();
+        backend4_.reset();
+        backend6_.reset();
         hosts_.reset();
     }
 
@@ -201,28 +186,28 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
     }
 
     // A connected client socket in the client namespace (or in `from`).
-    Sock dial(const Endpoint &to, const pptest::Netns *from = nullptr) {
-        Sock s((from ? from : client_)->socket(to.addr.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM));
-        set_timeouts(s.fd);
+    Fd dial(const Endpoint &to, const pptest::Netns *from = nullptr) {
+        Fd s((from ? from : client_)->socket(to.addr.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM));
+        set_timeouts(s.get());
         sockaddr_storage ss{};
         socklen_t len = to.to_sockaddr(ss);
-        EXPECT_EQ(connect(s.fd, reinterpret_cast<sockaddr *>(&ss), len), 0)
+        EXPECT_EQ(connect(s.get(), reinterpret_cast<sockaddr *>(&ss), len), 0)
             << to.to_string() << ": " << std::strerror(errno);
         return s;
     }
 
     // The next connection the backend accepts (on its IPv4 or IPv6 address).
-    Sock accept_backend(bool v4) { return accept_on(v4 ? backend4_.fd : backend6_.fd); }
+    Fd accept_backend(bool v4) { return accept_on(v4 ? backend4_.get() : backend6_.get()); }
 
     // The next connection listening socket `l` accepts.
-    Sock accept_on(int l) {
+    Fd accept_on(int l) {
         pollfd p{l, POLLIN, 0};
         if (poll(&p, 1, kIoTimeoutMs) != 1) {
             ADD_FAILURE() << "no connection reached the backend";
-            return Sock();
+            return Fd();
         }
-        Sock s(accept4(l, nullptr, nullptr, SOCK_CLOEXEC));
-        set_timeouts(s.fd);
+        Fd s(accept4(l, nullptr, nullptr, SOCK_CLOEXEC));
+        set_timeouts(s.get());
         return s;
     }
 
@@ -252,11 +237,11 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
     // One request/response exchange: checks the header names `client` -> `dialled`.
     void exchange(const Endpoint &to, bool backend_v4) {
         SCOPED_TRACE("to " + to.to_string());
-        Sock c = dial(to);
-        Endpoint client = local_of(c.fd);
-        send_all(c.fd, "ping");
-        Sock b = accept_backend(backend_v4);
-        proxy::AnyHeader h = read_header(b.fd);
+        Fd c = dial(to);
+        Endpoint client = local_of(c.get());
+        send_all(c.get(), "ping");
+        Fd b = accept_backend(backend_v4);
+        proxy::AnyHeader h = read_header(b.get());
         if (h.kind == proxy::Kind::v1) {
             EXPECT_EQ(h.v1.source, client);
             EXPECT_EQ(h.v1.destination, to);
@@ -266,9 +251,9 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
             EXPECT_EQ(h.v2.source, client);
             EXPECT_EQ(h.v2.destination, to);
         }
-        EXPECT_EQ(read_exactly(b.fd, 4), "ping");
-        send_all(b.fd, "pong");
-        EXPECT_EQ(read_exactly(c.fd, 4), "pong");
+        EXPECT_EQ(read_exactly(b.get(), 4), "ping");
+        send_all(b.get(), "pong");
+        EXPECT_EQ(read_exactly(c.get(), 4), "pong");
     }
 
     std::string status_json() {
@@ -290,7 +275,7 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
 
     std::unique_ptr<pptest::Hosts> hosts_;
     Netns *client_ = nullptr, *front_ = nullptr, *backend_ = nullptr;
-    Sock backend4_, backend6_;
+    Fd backend4_, backend6_;
     std::unique_ptr<pptest::Child> daemon_;
     std::string pin_root_, config_path_;
     std::string congestion_ = R"({ client = "reno", backend = "cubic" })";
@@ -341,22 +326,22 @@ class SyscallReads {
 TEST_P(TcpNetns, LargeTransfersAreByteExactBothWaysWithHalfClose) {
     const std::string up = random_bytes(8 << 20, 1), down = random_bytes(8 << 20, 2);
     SyscallReads reads(daemon_->pid());
-    Sock c = dial(ep("203.0.113.5:7100"));
+    Fd c = dial(ep("203.0.113.5:7100"));
     std::thread sender([&] {
-        send_all(c.fd, up);
-        shutdown(c.fd, SHUT_WR);  // half-close: the response must still arrive in full
+        send_all(c.get(), up);
+        shutdown(c.get(), SHUT_WR);  // half-close: the response must still arrive in full
     });
-    Sock b = accept_backend(false);
-    read_header(b.fd);
-    std::string got_up = read_to_eof(b.fd);  // the client's FIN arrives after every byte
+    Fd b = accept_backend(false);
+    read_header(b.get());
+    std::string got_up = read_to_eof(b.get());  // the client's FIN arrives after every byte
     sender.join();
     EXPECT_EQ(got_up.size(), up.size());
     EXPECT_TRUE(got_up == up) << "client -> backend bytes differ";
     std::thread responder([&] {
-        send_all(b.fd, down);
-        shutdown(b.fd, SHUT_WR);
+        send_all(b.get(), down);
+        shutdown(b.get(), SHUT_WR);
     });
-    std::string got_down = read_to_eof(c.fd);
+    std::string got_down = read_to_eof(c.get());
     responder.join();
     EXPECT_EQ(got_down.size(), down.size());
     EXPECT_TRUE(got_down == down) << "backend -> client bytes differ";
@@ -364,8 +349,8 @@ TEST_P(TcpNetns, LargeTransfersAreByteExactBothWaysWithHalfClose) {
     // calls, except in sockmap mode the bytes of a sender it held back for a slower reader,
     // which it counts (a loaded machine can make this test's reader that slow); copy mode
     // reads all 16 MiB, which shows the count works.
-    c = Sock();
-    b = Sock();
+    c.reset();
+    b.reset();
     std::uint64_t read = reads.stop();
     if (std::string(GetParam()) == "copy") {
         EXPECT_GE(read, up.size() + down.size());
@@ -515,20 +500,20 @@ TEST(CountingStream, ReceiverNamesRepeatedAndSkippedBytes) {
 TEST_P(TcpNetns, RetransmissionOverlappingQueuedBytesPassesThemOnce) {
     pptest::TunTcpClient client(*front_, "tn0", "192.0.2.130");
     ASSERT_TRUE(client.connect("192.0.2.1", 7000, 40000));
-    Sock b = accept_backend(true);
-    proxy::AnyHeader h = read_header(b.fd);
+    Fd b = accept_backend(true);
+    proxy::AnyHeader h = read_header(b.get());
     ASSERT_EQ(h.kind, proxy::Kind::v1);
     EXPECT_EQ(h.v1.source, ep("192.0.2.130:40000"));
 
     const std::string stream = random_bytes(30000, 11);
     client.send(stream, 0, 100);
-    ASSERT_EQ(read_exactly(b.fd, 100), stream.substr(0, 100));  // relaying (spliced) now
-    client.send(stream, 1000, 1000);                            // out of order
+    ASSERT_EQ(read_exactly(b.get(), 100), stream.substr(0, 100));  // relaying (spliced) now
+    client.send(stream, 1000, 1000);                               // out of order
     client.send(stream, 100, 1400);  // fills the hole and repeats [1000, 1500)
     client.send(stream, 10000, 20000);
     client.send(stream, 2000, 26000);  // repeats [10000, 28000)
     client.send(stream, 30000, 0, true);
-    std::string got = read_to_eof(b.fd);
+    std::string got = read_to_eof(b.get());
     EXPECT_EQ(got.size(), stream.size() - 100);
     EXPECT_TRUE(got == stream.substr(100)) << "stream differs";
     bool sockmap = std::string(GetParam()) == "sockmap";
@@ -536,41 +521,42 @@ TEST_P(TcpNetns, RetransmissionOverlappingQueuedBytesPassesThemOnce) {
 }
 
 TEST_P(TcpNetns, BackendThatSpeaksFirstAndClientThatSendsEarly) {
-    Sock c = dial(ep("192.0.2.1:7000"));
-    send_all(c.fd, "early ");  // before the backend connection exists
-    Sock b = accept_backend(true);
-    send_all(b.fd, "220 banner\r\n");  // before reading anything
-    EXPECT_EQ(read_exactly(c.fd, 12), "220 banner\r\n");
-    send_all(c.fd, "late");
-    read_header(b.fd);
-    EXPECT_EQ(read_exactly(b.fd, 10), "early late");
+    Fd c = dial(ep("192.0.2.1:7000"));
+    send_all(c.get(), "early ");  // before the backend connection exists
+    Fd b = accept_backend(true);
+    send_all(b.get(), "220 banner\r\n");  // before reading anything
+    EXPECT_EQ(read_exactly(c.get(), 12), "220 banner\r\n");
+    send_all(c.get(), "late");
+    read_header(b.get());
+    EXPECT_EQ(read_exactly(b.get(), 10), "early late");
 }
 
 TEST_P(TcpNetns, ClientThatClosesBeforeTheBackendAnswers) {
-    Sock c = dial(ep("203.0.113.8:7100"));
-    send_all(c.fd, "request");
-    shutdown(c.fd, SHUT_WR);  // FIN while the daemon may still be connecting
-    Sock b = accept_backend(false);
-    read_header(b.fd);
-    EXPECT_EQ(read_to_eof(b.fd), "request");
-    send_all(b.fd, "response");
-    shutdown(b.fd, SHUT_WR);
-    EXPECT_EQ(read_to_eof(c.fd), "response");
+    Fd c = dial(ep("203.0.113.8:7100"));
+    send_all(c.get(), "request");
+    shutdown(c.get(), SHUT_WR);  // FIN while the daemon may still be connecting
+    Fd b = accept_backend(false);
+    read_header(b.get());
+    EXPECT_EQ(read_to_eof(b.get()), "request");
+    send_all(b.get(), "response");
+    shutdown(b.get(), SHUT_WR);
+    EXPECT_EQ(read_to_eof(c.get()), "response");
 }
 
 // A backend that does not read must stop the client (TCP flow control), not make the
 // front buffer without bound; once it reads, every byte arrives in order.
 TEST_P(TcpNetns, SlowReaderHoldsBackTheSenderAndLosesNothing) {
     constexpr std::size_t kLimit = 64 << 20;  // far above what the queues hold
-    Sock c = dial(ep("192.0.2.1:7000"));
-    Sock b = accept_backend(true);
-    read_header(b.fd);
+    Fd c = dial(ep("192.0.2.1:7000"));
+    Fd b = accept_backend(true);
+    read_header(b.get());
     std::string chunk = random_bytes(64 << 10, 3);
     std::size_t sent = 0;
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
     while (std::chrono::steady_clock::now() < until && sent < kLimit) {
         std::size_t at = sent % chunk.size();  // the stream repeats `chunk`
-        ssize_t n = send(c.fd, chunk.data() + at, chunk.size() - at, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t n =
+            send(c.get(), chunk.data() + at, chunk.size() - at, MSG_DONTWAIT | MSG_NOSIGNAL);
         int err = errno;
         if (n > 0) {
             sent += static_cast<std::size_t>(n);
@@ -580,8 +566,8 @@ TEST_P(TcpNetns, SlowReaderHoldsBackTheSenderAndLosesNothing) {
         }
     }
     EXPECT_LT(sent, kLimit) << "the front took everything the client sent";
-    shutdown(c.fd, SHUT_WR);
-    std::string got = read_to_eof(b.fd);
+    shutdown(c.get(), SHUT_WR);
+    std::string got = read_to_eof(b.get());
     ASSERT_EQ(got.size(), sent);
     for (std::size_t off = 0; off < sent; off += chunk.size()) {
         std::size_t n = std::min(chunk.size(), sent - off);
@@ -595,18 +581,18 @@ TEST_P(TcpNetns, SlowReaderHoldsBackTheSenderAndLosesNothing) {
 TEST_P(TcpNetns, ResetsPassThroughBothWays) {
     for (bool backend_resets : {true, false}) {
         SCOPED_TRACE(backend_resets ? "backend resets" : "client resets");
-        Sock c = dial(ep("192.0.2.1:7000"));
-        send_all(c.fd, "x");
-        Sock b = accept_backend(true);
-        read_header(b.fd);
-        EXPECT_EQ(read_exactly(b.fd, 1), "x");
+        Fd c = dial(ep("192.0.2.1:7000"));
+        send_all(c.get(), "x");
+        Fd b = accept_backend(true);
+        read_header(b.get());
+        EXPECT_EQ(read_exactly(b.get(), 1), "x");
         linger l{1, 0};
-        Sock &resetter = backend_resets ? b : c;
-        Sock &other = backend_resets ? c : b;
-        setsockopt(resetter.fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-        resetter = Sock();
+        Fd &resetter = backend_resets ? b : c;
+        Fd &other = backend_resets ? c : b;
+        setsockopt(resetter.get(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        resetter.reset();
         int err = 0;
-        EXPECT_EQ(read_to_eof(other.fd, &err), "");
+        EXPECT_EQ(read_to_eof(other.get(), &err), "");
         EXPECT_EQ(err, ECONNRESET) << std::strerror(err);
     }
 }
@@ -628,22 +614,22 @@ TEST_P(TcpNetns, PeersResettingMidStreamReachTheOtherEnd) {
         bool client_resets = round % 2 == 0;
         SCOPED_TRACE("round " + std::to_string(round) + (client_resets ? ", client" : ", backend") +
                      " resets");
-        Sock c = dial(ep("192.0.2.1:7000"));
-        Sock b = accept_backend(true);
-        read_header(b.fd);
-        Sock &sender = client_resets ? b : c;
-        Sock &resetter = client_resets ? c : b;
+        Fd c = dial(ep("192.0.2.1:7000"));
+        Fd b = accept_backend(true);
+        read_header(b.get());
+        Fd &sender = client_resets ? b : c;
+        Fd &resetter = client_resets ? c : b;
         int err = 0;
-        std::thread stream([&chunk, &err, fd = sender.fd] {
+        std::thread stream([&chunk, &err, fd = sender.get()] {
             // Until the reset reaches this end, or the send timeout (kIoTimeoutMs) ends it.
             while (send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL) > 0) {
             }
             err = errno;
         });
-        EXPECT_EQ(read_exactly(resetter.fd, 4 << 20).size(), std::size_t{4} << 20);
+        EXPECT_EQ(read_exactly(resetter.get(), 4 << 20).size(), std::size_t{4} << 20);
         linger l{1, 0};
-        setsockopt(resetter.fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-        resetter = Sock();  // while the stream still runs into it
+        setsockopt(resetter.get(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        resetter.reset();  // while the stream still runs into it
         stream.join();
         ASSERT_TRUE(daemon_->running()) << "the daemon died: " << daemon_->log();
         ASSERT_TRUE(err == ECONNRESET || err == EPIPE)
@@ -669,9 +655,9 @@ TEST_P(TcpNetns, DeadBackendIsSkippedAndNoBackendMeansReset) {
     for (int i = 0; i < 4; i++) {
         exchange(ep("203.0.113.9:7100"), false);
     }
-    Sock c = dial(ep("192.0.2.1:7200"));
+    Fd c = dial(ep("192.0.2.1:7200"));
     int err = 0;
-    EXPECT_EQ(read_to_eof(c.fd, &err), "");
+    EXPECT_EQ(read_to_eof(c.get(), &err), "");
     EXPECT_EQ(err, ECONNRESET) << std::strerror(err);
     std::string js = status_json();
     EXPECT_NE(js.find("\"tcp_no_backend\": 1"), std::string::npos) << js;
@@ -679,21 +665,21 @@ TEST_P(TcpNetns, DeadBackendIsSkippedAndNoBackendMeansReset) {
 }
 
 // A listening socket in the backend namespace.
-Sock listener(const Netns &ns, const Endpoint &at) {
-    Sock s(ns.socket(at.addr.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM));
+Fd listener(const Netns &ns, const Endpoint &at) {
+    Fd s(ns.socket(at.addr.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM));
     int one = 1;
-    setsockopt(s.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     sockaddr_storage ss{};
     socklen_t len = at.to_sockaddr(ss);
-    EXPECT_EQ(bind(s.fd, reinterpret_cast<sockaddr *>(&ss), len), 0) << at.to_string();
-    EXPECT_EQ(listen(s.fd, 64), 0);
+    EXPECT_EQ(bind(s.get(), reinterpret_cast<sockaddr *>(&ss), len), 0) << at.to_string();
+    EXPECT_EQ(listen(s.get(), 64), 0);
     return s;
 }
 
 // Health checks take the dead backend out of rotation (no more failed connects) and put
 // it back once something listens there. Their own connections carry a LOCAL header.
 TEST_P(TcpNetns, HealthChecksTakeBackendsOutAndBackIn) {
-    Sock live = listener(*backend_, ep("[2001:db8:2::2]:9001"));
+    Fd live = listener(*backend_, ep("[2001:db8:2::2]:9001"));
     // Accepts on `l` until a client's connection (a PROXY header, not a check's LOCAL)
     // arrives, and checks that it carries "hi"; false after 5 s.
     auto client_reaches = [&](int l) {
@@ -703,11 +689,11 @@ TEST_P(TcpNetns, HealthChecksTakeBackendsOutAndBackIn) {
             if (poll(&p, 1, 200) != 1) {
                 continue;
             }
-            Sock b(accept4(l, nullptr, nullptr, SOCK_CLOEXEC));
-            set_timeouts(b.fd);
-            proxy::AnyHeader h = read_header(b.fd);
+            Fd b(accept4(l, nullptr, nullptr, SOCK_CLOEXEC));
+            set_timeouts(b.get());
+            proxy::AnyHeader h = read_header(b.get());
             if (h.kind == proxy::Kind::v2 && h.v2.command == proxy::Command::proxy) {
-                return read_exactly(b.fd, 2) == "hi";
+                return read_exactly(b.get(), 2) == "hi";
             }
         }
         return false;
@@ -717,23 +703,23 @@ TEST_P(TcpNetns, HealthChecksTakeBackendsOutAndBackIn) {
         << daemon_->log();
     std::uint64_t failed = counter("checked", "tcp_backend_failed");
     for (int i = 0; i < 4; i++) {
-        Sock c = dial(ep("192.0.2.1:7300"));
-        send_all(c.fd, "hi");
-        EXPECT_TRUE(client_reaches(live.fd));
+        Fd c = dial(ep("192.0.2.1:7300"));
+        send_all(c.get(), "hi");
+        EXPECT_TRUE(client_reaches(live.get()));
     }
     EXPECT_EQ(counter("checked", "tcp_backend_failed"), failed);
 
-    Sock revived = listener(*backend_, ep("198.51.100.2:9997"));
+    Fd revived = listener(*backend_, ep("198.51.100.2:9997"));
     ASSERT_TRUE(
         daemon_->wait_for_output("backend 198.51.100.2:9997 of service 'checked' is up again"))
         << daemon_->log();
     // Round-robin over both again: of two connections, one goes to the revived backend.
-    std::vector<Sock> clients;
+    std::vector<Fd> clients;
     for (int i = 0; i < 2; i++) {
         clients.push_back(dial(ep("192.0.2.1:7300")));
-        send_all(clients.back().fd, "hi");
+        send_all(clients.back().get(), "hi");
     }
-    EXPECT_TRUE(client_reaches(revived.fd)) << "no client reached the revived backend";
+    EXPECT_TRUE(client_reaches(revived.get())) << "no client reached the revived backend";
 }
 
 // The host name of a TLS client's ClientHello (openssl s_client) becomes the AUTHORITY
@@ -744,9 +730,9 @@ TEST_P(TcpNetns, SniOfATlsClientBecomesTheAuthority) {
                              "-connect", "192.0.2.1:7800", "-servername", "example.test"},
                             "", std::chrono::seconds(10));
     });
-    Sock b = accept_backend(false);
-    proxy::AnyHeader h = read_header(b.fd);
-    b = Sock();  // no TLS server here: s_client gives up
+    Fd b = accept_backend(false);
+    proxy::AnyHeader h = read_header(b.get());
+    b.reset();  // no TLS server here: s_client gives up
     tls.join();
     ASSERT_EQ(h.kind, proxy::Kind::v2);
     EXPECT_EQ(h.v2.authority(), "example.test");
@@ -757,15 +743,15 @@ TEST_P(TcpNetns, SniOfATlsClientBecomesTheAuthority) {
 
 // What `GET /metrics` on the front's loopback returns (the whole HTTP response).
 std::string scrape(const Netns &front) {
-    Sock s(front.socket(AF_INET, SOCK_STREAM));
-    set_timeouts(s.fd);
+    Fd s(front.socket(AF_INET, SOCK_STREAM));
+    set_timeouts(s.get());
     sockaddr_storage ss{};
     socklen_t len = ep("127.0.0.1:9477").to_sockaddr(ss);
-    if (connect(s.fd, reinterpret_cast<sockaddr *>(&ss), len) != 0) {
+    if (connect(s.get(), reinterpret_cast<sockaddr *>(&ss), len) != 0) {
         return "connect: " + std::string(std::strerror(errno));
     }
-    send_all(s.fd, "GET /metrics HTTP/1.1\r\nHost: front\r\n\r\n");
-    return read_to_eof(s.fd);
+    send_all(s.get(), "GET /metrics HTTP/1.1\r\nHost: front\r\n\r\n");
+    return read_to_eof(s.get());
 }
 
 // /metrics has, line by line, a family (HELP and TYPE first) per counter and the same
@@ -809,16 +795,16 @@ TEST_P(TcpNetns, MetricsMatchStatus) {
 
 // A connection quiet for idle_timeout is closed on both sides and counted.
 TEST_P(TcpNetns, IdleConnectionsAreClosed) {
-    Sock c = dial(ep("192.0.2.1:7700"));
-    send_all(c.fd, "x");
-    Sock b = accept_backend(true);
-    read_header(b.fd);
-    EXPECT_EQ(read_exactly(b.fd, 1), "x");
+    Fd c = dial(ep("192.0.2.1:7700"));
+    send_all(c.get(), "x");
+    Fd b = accept_backend(true);
+    read_header(b.get());
+    EXPECT_EQ(read_exactly(b.get(), 1), "x");
     int err = 0;
     auto start = std::chrono::steady_clock::now();
-    EXPECT_EQ(read_to_eof(c.fd, &err), "");  // the daemon closes within a few seconds
+    EXPECT_EQ(read_to_eof(c.get(), &err), "");  // the daemon closes within a few seconds
     EXPECT_EQ(err, 0) << std::strerror(err);
-    EXPECT_EQ(read_to_eof(b.fd, &err), "");
+    EXPECT_EQ(read_to_eof(b.get(), &err), "");
     EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(900));
     EXPECT_EQ(counter("idle", "tcp_idle_closed"), 1u);
 }
@@ -826,11 +812,11 @@ TEST_P(TcpNetns, IdleConnectionsAreClosed) {
 // A reload adds a service and changes another without touching established connections;
 // a file that fails to parse changes nothing.
 TEST_P(TcpNetns, ReloadKeepsEstablishedConnections) {
-    Sock c = dial(ep("203.0.113.5:7100"));
-    send_all(c.fd, "before");
-    Sock b = accept_backend(false);
-    read_header(b.fd);
-    EXPECT_EQ(read_exactly(b.fd, 6), "before");
+    Fd c = dial(ep("203.0.113.5:7100"));
+    send_all(c.get(), "before");
+    Fd b = accept_backend(false);
+    read_header(b.get());
+    EXPECT_EQ(read_exactly(b.get(), 6), "before");
 
     write_config(R"(
 [[service]]
@@ -843,10 +829,10 @@ header = "v1"
     kill(daemon_->pid(), SIGHUP);
     ASSERT_TRUE(daemon_->wait_for_output("reloaded")) << daemon_->log();
     exchange(ep("192.0.2.1:7600"), true);  // the new service
-    send_all(c.fd, "after");               // the old connection, still relayed both ways
-    EXPECT_EQ(read_exactly(b.fd, 5), "after");
-    send_all(b.fd, "reply");
-    EXPECT_EQ(read_exactly(c.fd, 5), "reply");
+    send_all(c.get(), "after");            // the old connection, still relayed both ways
+    EXPECT_EQ(read_exactly(b.get(), 5), "after");
+    send_all(b.get(), "reply");
+    EXPECT_EQ(read_exactly(c.get(), 5), "reply");
 
     std::ofstream(config_path_) << "[[service]]\nname = 1\n";
     kill(daemon_->pid(), SIGHUP);
@@ -879,19 +865,19 @@ TEST_P(TcpNetns, CongestionControlIsSetPerLegAndOnReload) {
     const std::string host = front_->exec("sysctl -n net.ipv4.tcp_congestion_control");
     const std::string host_cc = host.substr(0, host.find('\n'));
     {
-        Sock c = dial(ep("192.0.2.1:7000"));
-        send_all(c.fd, "x");
-        Sock b = accept_backend(true);
-        read_header(b.fd);
+        Fd c = dial(ep("192.0.2.1:7000"));
+        send_all(c.get(), "x");
+        Fd b = accept_backend(true);
+        read_header(b.get());
         EXPECT_EQ(congestion_of(*front_, "sport = :7000"), std::multiset{host_cc});
         EXPECT_EQ(congestion_of(*front_, "dport = :9000"), std::multiset{host_cc});
     }
     auto check = [&](const char *client_cc, const char *backend_cc) {
-        Sock c = dial(ep("192.0.2.1:7500"));
-        send_all(c.fd, "x");
-        Sock b = accept_backend(false);
-        read_header(b.fd);
-        EXPECT_EQ(read_exactly(b.fd, 1), "x");
+        Fd c = dial(ep("192.0.2.1:7500"));
+        send_all(c.get(), "x");
+        Fd b = accept_backend(false);
+        read_header(b.get());
+        EXPECT_EQ(read_exactly(b.get(), 1), "x");
         EXPECT_EQ(congestion_of(*front_, "sport = :7500"), std::multiset<std::string>{client_cc});
         EXPECT_EQ(congestion_of(*front_, "dport = :9000"), std::multiset<std::string>{backend_cc});
     };
@@ -924,65 +910,65 @@ TEST_P(TcpNetns, LoopbackLegsGetCubicUnlessTheServiceNamesOne) {
     ASSERT_EQ(daemon_->stop(SIGTERM), 0) << daemon_->log();
     daemon_ = pptest::start_ppinject_run(*front_, config_path_);  // listeners on reno
     ASSERT_FALSE(HasFailure());
-    Sock lb(front_->socket(AF_INET, SOCK_STREAM));  // a backend on the front's loopback
+    Fd lb(front_->socket(AF_INET, SOCK_STREAM));  // a backend on the front's loopback
     sockaddr_storage ss{};
     socklen_t len = ep("127.0.0.1:9100").to_sockaddr(ss);
-    ASSERT_EQ(bind(lb.fd, reinterpret_cast<sockaddr *>(&ss), len), 0) << std::strerror(errno);
-    ASSERT_EQ(listen(lb.fd, 16), 0);
+    ASSERT_EQ(bind(lb.get(), reinterpret_cast<sockaddr *>(&ss), len), 0) << std::strerror(errno);
+    ASSERT_EQ(listen(lb.get(), 16), 0);
 
     // Both legs of the daemon's connection, via `to` from `from`, to the backend on `lfd`.
     auto legs = [&](const char *to, const pptest::Netns *from, int lfd, const char *port,
                     const char *backend_port) {
         SCOPED_TRACE(to);
-        Sock c = dial(ep(to), from);
-        send_all(c.fd, "x");
-        Sock b = accept_on(lfd);
-        read_header(b.fd);
-        EXPECT_EQ(read_exactly(b.fd, 1), "x");
+        Fd c = dial(ep(to), from);
+        send_all(c.get(), "x");
+        Fd b = accept_on(lfd);
+        read_header(b.get());
+        EXPECT_EQ(read_exactly(b.get(), 1), "x");
         return std::pair{congestion_of(*front_, std::string("sport = :") + port),
                          congestion_of(*front_, std::string("dport = :") + backend_port)};
     };
     using Set = std::multiset<std::string>;
-    EXPECT_EQ(legs("127.0.0.1:7600", front_, lb.fd, "7600", "9100"),
+    EXPECT_EQ(legs("127.0.0.1:7600", front_, lb.get(), "7600", "9100"),
               std::pair(Set{"cubic"}, Set{"cubic"}));
-    EXPECT_EQ(legs("127.0.0.1:7601", front_, lb.fd, "7601", "9100"),
+    EXPECT_EQ(legs("127.0.0.1:7601", front_, lb.get(), "7601", "9100"),
               std::pair(Set{"reno"}, Set{"reno"}));
     // "anywhere" listens on 0.0.0.0: from loopback, and from the client namespace.
-    EXPECT_EQ(legs("127.0.0.1:7400", front_, backend4_.fd, "7400", "9000"),
+    EXPECT_EQ(legs("127.0.0.1:7400", front_, backend4_.get(), "7400", "9000"),
               std::pair(Set{"cubic"}, Set{"reno"}));
-    EXPECT_EQ(legs("192.0.2.1:7400", client_, backend4_.fd, "7400", "9000"),
+    EXPECT_EQ(legs("192.0.2.1:7400", client_, backend4_.get(), "7400", "9000"),
               std::pair(Set{"reno"}, Set{"reno"}));
 }
 
 TEST_P(TcpNetns, AThousandConcurrentConnections) {
     constexpr int kConns = 1000;
-    std::vector<Sock> clients, backends;
+    std::vector<Fd> clients, backends;
     std::vector<Endpoint> names;
     for (int i = 0; i < kConns; i++) {
         clients.push_back(dial(ep("203.0.113.50:7101")));
-        names.push_back(local_of(clients.back().fd));
-        send_all(clients.back().fd, std::to_string(i) + "\n");
+        names.push_back(local_of(clients.back().get()));
+        send_all(clients.back().get(), std::to_string(i) + "\n");
     }
     std::map<std::string, int> seen;  // client endpoint -> index from its first line
     for (int i = 0; i < kConns; i++) {
         backends.push_back(accept_backend(false));
-        if (backends.back().fd < 0) {
+        if (backends.back().get() < 0) {
             FAIL() << "only " << i << " connections arrived";
         }
-        proxy::AnyHeader h = read_header(backends.back().fd);
+        proxy::AnyHeader h = read_header(backends.back().get());
         std::string line;
         char ch;
-        while (recv(backends.back().fd, &ch, 1, 0) == 1 && ch != '\n') {
+        while (recv(backends.back().get(), &ch, 1, 0) == 1 && ch != '\n') {
             line.push_back(ch);
         }
         seen[h.v2.source.to_string()] = std::stoi(line);
-        send_all(backends.back().fd, line + "\n");
+        send_all(backends.back().get(), line + "\n");
     }
     ASSERT_EQ(seen.size(), static_cast<std::size_t>(kConns));
     for (int i = 0; i < kConns; i++) {
         EXPECT_EQ(seen[names[i].to_string()], i);  // each header names its own client
         std::string want = std::to_string(i) + "\n";
-        EXPECT_EQ(read_exactly(clients[i].fd, want.size()), want);
+        EXPECT_EQ(read_exactly(clients[i].get(), want.size()), want);
     }
 }
 
@@ -992,16 +978,16 @@ TEST_P(TcpNetns, FullSpeedGibibyteEachWayLosesNothing) {
     constexpr std::size_t kTotal = std::size_t{1} << 30;
     for (bool up : {true, false}) {
         SCOPED_TRACE(up ? "client -> backend" : "backend -> client");
-        Sock c = dial(ep("203.0.113.12:7100"));
-        Sock b = accept_backend(false);
-        read_header(b.fd);
-        Sock &from = up ? c : b;
-        Sock &to = up ? b : c;
+        Fd c = dial(ep("203.0.113.12:7100"));
+        Fd b = accept_backend(false);
+        read_header(b.get());
+        Fd &from = up ? c : b;
+        Fd &to = up ? b : c;
         std::thread sender([&] {
-            send_stream(from.fd, kTotal);
-            shutdown(from.fd, SHUT_WR);
+            send_stream(from.get(), kTotal);
+            shutdown(from.get(), SHUT_WR);
         });
-        std::size_t got = receive_stream(to.fd);
+        std::size_t got = receive_stream(to.get());
         sender.join();
         EXPECT_EQ(got, kTotal) << "bytes the daemon held and copied so far (both ways): "
                                << counter("steered", "tcp_bytes_held")

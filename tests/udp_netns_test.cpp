@@ -29,6 +29,7 @@
 #include "support/privileges.hpp"
 #include "support/process.hpp"
 #include "support/proxy_check.hpp"
+#include "sys/fd.hpp"
 
 namespace {
 
@@ -38,19 +39,6 @@ using pptest::Netns;
 constexpr const char *kService4 = "192.0.2.1";
 constexpr const char *kService6 = "2001:db8:1::1";
 constexpr std::uint16_t kFirstPort = 5000, kEveryPort = 5001, kSppPort = 5002;
-
-// An fd closed on scope exit.
-struct Fd {
-    int fd = -1;
-    explicit Fd(int f) : fd(f) {}
-    ~Fd() {
-        if (fd >= 0) {
-            close(fd);
-        }
-    }
-    Fd(const Fd &) = delete;
-    Fd &operator=(const Fd &) = delete;
-};
 
 void bind_to(int fd, const Endpoint &ep) {
     sockaddr_storage ss{};
@@ -173,9 +161,9 @@ header = "spp"
     }
 
     // A UDP socket in `ns` bound to `ep`.
-    std::unique_ptr<Fd> udp_socket(const Netns &ns, const Endpoint &ep) {
-        auto fd = std::make_unique<Fd>(ns.socket(ep.addr.is_v4() ? AF_INET : AF_INET6, SOCK_DGRAM));
-        bind_to(fd->fd, ep);
+    ppinject::Fd udp_socket(const Netns &ns, const Endpoint &ep) {
+        ppinject::Fd fd = ns.socket(ep.addr.is_v4() ? AF_INET : AF_INET6, SOCK_DGRAM);
+        bind_to(fd.get(), ep);
         return fd;
     }
 
@@ -198,29 +186,29 @@ TEST_P(UdpNetns, V2FirstHeaderOncePerFlow) {
         Endpoint service = ep(v4 ? kService4 : kService6, kFirstPort);
         auto backend = udp_socket(*backend_, ep(v4 ? "198.51.100.2" : "2001:db8:2::2", kFirstPort));
         auto client = udp_socket(*client_, ep(v4 ? "192.0.2.2" : "2001:db8:1::2", 0));
-        Endpoint client_ep = local_endpoint(client->fd);
+        Endpoint client_ep = local_endpoint(client.get());
 
-        send_to(client->fd, "hello", service);
-        auto first = receive(backend->fd);
+        send_to(client.get(), "hello", service);
+        auto first = receive(backend.get());
         ASSERT_TRUE(first);
         EXPECT_EQ(first->second.addr.to_string(), v4 ? "198.51.100.1" : "2001:db8:2::1")
             << "the backend's socket must see the front (masquerade), not the client";
         pptest::expect_v2_dgram(first->first, client_ep, service, "hello");
 
-        send_to(client->fd, "again", service);
-        auto second = receive(backend->fd);
+        send_to(client.get(), "again", service);
+        auto second = receive(backend.get());
         ASSERT_TRUE(second);
         EXPECT_EQ(second->first, "again") << "a live flow's later datagram must be bare";
 
         auto client2 = udp_socket(*client_, ep(v4 ? "192.0.2.2" : "2001:db8:1::2", 0));
-        send_to(client2->fd, "other", service);
-        auto other = receive(backend->fd);
+        send_to(client2.get(), "other", service);
+        auto other = receive(backend.get());
         ASSERT_TRUE(other);
-        pptest::expect_v2_dgram(other->first, local_endpoint(client2->fd), service, "other");
+        pptest::expect_v2_dgram(other->first, local_endpoint(client2.get()), service, "other");
 
         std::this_thread::sleep_for(std::chrono::milliseconds(700));  // > udp_flow_timeout
-        send_to(client->fd, "expired", service);
-        auto fresh = receive(backend->fd);
+        send_to(client.get(), "expired", service);
+        auto fresh = receive(backend.get());
         ASSERT_TRUE(fresh);
         pptest::expect_v2_dgram(fresh->first, client_ep, service, "expired");
     }
@@ -234,11 +222,11 @@ TEST_P(UdpNetns, V2EveryDatagram) {
         Endpoint service = ep(v4 ? kService4 : kService6, kEveryPort);
         auto backend = udp_socket(*backend_, ep(v4 ? "198.51.100.2" : "2001:db8:2::2", kEveryPort));
         auto client = udp_socket(*client_, ep(v4 ? "192.0.2.2" : "2001:db8:1::2", 0));
-        Endpoint client_ep = local_endpoint(client->fd);
+        Endpoint client_ep = local_endpoint(client.get());
         for (int i = 0; i < 3; i++) {
             std::string payload = "datagram " + std::to_string(i) + std::string(i * 500, 'x');
-            send_to(client->fd, payload, service);
-            auto got = receive(backend->fd);
+            send_to(client.get(), payload, service);
+            auto got = receive(backend.get());
             ASSERT_TRUE(got);
             pptest::expect_v2_dgram(got->first, client_ep, service, payload);
         }
@@ -254,30 +242,30 @@ TEST_P(UdpNetns, SppBothDirections) {
         Endpoint service = ep(v4 ? kService4 : kService6, kSppPort);
         auto backend = udp_socket(*backend_, ep(v4 ? "198.51.100.2" : "2001:db8:2::2", kSppPort));
         auto client = udp_socket(*client_, ep(v4 ? "192.0.2.2" : "2001:db8:1::2", 0));
-        Endpoint client_ep = local_endpoint(client->fd);
+        Endpoint client_ep = local_endpoint(client.get());
         for (int i = 0; i < 2; i++) {
             std::string payload = "query " + std::to_string(i);
-            send_to(client->fd, payload, service);
-            auto got = receive(backend->fd);
+            send_to(client.get(), payload, service);
+            auto got = receive(backend.get());
             ASSERT_TRUE(got);
             pptest::expect_spp_dgram(got->first, client_ep, service, payload);
 
             // Echo the 38-byte header in front of the answer, back to where it came from.
             std::string reply = got->first.substr(0, 38) + "answer " + std::to_string(i);
-            send_to(backend->fd, reply, got->second);
-            auto answer = receive(client->fd);
+            send_to(backend.get(), reply, got->second);
+            auto answer = receive(client.get());
             ASSERT_TRUE(answer);
             EXPECT_EQ(answer->first, "answer " + std::to_string(i));
             EXPECT_EQ(answer->second, service);
         }
         // A reply whose header names another client is not delivered.
-        send_to(client->fd, "query x", service);
-        auto got = receive(backend->fd);
+        send_to(client.get(), "query x", service);
+        auto got = receive(backend.get());
         ASSERT_TRUE(got);
         std::string forged = got->first.substr(0, 38);
         forged[35] ^= 1;  // client port, low byte
-        send_to(backend->fd, forged + "not for you", got->second);
-        EXPECT_FALSE(receive(client->fd, 500));
+        send_to(backend.get(), forged + "not for you", got->second);
+        EXPECT_FALSE(receive(client.get(), 500));
     }
 }
 
@@ -288,12 +276,12 @@ TEST_P(UdpNetns, ForgedHeaderDropped) {
     auto client = udp_socket(*client_, ep("192.0.2.2", 0));
     std::string forged("\r\n\r\n\0\r\nQUIT\n\x21\x12\x00\x0c", 16);
     forged += std::string("\x01\x02\x03\x04\x05\x06\x07\x08\x00\x01\x00\x02", 12);
-    send_to(client->fd, forged + "payload", service);
-    EXPECT_FALSE(receive(backend->fd, 500));
-    send_to(client->fd, "honest", service);
-    auto got = receive(backend->fd);
+    send_to(client.get(), forged + "payload", service);
+    EXPECT_FALSE(receive(backend.get(), 500));
+    send_to(client.get(), "honest", service);
+    auto got = receive(backend.get());
     ASSERT_TRUE(got);
-    pptest::expect_v2_dgram(got->first, local_endpoint(client->fd), service, "honest");
+    pptest::expect_v2_dgram(got->first, local_endpoint(client.get()), service, "honest");
 }
 
 INSTANTIATE_TEST_SUITE_P(TxChecksumOffload, UdpNetns, ::testing::Values(true, false),

@@ -28,7 +28,6 @@
 #include <cstring>
 #include <initializer_list>
 #include <map>
-#include <memory>
 #include <optional>
 #include <ostream>
 #include <stdexcept>
@@ -39,9 +38,12 @@
 
 #include "sys/kernel.hpp"
 #include "loader/service_key.hpp"
+#include "loader/skeleton.hpp"
+#include "sys/fd.hpp"
 #include "support/netns.hpp"
 #include "support/packet.hpp"
 #include "support/privileges.hpp"
+#include "support/udp_ports.hpp"
 #include "udp.skel.h"
 
 namespace {
@@ -223,10 +225,6 @@ Counts dropped(const char *reason) {
 
 enum class Dir { ingress, egress };
 
-struct SkelDeleter {
-    void operator()(udp_bpf *s) const { udp_bpf::destroy(s); }
-};
-
 class UdpProgTest : public ::testing::Test {
   protected:
     struct Result {
@@ -261,7 +259,7 @@ class UdpProgTest : public ::testing::Test {
         ASSERT_EQ(
             bpf_map__update_elem(skel_->maps.udp_addresses, &akey, sizeof akey, &v, sizeof v, 0),
             0);
-        ASSERT_TRUE(ppinject::mark_udp_port(bpf_map__fd(skel_->maps.udp_ports), s.port))
+        ASSERT_TRUE(pptest::mark_udp_port(bpf_map__fd(skel_->maps.udp_ports), s.port))
             << std::strerror(errno);
     }
 
@@ -407,7 +405,7 @@ class UdpProgTest : public ::testing::Test {
         EXPECT_EQ(counters(kPass), counts({{"seen", 1}, {"error_passed", 1}}));
     }
 
-    std::unique_ptr<udp_bpf, SkelDeleter> skel_;
+    ppinject::Skeleton<udp_bpf> skel_;
 };
 
 // --- Table of single-datagram cases ---------------------------------------------------
@@ -1128,19 +1126,6 @@ TEST_F(UdpProgTest, TruncatedAtEveryLength) {
 
 // --- Paged skbs through a real veth: 8000-byte datagrams --------------------------------
 
-// An fd closed on scope exit.
-struct Fd {
-    int fd = -1;
-    explicit Fd(int f = -1) : fd(f) {}
-    ~Fd() {
-        if (fd >= 0) {
-            close(fd);
-        }
-    }
-    Fd(const Fd &) = delete;
-    Fd &operator=(const Fd &) = delete;
-};
-
 // The first frame received on `fd` within `timeout_ms` whose UDP ports are these.
 std::optional<Bytes> receive_udp(int fd, std::uint16_t sport, std::uint16_t dport,
                                  int timeout_ms = 2000) {
@@ -1187,15 +1172,15 @@ TEST_F(UdpProgTest, PagedSkbThroughVeth) {
         LIBBPF_OPTS(bpf_tc_opts, tc, .prog_fd = prog_fd(Dir::ingress));
         ASSERT_EQ(bpf_tc_attach(&hook, &tc), 0);
 
-        Fd tx(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
-        Fd rx(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL)));
-        ASSERT_GE(tx.fd, 0);
-        ASSERT_GE(rx.fd, 0);
+        ppinject::Fd tx(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
+        ppinject::Fd rx(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL)));
+        ASSERT_GE(tx.get(), 0);
+        ASSERT_GE(rx.get(), 0);
         sockaddr_ll bind_rx{};
         bind_rx.sll_family = AF_PACKET;
         bind_rx.sll_protocol = htons(ETH_P_ALL);
         bind_rx.sll_ifindex = pb;
-        ASSERT_EQ(bind(rx.fd, reinterpret_cast<sockaddr *>(&bind_rx), sizeof bind_rx), 0);
+        ASSERT_EQ(bind(rx.get(), reinterpret_cast<sockaddr *>(&bind_rx), sizeof bind_rx), 0);
         // A frame our program drops comes back to the sender as ENOBUFS (NET_XMIT_DROP).
         auto send_frame = [&](const Bytes &f, bool may_be_dropped = false) {
             sockaddr_ll to{};
@@ -1203,8 +1188,8 @@ TEST_F(UdpProgTest, PagedSkbThroughVeth) {
             to.sll_ifindex = pa;
             to.sll_halen = 6;
             std::memcpy(to.sll_addr, f.data(), 6);
-            ssize_t n =
-                sendto(tx.fd, f.data(), f.size(), 0, reinterpret_cast<sockaddr *>(&to), sizeof to);
+            ssize_t n = sendto(tx.get(), f.data(), f.size(), 0, reinterpret_cast<sockaddr *>(&to),
+                               sizeof to);
             if (!(may_be_dropped && n < 0 && errno == ENOBUFS)) {
                 EXPECT_EQ(n, static_cast<ssize_t>(f.size())) << std::strerror(errno);
             }
@@ -1223,7 +1208,7 @@ TEST_F(UdpProgTest, PagedSkbThroughVeth) {
             Packet p = request(b.dst, b.port, pattern(b.size, 9));
             p.udp(++sport, b.port);
             send_frame(p.build());
-            auto got = receive_udp(rx.fd, sport, b.port);
+            auto got = receive_udp(rx.get(), sport, b.port);
             ASSERT_TRUE(got) << "nothing arrived on pb";
             Bytes want = with_header(p, b.spp ? spp_of(p) : v2_of(p));
             EXPECT_TRUE(*got == want) << pptest::describe_difference(want, *got);
@@ -1235,7 +1220,7 @@ TEST_F(UdpProgTest, PagedSkbThroughVeth) {
         Packet huge = request("192.0.2.4", 53, pattern(16100, 9));
         huge.udp(++sport, 53);
         send_frame(huge.build(), true);
-        EXPECT_FALSE(receive_udp(rx.fd, sport, 53, 300)) << "a 16 KB datagram went through";
+        EXPECT_FALSE(receive_udp(rx.get(), sport, 53, 300)) << "a 16 KB datagram went through";
 
         // The forged-header check reads the payload's first 12 bytes in place when the
         // linear part holds them, else through bpf_skb_load_bytes. parse() pulls 256 bytes
@@ -1256,10 +1241,10 @@ TEST_F(UdpProgTest, PagedSkbThroughVeth) {
                                                        Addr::parse("2001:db8:1::5"), 53),
                                pattern(8000, 6)));
         send_frame(forged.build(), true);
-        EXPECT_FALSE(receive_udp(rx.fd, sport, 53, 300)) << "a forged header went through";
+        EXPECT_FALSE(receive_udp(rx.get(), sport, 53, 300)) << "a forged header went through";
         Packet plain = behind_opts(pattern(8000, 6));
         send_frame(plain.build());
-        auto got_plain = receive_udp(rx.fd, sport, 53);
+        auto got_plain = receive_udp(rx.get(), sport, 53);
         ASSERT_TRUE(got_plain) << "the datagram behind the long options did not arrive";
         Bytes want_plain = with_header(plain, v2_of(plain));
         EXPECT_TRUE(*got_plain == want_plain)
@@ -1272,7 +1257,7 @@ TEST_F(UdpProgTest, PagedSkbThroughVeth) {
         ASSERT_EQ(bpf_tc_attach(&hook, &tc_egress), 0);
         Packet rep = reply("192.0.2.2", 5000, pattern(8000, 5));
         send_frame(with_header(rep, echoed_spp_of(rep)));
-        auto got = receive_udp(rx.fd, 5000, kClientPort);
+        auto got = receive_udp(rx.get(), 5000, kClientPort);
         ASSERT_TRUE(got) << "no reply arrived on pb";
         EXPECT_TRUE(*got == rep.build()) << pptest::describe_difference(rep.build(), *got);
         EXPECT_TRUE(pptest::check_frame(*got).ok());

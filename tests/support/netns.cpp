@@ -127,10 +127,10 @@ void Netns::run_inside(const std::function<void()> &f) const {
     close(self);
 }
 
-int Netns::socket(int domain, int type) const {
-    int fd = -1;
-    run_inside([&] { fd = ::socket(domain, type | SOCK_CLOEXEC, 0); });
-    if (fd < 0) {
+ppinject::Fd Netns::socket(int domain, int type) const {
+    ppinject::Fd fd;
+    run_inside([&] { fd.reset(::socket(domain, type | SOCK_CLOEXEC, 0)); });
+    if (!fd) {
         throw std::runtime_error("socket in " + name_ + ": " + std::strerror(errno));
     }
     return fd;

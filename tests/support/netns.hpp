@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "support/process.hpp"
+#include "sys/fd.hpp"
 
 namespace pptest {
 
@@ -32,8 +33,9 @@ class Netns {
     std::string prefix() const;
     // `argv` run the same way, as an argument vector (for Child and run_process).
     std::vector<std::string> command(std::vector<std::string> argv) const;
-    // An fd of socket(domain, type, 0) created inside this namespace.
-    int socket(int domain, int type) const;
+    // socket(domain, type | SOCK_CLOEXEC, 0) created inside this namespace; throws
+    // std::runtime_error if it cannot be.
+    ppinject::Fd socket(int domain, int type) const;
     // Runs `f` with the calling thread inside this namespace, then returns to its own.
     void run_inside(const std::function<void()> &f) const;
 

@@ -160,7 +160,7 @@ std::string listen_text(const Endpoint &e) {
 EchoServer::EchoServer(const Netns &ns, const Endpoint &bind) {
     sockaddr_storage ss{};
     socklen_t len = bind.to_sockaddr(ss);
-    listen_fd_ = ns.socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK);
+    listen_fd_ = ns.socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK).release();
     int one = 1;
     setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (::bind(listen_fd_, reinterpret_cast<sockaddr *>(&ss), len) != 0 ||
@@ -468,7 +468,7 @@ TcpExchange tcp_exchange(const Netns &ns, const Endpoint &to, const std::string 
     TcpExchange r;
     sockaddr_storage ss{};
     socklen_t len = to.to_sockaddr(ss);
-    int fd = ns.socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK);
+    int fd = ns.socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK).release();
     struct Closer {
         int fd;
         ~Closer() { close(fd); }

@@ -14,7 +14,6 @@
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <netinet/in.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -24,9 +23,12 @@
 #include <string>
 #include <vector>
 
+#include "sys/fd.hpp"
 #include "sys/kernel.hpp"
 #include "loader/service_key.hpp"
+#include "loader/skeleton.hpp"
 #include "support/packet.hpp"
+#include "support/udp_ports.hpp"
 #include "udp.skel.h"
 
 namespace {
@@ -117,7 +119,7 @@ void add_service(udp_bpf *skel, const char *addr, std::uint16_t port, std::uint3
     if (bpf_map__update_elem(skel->maps.udp_addresses, &akey, sizeof akey, &v, sizeof v, 0) != 0) {
         fail("udp_addresses update");
     }
-    if (!ppinject::mark_udp_port(bpf_map__fd(skel->maps.udp_ports), port)) {
+    if (!pptest::mark_udp_port(bpf_map__fd(skel->maps.udp_ports), port)) {
         fail("udp_ports update");
     }
 }
@@ -137,25 +139,26 @@ int main(int argc, char **argv) {
         return 2;
     }
     libbpf_set_print([](enum libbpf_print_level, const char *, va_list) { return 0; });
-    udp_bpf *skel = udp_bpf::open_and_load();
+    ppinject::Skeleton<udp_bpf> skel(udp_bpf::open_and_load());
     if (!skel) {
         fail("load the udp skeleton (root?)");
     }
     // Services: 192.0.2.1:53 v2 first, 192.0.2.4:53 and [2001:db8::4]:53 v2 every,
     // 192.0.2.2:5000 and [2001:db8::2]:5000 SPP.
-    add_service(skel, "192.0.2.1", 53, 1, PP_HDR_V2, PP_UDP_FIRST);
-    add_service(skel, "192.0.2.4", 53, 2, PP_HDR_V2, PP_UDP_EVERY);
-    add_service(skel, "2001:db8::4", 53, 3, PP_HDR_V2, PP_UDP_EVERY);
-    add_service(skel, "192.0.2.2", 5000, 4, PP_HDR_SPP, PP_UDP_FIRST);
-    add_service(skel, "2001:db8::2", 5000, 5, PP_HDR_SPP, PP_UDP_FIRST);
+    add_service(skel.get(), "192.0.2.1", 53, 1, PP_HDR_V2, PP_UDP_FIRST);
+    add_service(skel.get(), "192.0.2.4", 53, 2, PP_HDR_V2, PP_UDP_EVERY);
+    add_service(skel.get(), "2001:db8::4", 53, 3, PP_HDR_V2, PP_UDP_EVERY);
+    add_service(skel.get(), "192.0.2.2", 5000, 4, PP_HDR_SPP, PP_UDP_FIRST);
+    add_service(skel.get(), "2001:db8::2", 5000, 5, PP_HDR_SPP, PP_UDP_FIRST);
 
     // The empty TC program: r0 = TC_ACT_UNSPEC; exit.
     struct bpf_insn empty[] = {
         {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, TC_ACT_UNSPEC},
         {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
     };
-    int empty_fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "bench_empty", "GPL", empty, 2, nullptr);
-    if (empty_fd < 0) {
+    ppinject::Fd empty_fd(
+        bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "bench_empty", "GPL", empty, 2, nullptr));
+    if (!empty_fd) {
         fail("load the empty program");
     }
     int ingress = bpf_program__fd(skel->progs.udp_ingress);
@@ -171,7 +174,7 @@ int main(int argc, char **argv) {
     }
 
     std::vector<Case> cases = {
-        {"empty TC program (baseline)", empty_fd, frame(c4, "192.0.2.99", 53, 64), false},
+        {"empty TC program (baseline)", empty_fd.get(), frame(c4, "192.0.2.99", 53, 64), false},
         {"udp_ingress pass, port of no service (IPv4 64 B)", ingress,
          frame(c4, "192.0.2.99", 123, 64), false},
         {"udp_ingress pass, port of no service (IPv6 64 B)", ingress,
@@ -210,7 +213,5 @@ int main(int argc, char **argv) {
             t.single_ns, t.single_p50, i + 1 < cases.size() ? "," : "");
     }
     std::printf("]\n");
-    close(empty_fd);
-    udp_bpf::destroy(skel);
     return 0;
 }

@@ -1,7 +1,6 @@
 #include "loader/service_key.hpp"
 
 #include <arpa/inet.h>
-#include <bpf/bpf.h>
 
 #include <cstring>
 
@@ -34,16 +33,6 @@ pp_address_key make_address_key(const IpAddress &addr, unsigned prefix_len) {
     pp_address_key key{};
     key.prefixlen = masked_address(addr, prefix_len, key.addr);
     return key;
-}
-
-bool mark_udp_port(int fd, unsigned port) {
-    std::uint32_t word = port_word(port);
-    std::uint64_t bits = 0;
-    if (bpf_map_lookup_elem(fd, &word, &bits) != 0) {
-        return false;
-    }
-    bits |= port_bit(port);
-    return bpf_map_update_elem(fd, &word, &bits, BPF_ANY) == 0;
 }
 
 }  // namespace ppinject

@@ -26,8 +26,4 @@ inline std::uint64_t port_bit(unsigned port) {
     return std::uint64_t{1} << (port % 64);
 }
 
-// Sets `port`'s bit in the udp_ports map behind `fd`, keeping the others; false if the map
-// could not be read or written (errno says why).
-bool mark_udp_port(int fd, unsigned port);
-
 }  // namespace ppinject

@@ -12,6 +12,8 @@
 
 namespace ppinject {
 
+// Spot checks: a size changed by accident stops the build. The full check, every struct
+// and field against the BTF of the built objects, is tests/bpf_layout_test.cpp.
 static_assert(sizeof(pp_service_key) == 24 && offsetof(pp_service_key, addr) == 8);
 static_assert(sizeof(pp_address_key) == 20 && offsetof(pp_address_key, addr) == 4);
 static_assert(sizeof(pp_service) == 48 && offsetof(pp_service, name) == 16);

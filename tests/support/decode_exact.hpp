@@ -1,0 +1,36 @@
+// The codec tests' way to call a decoder: on an exact-size heap copy of the input, so a read
+// past its end is a real overread that AddressSanitizer or valgrind reports.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "codec/proxy.hpp"
+
+namespace pptest {
+
+// `decode` (decode_v1, decode_v2, decode_spp, decode_any) on a copy of `in`. The copy lives
+// until the next call with the same header type and decoder, so views into it that `out`
+// holds (v2 paths and TLVs) stay valid for the checks that follow.
+template <typename Header, typename Decode>
+ppinject::proxy::Status decode_exact(const std::vector<std::uint8_t> &in, Header &out,
+                                     Decode decode) {
+    static std::unique_ptr<std::uint8_t[]> copy;
+    copy = std::make_unique<std::uint8_t[]>(in.size());
+    std::copy(in.begin(), in.end(), copy.get());
+    return decode(ppinject::proxy::Bytes(copy.get(), in.size()), out);
+}
+
+inline ppinject::proxy::Status decode_exact(const std::vector<std::uint8_t> &in,
+                                            ppinject::proxy::V1Header &out) {
+    return decode_exact(in, out, ppinject::proxy::decode_v1);
+}
+
+inline ppinject::proxy::Status decode_exact(const std::vector<std::uint8_t> &in,
+                                            ppinject::proxy::V2Header &out) {
+    return decode_exact(in, out, ppinject::proxy::decode_v2);
+}
+
+}  // namespace pptest
