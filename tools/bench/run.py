@@ -9,7 +9,7 @@
                                programs on f0) and 203.0.113.1:9600 (f2, no tc at all)
                                -> 198.51.100.2:9500; nginx's UDP relay on 203.0.113.1:9604
 
-Three network namespaces joined by veth. "direct" is the client
+Three network namespaces joined by veth (tools/topology.sh). "direct" is the client
 connecting to the backend's own address, routed (forwarded) by the front, so every case
 crosses the same two veth pairs. The TCP bulk and connection-rate scenarios run a second
 time on loopback inside the front namespace (client, proxies and sinks on 127.0.0.1), the
