@@ -9,7 +9,8 @@
 #                             203.0.113.0/24 is local: sk_lookup steers it to ppinject
 #
 # The backends' sockets see the front (198.51.100.1) as the peer of everything; the header
-# ppinject wrote tells them the client's own address. tools/topology.sh builds the hosts.
+# ppinject wrote tells them the client's own address. tools/topology.sh builds the hosts,
+# tools/peers/nginx.conf is what nginx shares with the bench's and the tests'.
 set -euo pipefail
 build=${1:-build}
 ppinject=$(realpath "$build/ppinject")
@@ -115,12 +116,9 @@ cat "$work/backend-5354.txt"
 step "TCP: nginx (stream, listen ... proxy_protocol) behind ppinject"
 # nginx answers each connection with what it decoded from the PROXY header, and logs it.
 cat >"$work/nginx.conf" <<NGINX
-load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-daemon off;
+include $tools/peers/nginx.conf;
 master_process off;
-pid $work/nginx.pid;
 error_log $work/nginx-error.log;
-events { worker_connections 64; }
 stream {
   log_format seen 'nginx: client \$proxy_protocol_addr port \$proxy_protocol_port, dialled \$proxy_protocol_server_addr:\$proxy_protocol_server_port, socket peer \$remote_addr';
   access_log $work/nginx-access.log seen;

@@ -2,9 +2,14 @@
 server), ppinject's TCP and UDP services, HAProxy send-proxy-v2 and nginx proxy_protocol,
 their configs, and the address each case's client dials."""
 import json
+import os
 
 from .procs import sh
 from .topology import BACKEND, FRONT, LO, NS_BACKEND, NS_FRONT, PLAIN_FRONT, UDP_SINK
+
+# What every nginx and HAProxy of the project shares (the tests' receivers too).
+PEERS_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                          "..", "..", "peers"))
 
 # TCP ports: the sinks in the backend, and what each case's client dials.
 SINK_PLAIN, SINK_PROXY = 9000, 9001
@@ -46,7 +51,6 @@ UDP_CASES = [  # name, address the client sends to, proxy process key
     ("ppinject spp", f"{FRONT}:9603", "ppinject-udp"),
     ("nginx udp proxy_protocol", f"{PLAIN_FRONT}:9604", "nginx"),
 ]
-NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 
 # ppinject's pin roots under /sys/fs/bpf, one per run, each run's config in ROOT.toml;
 # cleanup detaches what a run left in them.
@@ -129,37 +133,27 @@ def sockmap_counters(bench):
 
 
 def start_haproxy(bench):
-    cfg = bench.write("haproxy.cfg", f"""global
-    nbthread 1
-    maxconn 8000
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-listen bench
+    # After tools/peers/haproxy.cfg: one thread, maxconn 8000, the timeouts.
+    cfg = bench.write("haproxy.cfg", f"""listen bench
     bind {FRONT}:9201
     server sink {BACKEND}:{SINK_PROXY} send-proxy-v2
 listen bench-lo
     bind {LO}:9211
     server sink {LO}:{SINK_PROXY} send-proxy-v2
 """)
-    bench.procs.spawn("haproxy", ["/usr/sbin/haproxy", "-f", cfg, "-db"], ns=NS_FRONT)
+    shared = os.path.join(PEERS_DIR, "haproxy.cfg")
+    bench.procs.spawn("haproxy", ["/usr/sbin/haproxy", "-f", shared, "-f", cfg, "-db"],
+                      ns=NS_FRONT)
     bench.procs.wait_tcp_listen("haproxy", NS_FRONT, 9201)
 
 
 def start_nginx(bench):
     d = bench.tmp
-    cfg = bench.write("nginx.conf", f"""load_module {NGINX_STREAM_MODULE};
-daemon off;
+    # A master and one worker (tools/peers/nginx.conf: worker_processes 1): the proxy CPU
+    # figures count both.
+    cfg = bench.write("nginx.conf", f"""include {PEERS_DIR}/nginx.conf;
 master_process on;
-worker_processes 1;
-worker_rlimit_nofile 20000;
-pid {d}/nginx.pid;
 error_log {d}/nginx-error.log warn;
-events {{
-    worker_connections 8192;
-}}
 stream {{
     server {{
         listen {FRONT}:9301;
