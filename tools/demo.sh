@@ -9,10 +9,12 @@
 #                             203.0.113.0/24 is local: sk_lookup steers it to ppinject
 #
 # The backends' sockets see the front (198.51.100.1) as the peer of everything; the header
-# ppinject wrote tells them the client's own address.
+# ppinject wrote tells them the client's own address. tools/topology.sh builds the hosts,
+# tools/peers/nginx.conf is what nginx shares with the bench's and the tests'.
 set -euo pipefail
 build=${1:-build}
 ppinject=$(realpath "$build/ppinject")
+tools=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 work=$(mktemp -d /tmp/ppinject-demo.XXXXXX)
 pids=()
 
@@ -21,43 +23,16 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  for ns in ppd-client ppd-front ppd-backend; do ip netns del "$ns" 2>/dev/null || true; done
+  "$tools/topology.sh" down ppd || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 step "Namespaces: client, front (ppinject), backend"
-for ns in ppd-client ppd-front ppd-backend; do
-  ip netns del "$ns" 2>/dev/null || true
-  ip netns add "$ns"
-  ip -n "$ns" link set lo up
-  # No IPv6 duplicate address detection: the first datagrams would be lost while it runs.
-  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
-done
-ip link add c0 netns ppd-client type veth peer name f0 netns ppd-front
-ip link add f1 netns ppd-front type veth peer name b0 netns ppd-backend
-# Links up before the addresses: an IPv6 address added to a link that is still down left
-# the first neighbour solicitation for it unanswered (the first connection waited 1 s).
-for l in "ppd-client c0" "ppd-front f0" "ppd-front f1" "ppd-backend b0"; do
-  set -- $l
-  ip -n "$1" link set "$2" up
-done
-ip -n ppd-client addr add 192.0.2.2/24 dev c0
-ip -n ppd-client addr add 2001:db8:1::2/64 dev c0 nodad
-ip -n ppd-front addr add 192.0.2.1/24 dev f0
-ip -n ppd-front addr add 2001:db8:1::1/64 dev f0 nodad
-ip -n ppd-front addr add 198.51.100.1/24 dev f1
-ip -n ppd-front addr add 2001:db8:2::1/64 dev f1 nodad
-ip -n ppd-backend addr add 198.51.100.2/24 dev b0
-ip -n ppd-backend addr add 2001:db8:2::2/64 dev b0 nodad
-ip -n ppd-client route add default via 192.0.2.1
-ip -n ppd-client -6 route add default via 2001:db8:1::1
-ip -n ppd-backend route add default via 198.51.100.1
-ip -n ppd-backend -6 route add default via 2001:db8:2::1
-ip netns exec ppd-front sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+"$tools/topology.sh" down ppd  # what an interrupted run left
 # Every address of 203.0.113.0/24 is delivered locally on the front; ppinject's sk_lookup
 # program hands connections for them to its acceptor, whatever address was dialled.
-ip -n ppd-front route add local 203.0.113.0/24 dev lo
+"$tools/topology.sh" up ppd --ipv6 --local 203.0.113.0/24
 ip netns exec ppd-front nft -f - <<'NFT'
 table inet demo {
   chain pre {
@@ -141,12 +116,9 @@ cat "$work/backend-5354.txt"
 step "TCP: nginx (stream, listen ... proxy_protocol) behind ppinject"
 # nginx answers each connection with what it decoded from the PROXY header, and logs it.
 cat >"$work/nginx.conf" <<NGINX
-load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-daemon off;
+include $tools/peers/nginx.conf;
 master_process off;
-pid $work/nginx.pid;
 error_log $work/nginx-error.log;
-events { worker_connections 64; }
 stream {
   log_format seen 'nginx: client \$proxy_protocol_addr port \$proxy_protocol_port, dialled \$proxy_protocol_server_addr:\$proxy_protocol_server_port, socket peer \$remote_addr';
   access_log $work/nginx-access.log seen;

@@ -4,7 +4,8 @@
 # and build tree are visible at the same paths; a second, writable 9p share carries the result
 # out. The default kernel is Debian bookworm's generic 6.1 LTS (apt-get download, cached).
 # The exit status is the command's; a VM that cannot start, dies, panics or hangs fails.
-# Facts this is built on: /work/shared/notes/vmtest.md (or DESIGN.md, "Tests").
+# How to run it and what it costs: README.md, "Testing on another kernel"; the measured facts
+# it is built on: the design notes, notes/vmtest.md beside DESIGN.md ("Tests").
 set -euo pipefail
 
 usage() {

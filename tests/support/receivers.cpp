@@ -28,8 +28,10 @@ namespace {
 // Debian's paths; tools/install-deps.sh installs them. A missing one is a test failure
 // with this hint, not a skip.
 constexpr const char *kNginx = "/usr/sbin/nginx";
-constexpr const char *kNginxStreamModule = "/usr/lib/nginx/modules/ngx_stream_module.so";
 constexpr const char *kHaproxy = "/usr/sbin/haproxy";
+// What every nginx and HAProxy of the project shares (the bench's proxies too); each
+// receiver adds its own role: listening for PROXY headers, logging what they said.
+const std::string kPeers = std::string(PPINJECT_SOURCE_DIR) + "/tools/peers/";
 
 // Marks our per-connection log lines, so error lines in the same output are told apart.
 constexpr const char *kSeenTag = "ppt-seen ";
@@ -362,19 +364,15 @@ std::string Receiver::diagnostics() const {
 NginxStream::NginxStream(const Netns &ns, std::vector<Endpoint> listen)
     : Receiver("nginx", ns, std::move(listen)) {
     require_file(kNginx, "nginx");
-    require_file(kNginxStreamModule, "nginx stream module (libnginx-mod-stream)");
     // One process (master_process off) in the foreground: the PID we stop is all of nginx,
-    // and no worker outlives it. `-e` and `error_log` keep even startup errors in our dir;
-    // no http {} block, so none of the compiled-in /var/lib/nginx temp paths is touched.
+    // and no worker outlives it. `-e` and `error_log` keep even startup errors in our dir.
     // proxy_half_close: a client's FIN reaches the echo server, which answers with its own
     // after the last byte, so a test can half-close and read to EOF.
     std::ostringstream c;
     c << "# ppinject test receiver: nginx stream with proxy_protocol, private to this dir\n"
-      << "load_module " << kNginxStreamModule << ";\n"
-      << "daemon off;\nmaster_process off;\n"
-      << "pid " << dir() << "/nginx.pid;\n"
+      << "include " << kPeers << "nginx.conf;\n"
+      << "master_process off;\n"
       << "error_log " << dir() << "/error.log info;\n"
-      << "events {\n    worker_connections 4096;\n}\n"
       << "stream {\n"
       << "    log_format ppt '" << kSeenTag
       << "ci=$proxy_protocol_addr cp=$proxy_protocol_port "
@@ -421,26 +419,21 @@ Haproxy::Haproxy(const Netns &ns, std::vector<Endpoint> listen)
     // "stdout" target with the raw format writes our line as is to its stdout, which the
     // Child captures (no syslog socket to read). Connection errors (a missing header) are
     // logged there too, in HAProxy's own fixed format, not ours. Sessions are logged when
-    // they end. No chroot, user or stats socket: nothing outside the dir.
+    // they end.
     std::ostringstream c;
-    c << "# ppinject test receiver: haproxy accept-proxy, private to this dir\n"
-      << "global\n"
+    c << "# ppinject test receiver: haproxy accept-proxy, private to this dir; read after "
+      << kPeers << "haproxy.cfg\n"
+      << "frontend ppt\n"
       << "    log stdout format raw local0\n"
-      << "defaults\n"
-      << "    mode tcp\n"
-      << "    log global\n"
-      << "    timeout connect 5s\n"
-      << "    timeout client 60s\n"
-      << "    timeout server 60s\n"
-      << "    log-format \"" << kSeenTag << "ci=%ci cp=%cp di=%fi dp=%fp st=%ts\"\n"
-      << "frontend ppt\n";
+      << "    log-format \"" << kSeenTag << "ci=%ci cp=%cp di=%fi dp=%fp st=%ts\"\n";
     for (const Endpoint &e : this->listen()) {
         c << "    bind " << listen_text(e) << " accept-proxy\n";
     }
     c << "    default_backend echo\n"
       << "backend echo\n"
       << "    server echo " << echo().endpoint().to_string() << "\n";
-    start("haproxy.cfg", c.str(), {kHaproxy, "-f", dir() + "/haproxy.cfg", "-db"});
+    start("haproxy.cfg", c.str(),
+          {kHaproxy, "-f", kPeers + "haproxy.cfg", "-f", dir() + "/haproxy.cfg", "-db"});
     wait_listening();
 }
 

@@ -4,10 +4,11 @@
 // per connection the client address it decoded. Tests check what ppinject writes against
 // decoders nobody here wrote.
 //
-// Every instance has a generated config in a private temp dir (pid file, logs), runs in
-// the foreground as one process (nginx `master_process off`, HAProxy `-db`), never reads
-// the system config, writes nothing outside its dir, and is stopped by its PID in the
-// destructor, also when the test failed; the dir is removed then.
+// Every instance has a generated config in a private temp dir (pid file, logs), on top of
+// what every nginx and HAProxy of the project shares (tools/peers/, which the bench's proxies
+// use too), runs in the foreground as one process (nginx `master_process off`, HAProxy
+// `-db`), never reads the system config, writes nothing outside its dir, and is stopped by
+// its PID in the destructor, also when the test failed; the dir is removed then.
 #pragma once
 
 #include <atomic>
