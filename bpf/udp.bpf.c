@@ -264,37 +264,47 @@ static __always_inline struct pp_service *lookup_address(const __u8 addr[16]) {
     return bpf_map_lookup_elem(&udp_addresses, &key);
 }
 
-/* State of one payload move, shared with the bpf_loop() callback. */
+/*
+ * State of one payload move, shared with the bpf_loop() callback. The callback only reads
+ * it (err aside, set on the way out): chunk `index` is found from the index alone.
+ *
+ * Why not keep a running position and count down `len` in here: since 6.7 the verifier
+ * checks a bpf_loop() callback as a loop, again and again until a pass starts in a state
+ * it has seen. `len` bounds the helpers' size argument, so it is precise, and a precise
+ * value that shrinks by CHUNK on every pass is a new state on every pass: on 6.18 the
+ * exploration ran into the 1M instruction limit. With nothing in here changing, the
+ * second pass starts where the first did and is pruned at once.
+ */
 struct move {
     struct __sk_buff *skb;
     struct scratch *buf;
     __u64 from;
     __u64 to;
-    __u64 len; /* bytes still to move */
+    __u64 len; /* at most MAX_CHUNKS * CHUNK */
     int err;
 };
 
 static long move_chunk(__u32 index, void *ctx) {
-    struct move *m = ctx;
+    const struct move *m = ctx;
     /* 64-bit on purpose: a 32-bit n is bounds-checked on a zero-extended copy while the
      * unchecked register goes to the helper, which the verifier refuses. */
-    __u64 n = m->len > CHUNK ? CHUNK : m->len;
-    __u64 src, dst;
+    __u64 done = (__u64)index * CHUNK; /* bytes the earlier calls moved */
+    __u64 n, src, dst;
 
-    (void)index;
+    if (done >= m->len)
+        return 1; /* not reached: the last chunk stops the loop */
+    n = m->len - done > CHUNK ? CHUNK : m->len - done;
     if (m->to > m->from) {
         /* Towards the tail: last chunk first, so none is overwritten before it is read. */
-        src = m->from + m->len - n;
-        dst = m->to + m->len - n;
+        src = m->from + m->len - done - n;
+        dst = m->to + m->len - done - n;
     } else {
-        src = m->from;
-        dst = m->to;
-        m->from += n;
-        m->to += n;
+        src = m->from + done;
+        dst = m->to + done;
     }
     barrier_var(n); /* keep the check below: the verifier needs it on this register */
     if (n == 0 || n > CHUNK) {
-        m->err = 1;
+        ((struct move *)ctx)->err = 1;
         return 1;
     }
     /* Identity for 1..CHUNK, and a form whose range [1, CHUNK] every verifier derives: 6.1's
@@ -303,11 +313,10 @@ static long move_chunk(__u32 index, void *ctx) {
     n = ((n - 1) & (CHUNK - 1)) + 1;
     if (bpf_skb_load_bytes(m->skb, src, m->buf->buf, n) < 0 ||
         bpf_skb_store_bytes(m->skb, dst, m->buf->buf, n, 0) < 0) {
-        m->err = 1;
+        ((struct move *)ctx)->err = 1;
         return 1;
     }
-    m->len -= n;
-    return m->len == 0;
+    return done + n >= m->len; /* 1 after the last chunk: bpf_loop() stops */
 }
 
 /* Move `len` bytes at `from` to `to` inside the packet; the regions may overlap. */
@@ -317,10 +326,12 @@ static __always_inline int move_bytes(struct __sk_buff *skb, __u64 from, __u64 t
 
     if (len == 0)
         return 0;
+    if (len > (__u64)MAX_CHUNKS * CHUNK)
+        return -1; /* more than MAX_CHUNKS calls would move; no UDP payload is this long */
     m.buf = bpf_map_lookup_elem(&shift_buf, &zero);
     if (!m.buf)
         return -1;
-    if (bpf_loop(MAX_CHUNKS, move_chunk, &m, 0) < 0 || m.err || m.len != 0)
+    if (bpf_loop(MAX_CHUNKS, move_chunk, &m, 0) < 0 || m.err)
         return -1;
     return 0;
 }
