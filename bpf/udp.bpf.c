@@ -44,6 +44,9 @@
 #define IPV6_FRAG_OFFSET_MASK 0xFFF8
 #define MAX_VLAN_TAGS 2
 #define MAX_IPV6_EXT_HEADERS 4
+/* PP_SPP_MAGIC's two bytes in the order they are on the wire. */
+#define SPP_MAGIC_0 (PP_SPP_MAGIC >> 8)
+#define SPP_MAGIC_1 (PP_SPP_MAGIC & 0xFF)
 /* Headers are read from the linear part; this much is pulled in when it is shorter. */
 #define MAX_HEADERS_LEN 256
 
@@ -193,8 +196,7 @@ static __always_inline enum parse_result parse(struct __sk_buff *skb, struct pkt
 
 #pragma unroll
         for (int i = 0; i < MAX_IPV6_EXT_HEADERS; i++) {
-            if (l4proto != IPPROTO_HOPOPTS && l4proto != IPPROTO_ROUTING &&
-                l4proto != IPPROTO_DSTOPTS && l4proto != IPPROTO_FRAGMENT)
+            if (!is_ipv6_ext(l4proto))
                 break;
             __u8 *ext = data + off;
             if ((void *)(ext + 8) > data_end)
@@ -452,8 +454,8 @@ static __always_inline int is_forged(struct __sk_buff *skb, const struct pkt *p)
             return 0;
         head = copy;
     }
-    if (plen >= PP_SPP_HDR_LEN && ((const __u8 *)head)[0] == 0x56 &&
-        ((const __u8 *)head)[1] == 0xEC)
+    if (plen >= PP_SPP_HDR_LEN && ((const __u8 *)head)[0] == SPP_MAGIC_0 &&
+        ((const __u8 *)head)[1] == SPP_MAGIC_1)
         return 1;
     __builtin_memcpy(&sig0, v2_signature, 8); /* constants, in the packet's byte order */
     __builtin_memcpy(&sig1, v2_signature + 8, 4);
@@ -596,7 +598,7 @@ int udp_egress(struct __sk_buff *skb) {
         c->spp_reply_dropped++;
         return TC_ACT_SHOT;
     }
-    if (hdr[0] != 0x56 || hdr[1] != 0xEC || !bytes_equal(hdr + 2, p.daddr, 16) ||
+    if (hdr[0] != SPP_MAGIC_0 || hdr[1] != SPP_MAGIC_1 || !bytes_equal(hdr + 2, p.daddr, 16) ||
         !bytes_equal(hdr + 34, (const __u8 *)&p.dport, 2)) {
         c->spp_reply_dropped++;
         return TC_ACT_SHOT;
