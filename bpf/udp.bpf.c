@@ -127,14 +127,22 @@ static __always_inline int is_ipv6_ext(__u8 nexthdr) {
 /*
  * Parse Ethernet (up to two 802.1Q/802.1ad tags), IPv4 (any IHL) or IPv6 (hop-by-hop,
  * routing, destination options and fragment headers skipped), then UDP.
+ *
+ * A global function, not inlined: the verifier checks it once, on its own, and its
+ * callers go on with one state in which the result and *p are unknown values. Inlined,
+ * each way through the parser (tag count, header lengths, fragment flag, result) left
+ * its own offsets and flags behind, and the rest of udp_ingress was verified once for
+ * each. The callers therefore bound every field of *p they use as an offset or a size.
  */
-static __always_inline enum parse_result parse(struct __sk_buff *skb, struct pkt *p) {
+__noinline enum parse_result parse(struct __sk_buff *skb, struct pkt *p) {
     void *data = (void *)(long)skb->data;
     void *data_end = (void *)(long)skb->data_end;
     __u32 off = sizeof(struct ethhdr);
     __be16 proto;
     __u8 l4proto;
 
+    if (!p)
+        return PARSE_OTHER; /* never: the verifier takes a global function's pointer as nullable */
     if (data + MAX_HEADERS_LEN > data_end && skb->len > skb->data_end - skb->data) {
         /* Headers may sit in paged data; bring them into the linear part. */
         bpf_skb_pull_data(skb, skb->len < MAX_HEADERS_LEN ? skb->len : MAX_HEADERS_LEN);
