@@ -44,6 +44,9 @@
 #define IPV6_FRAG_OFFSET_MASK 0xFFF8
 #define MAX_VLAN_TAGS 2
 #define MAX_IPV6_EXT_HEADERS 4
+/* PP_SPP_MAGIC's two bytes in the order they are on the wire. */
+#define SPP_MAGIC_0 (PP_SPP_MAGIC >> 8)
+#define SPP_MAGIC_1 (PP_SPP_MAGIC & 0xFF)
 /* Headers are read from the linear part; this much is pulled in when it is shorter. */
 #define MAX_HEADERS_LEN 256
 
@@ -124,14 +127,22 @@ static __always_inline int is_ipv6_ext(__u8 nexthdr) {
 /*
  * Parse Ethernet (up to two 802.1Q/802.1ad tags), IPv4 (any IHL) or IPv6 (hop-by-hop,
  * routing, destination options and fragment headers skipped), then UDP.
+ *
+ * A global function, not inlined: the verifier checks it once, on its own, and its
+ * callers go on with one state in which the result and *p are unknown values. Inlined,
+ * each way through the parser (tag count, header lengths, fragment flag, result) left
+ * its own offsets and flags behind, and the rest of udp_ingress was verified once for
+ * each. The callers therefore bound every field of *p they use as an offset or a size.
  */
-static __always_inline enum parse_result parse(struct __sk_buff *skb, struct pkt *p) {
+__noinline enum parse_result parse(struct __sk_buff *skb, struct pkt *p) {
     void *data = (void *)(long)skb->data;
     void *data_end = (void *)(long)skb->data_end;
     __u32 off = sizeof(struct ethhdr);
     __be16 proto;
     __u8 l4proto;
 
+    if (!p)
+        return PARSE_OTHER; /* never: the verifier takes a global function's pointer as nullable */
     if (data + MAX_HEADERS_LEN > data_end && skb->len > skb->data_end - skb->data) {
         /* Headers may sit in paged data; bring them into the linear part. */
         bpf_skb_pull_data(skb, skb->len < MAX_HEADERS_LEN ? skb->len : MAX_HEADERS_LEN);
@@ -193,8 +204,7 @@ static __always_inline enum parse_result parse(struct __sk_buff *skb, struct pkt
 
 #pragma unroll
         for (int i = 0; i < MAX_IPV6_EXT_HEADERS; i++) {
-            if (l4proto != IPPROTO_HOPOPTS && l4proto != IPPROTO_ROUTING &&
-                l4proto != IPPROTO_DSTOPTS && l4proto != IPPROTO_FRAGMENT)
+            if (!is_ipv6_ext(l4proto))
                 break;
             __u8 *ext = data + off;
             if ((void *)(ext + 8) > data_end)
@@ -264,37 +274,47 @@ static __always_inline struct pp_service *lookup_address(const __u8 addr[16]) {
     return bpf_map_lookup_elem(&udp_addresses, &key);
 }
 
-/* State of one payload move, shared with the bpf_loop() callback. */
+/*
+ * State of one payload move, shared with the bpf_loop() callback. The callback only reads
+ * it (err aside, set on the way out): chunk `index` is found from the index alone.
+ *
+ * Why not keep a running position and count down `len` in here: since 6.7 the verifier
+ * checks a bpf_loop() callback as a loop, again and again until a pass starts in a state
+ * it has seen. `len` bounds the helpers' size argument, so it is precise, and a precise
+ * value that shrinks by CHUNK on every pass is a new state on every pass: on 6.18 the
+ * exploration ran into the 1M instruction limit. With nothing in here changing, the
+ * second pass starts where the first did and is pruned at once.
+ */
 struct move {
     struct __sk_buff *skb;
     struct scratch *buf;
     __u64 from;
     __u64 to;
-    __u64 len; /* bytes still to move */
+    __u64 len; /* at most MAX_CHUNKS * CHUNK */
     int err;
 };
 
 static long move_chunk(__u32 index, void *ctx) {
-    struct move *m = ctx;
+    const struct move *m = ctx;
     /* 64-bit on purpose: a 32-bit n is bounds-checked on a zero-extended copy while the
      * unchecked register goes to the helper, which the verifier refuses. */
-    __u64 n = m->len > CHUNK ? CHUNK : m->len;
-    __u64 src, dst;
+    __u64 done = (__u64)index * CHUNK; /* bytes the earlier calls moved */
+    __u64 n, src, dst;
 
-    (void)index;
+    if (done >= m->len)
+        return 1; /* not reached: the last chunk stops the loop */
+    n = m->len - done > CHUNK ? CHUNK : m->len - done;
     if (m->to > m->from) {
         /* Towards the tail: last chunk first, so none is overwritten before it is read. */
-        src = m->from + m->len - n;
-        dst = m->to + m->len - n;
+        src = m->from + m->len - done - n;
+        dst = m->to + m->len - done - n;
     } else {
-        src = m->from;
-        dst = m->to;
-        m->from += n;
-        m->to += n;
+        src = m->from + done;
+        dst = m->to + done;
     }
     barrier_var(n); /* keep the check below: the verifier needs it on this register */
     if (n == 0 || n > CHUNK) {
-        m->err = 1;
+        ((struct move *)ctx)->err = 1;
         return 1;
     }
     /* Identity for 1..CHUNK, and a form whose range [1, CHUNK] every verifier derives: 6.1's
@@ -303,11 +323,10 @@ static long move_chunk(__u32 index, void *ctx) {
     n = ((n - 1) & (CHUNK - 1)) + 1;
     if (bpf_skb_load_bytes(m->skb, src, m->buf->buf, n) < 0 ||
         bpf_skb_store_bytes(m->skb, dst, m->buf->buf, n, 0) < 0) {
-        m->err = 1;
+        ((struct move *)ctx)->err = 1;
         return 1;
     }
-    m->len -= n;
-    return m->len == 0;
+    return done + n >= m->len; /* 1 after the last chunk: bpf_loop() stops */
 }
 
 /* Move `len` bytes at `from` to `to` inside the packet; the regions may overlap. */
@@ -317,10 +336,12 @@ static __always_inline int move_bytes(struct __sk_buff *skb, __u64 from, __u64 t
 
     if (len == 0)
         return 0;
+    if (len > (__u64)MAX_CHUNKS * CHUNK)
+        return -1; /* more than MAX_CHUNKS calls would move; no UDP payload is this long */
     m.buf = bpf_map_lookup_elem(&shift_buf, &zero);
     if (!m.buf)
         return -1;
-    if (bpf_loop(MAX_CHUNKS, move_chunk, &m, 0) < 0 || m.err || m.len != 0)
+    if (bpf_loop(MAX_CHUNKS, move_chunk, &m, 0) < 0 || m.err)
         return -1;
     return 0;
 }
@@ -441,8 +462,8 @@ static __always_inline int is_forged(struct __sk_buff *skb, const struct pkt *p)
             return 0;
         head = copy;
     }
-    if (plen >= PP_SPP_HDR_LEN && ((const __u8 *)head)[0] == 0x56 &&
-        ((const __u8 *)head)[1] == 0xEC)
+    if (plen >= PP_SPP_HDR_LEN && ((const __u8 *)head)[0] == SPP_MAGIC_0 &&
+        ((const __u8 *)head)[1] == SPP_MAGIC_1)
         return 1;
     __builtin_memcpy(&sig0, v2_signature, 8); /* constants, in the packet's byte order */
     __builtin_memcpy(&sig1, v2_signature + 8, 4);
@@ -585,7 +606,7 @@ int udp_egress(struct __sk_buff *skb) {
         c->spp_reply_dropped++;
         return TC_ACT_SHOT;
     }
-    if (hdr[0] != 0x56 || hdr[1] != 0xEC || !bytes_equal(hdr + 2, p.daddr, 16) ||
+    if (hdr[0] != SPP_MAGIC_0 || hdr[1] != SPP_MAGIC_1 || !bytes_equal(hdr + 2, p.daddr, 16) ||
         !bytes_equal(hdr + 34, (const __u8 *)&p.dport, 2)) {
         c->spp_reply_dropped++;
         return TC_ACT_SHOT;
