@@ -6,12 +6,13 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <cstring>
 #include <sstream>
 #include <utility>
 #include <vector>
 
 #include "config/config.hpp"
+#include "sys/error.hpp"
+#include "sys/fd.hpp"
 
 namespace ppinject {
 namespace {
@@ -85,37 +86,31 @@ std::string syntax_reason(const std::string &message, unsigned error_line) {
 }  // namespace
 
 std::string read_config_file(const std::string &path) {
-    auto cannot = [&](int err) {
-        return ConfigError(path, 0, std::string("cannot read: ") + std::strerror(err));
-    };
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    auto cannot = [&](int err) { return ConfigError(path, 0, error_text("cannot read", err)); };
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
         throw cannot(errno);
     }
     std::string text;
     char buf[65536];
     for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n < 0) {
-            int err = errno;
-            ::close(fd);
-            throw cannot(err);
+            throw cannot(errno);
         }
         if (n == 0) {
             break;
         }
         text.append(buf, static_cast<std::size_t>(n));
         if (text.size() > kMaxFileSize) {
-            ::close(fd);
             throw ConfigError(path, 0,
                               "cannot read: larger than " + std::to_string(kMaxFileSize >> 20) +
                                   " MiB, not a configuration file");
         }
     }
-    ::close(fd);
     return text;
 }
 
