@@ -5,6 +5,8 @@
 #include <array>
 #include <cctype>
 
+#include "config/names.hpp"
+
 namespace ppinject {
 
 ConfigError::ConfigError(const std::string &file, unsigned line, const std::string &reason)
@@ -87,22 +89,22 @@ std::string format_duration(std::chrono::nanoseconds d) {
 }
 
 std::string to_string(Protocol p) {
-    return p == Protocol::udp ? "udp" : "tcp";
+    return std::string(name_of(kProtocolNames, p));
 }
 std::string to_string(HeaderMode h) {
-    return h == HeaderMode::v1 ? "v1" : h == HeaderMode::v2 ? "v2" : "spp";
+    return std::string(name_of(kHeaderModeNames, h));
 }
 std::string to_string(UdpHeaderPolicy u) {
-    return u == UdpHeaderPolicy::first ? "first" : "every";
+    return std::string(name_of(kUdpHeaderPolicyNames, u));
 }
 std::string to_string(OnError o) {
-    return o == OnError::drop ? "drop" : "pass";
+    return std::string(name_of(kOnErrorNames, o));
 }
 std::string to_string(RelayMode s) {
-    return s == RelayMode::sockmap ? "sockmap" : s == RelayMode::splice ? "splice" : "copy";
+    return std::string(name_of(kRelayModeNames, s));
 }
 std::string to_string(HealthMode m) {
-    return m == HealthMode::local ? "local" : "proxy";
+    return std::string(name_of(kHealthModeNames, m));
 }
 
 std::string prefix_string(const ListenSpec &l) {

@@ -1,7 +1,7 @@
 // The TOML configuration: its model and the entry points that read and validate a file.
 // Every error is one line, "FILE:LINE: reason", pointing at the offending key (or at the
 // [[service]] that lacks one). toml_reader.hpp reads the TOML, validate.cpp turns it into
-// this model, describe.hpp prints the result.
+// this model, names.hpp names the enums, describe.hpp prints the result.
 // tools/ppinject.example.toml documents every key; README.md the choices behind them.
 #pragma once
 
@@ -149,7 +149,7 @@ std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text);
 // The shortest form parse_duration() reads back: "1h", "90s" -> "1m30s", "500ms".
 std::string format_duration(std::chrono::nanoseconds d);
 
-// "udp", "v2", "first", ... as written in the file.
+// "udp", "v2", "first", ... as written in the file (the tables of config/names.hpp).
 std::string to_string(Protocol p);
 std::string to_string(HeaderMode h);
 std::string to_string(UdpHeaderPolicy u);

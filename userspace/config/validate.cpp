@@ -7,6 +7,7 @@
 #include <tuple>
 #include <variant>
 
+#include "config/names.hpp"
 #include "config/toml_reader.hpp"
 #include "sys/kernel.hpp"
 
@@ -158,22 +159,22 @@ class Table {
         return out;
     }
 
-    // One of `allowed`, or nullopt when absent.
-    template <typename E>
-    std::optional<E> choice(std::string_view key,
-                            std::initializer_list<std::pair<const char *, E>> allowed) const {
+    // One of the names in `names` (config/names.hpp), or nullopt when absent.
+    template <typename Entry, std::size_t N>
+    std::optional<decltype(Entry::value)> choice(std::string_view key,
+                                                 const std::array<Entry, N> &names) const {
         auto s = string(key);
         if (!s) {
             return std::nullopt;
         }
-        std::string names;
-        for (const auto &[name, value] : allowed) {
-            if (*s == name) {
-                return value;
-            }
-            names += (names.empty() ? "" : " | ") + quote(name);
+        if (auto value = value_named(names, *s)) {
+            return value;
         }
-        fail(file_, *get(key), key_in(key) + " is " + quote(*s) + "; allowed: " + names);
+        std::string allowed;
+        for (const auto &e : names) {
+            allowed += (allowed.empty() ? "" : " | ") + quote(e.name);
+        }
+        fail(file_, *get(key), key_in(key) + " is " + quote(*s) + "; allowed: " + allowed);
     }
 
     std::optional<std::chrono::nanoseconds> duration(std::string_view key) const {
@@ -426,9 +427,7 @@ void parse_health_check(const std::string &file, const toml_value &v, Service &s
              "health_check timeout " + format_duration(c.timeout) +
                  " is longer than its interval " + format_duration(c.interval));
     }
-    c.mode =
-        h.choice<HealthMode>("mode", {{"local", HealthMode::local}, {"proxy", HealthMode::proxy}})
-            .value_or(HealthMode::local);
+    c.mode = h.choice("mode", kHealthModeNames).value_or(HealthMode::local);
     s.health_check = c;
 }
 
@@ -495,8 +494,7 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
     s.name = *name;
     const std::string what = t.what();
 
-    auto protocol =
-        t.choice<Protocol>("protocol", {{"udp", Protocol::udp}, {"tcp", Protocol::tcp}});
+    auto protocol = t.choice("protocol", kProtocolNames);
     if (!protocol) {
         fail(file, v, what + " has no 'protocol' (\"udp\" or \"tcp\")");
     }
@@ -517,8 +515,7 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
         s.listen.push_back(l);
     }
 
-    auto header = t.choice<HeaderMode>(
-        "header", {{"v1", HeaderMode::v1}, {"v2", HeaderMode::v2}, {"spp", HeaderMode::spp}});
+    auto header = t.choice("header", kHeaderModeNames);
     if (!header) {
         fail(file, v,
              what + " has no 'header' (" +
@@ -570,12 +567,9 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
         if (s.interfaces.empty()) {
             fail(file, v, what + " needs 'interfaces': the client-facing interfaces to attach to");
         }
-        s.udp_header = t.choice<UdpHeaderPolicy>("udp_header", {{"first", UdpHeaderPolicy::first},
-                                                                {"every", UdpHeaderPolicy::every}})
-                           .value_or(UdpHeaderPolicy::first);
-        s.on_error =
-            t.choice<OnError>("on_error", {{"drop", OnError::drop}, {"pass", OnError::pass}})
-                .value_or(OnError::drop);
+        s.udp_header =
+            t.choice("udp_header", kUdpHeaderPolicyNames).value_or(UdpHeaderPolicy::first);
+        s.on_error = t.choice("on_error", kOnErrorNames).value_or(OnError::drop);
         return s;
     }
 
@@ -606,10 +600,7 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
     if (s.backends.empty()) {
         fail(file, v, what + " needs 'backends': where to connect, \"ADDR:PORT\"");
     }
-    s.relay = t.choice<RelayMode>("relay", {{"sockmap", RelayMode::sockmap},
-                                            {"splice", RelayMode::splice},
-                                            {"copy", RelayMode::copy}})
-                  .value_or(RelayMode::splice);
+    s.relay = t.choice("relay", kRelayModeNames).value_or(RelayMode::splice);
     for (auto [key, field] : {std::pair{"idle_timeout", &s.idle_timeout},
                               std::pair{"connect_timeout", &s.connect_timeout}}) {
         if (auto d = t.duration(key)) {
