@@ -503,7 +503,9 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
 
     auto listens = t.strings("listen");
     if (listens.empty()) {
-        fail(file, v, what + " has no 'listen' address");  // lifecycle_netns_test has it verbatim
+        // At the [[service]] line, as there is no key to point at: `run` and `check` stop
+        // with exactly this line, before anything is attached.
+        fail(file, v, what + " has no 'listen' address");
     }
     for (const auto &[text, at] : listens) {
         auto r = parse_listen(text);
