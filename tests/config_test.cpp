@@ -8,6 +8,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "config/describe.hpp"
 #include "sys/kernel.hpp"
 
 namespace {

@@ -3,6 +3,7 @@
 
 #include "cli/commands.hpp"
 #include "config/config.hpp"
+#include "config/describe.hpp"
 
 namespace ppinject::cli {
 

@@ -72,10 +72,6 @@ bool IpAddress::is_loopback() const {
     return bytes_[15] == 1;
 }
 
-std::array<std::uint8_t, 4> IpAddress::v4_bytes() const {
-    return {bytes_[12], bytes_[13], bytes_[14], bytes_[15]};
-}
-
 std::string IpAddress::to_string() const {
     char buf[INET6_ADDRSTRLEN];
     if (is_v4_) {

@@ -29,8 +29,6 @@ class IpAddress {
     bool is_loopback() const;
     // 16 bytes, IPv4 mapped.
     const std::array<std::uint8_t, 16> &mapped() const { return bytes_; }
-    // The 4 bytes of an IPv4 address (only when is_v4()).
-    std::array<std::uint8_t, 4> v4_bytes() const;
     // Canonical text: dotted quad, or RFC 5952 for IPv6.
     std::string to_string() const;
 

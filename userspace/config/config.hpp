@@ -1,9 +1,9 @@
-// The TOML configuration: its model, parsing and validation. Every error is one line,
-// "FILE:LINE: reason", pointing at the offending key (or at the [[service]] that lacks one).
+// The TOML configuration: its model and the entry points that read and validate a file.
+// Every error is one line, "FILE:LINE: reason", pointing at the offending key (or at the
+// [[service]] that lacks one). toml_reader.hpp reads the TOML, validate.cpp turns it into
+// this model, names.hpp names the enums, describe.hpp prints the result.
 // tools/ppinject.example.toml documents every key; README.md the choices behind them.
 #pragma once
-
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -149,7 +149,7 @@ std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text);
 // The shortest form parse_duration() reads back: "1h", "90s" -> "1m30s", "500ms".
 std::string format_duration(std::chrono::nanoseconds d);
 
-// "udp", "v2", "first", ... as written in the file.
+// "udp", "v2", "first", ... as written in the file (the tables of config/names.hpp).
 std::string to_string(Protocol p);
 std::string to_string(HeaderMode h);
 std::string to_string(UdpHeaderPolicy u);
@@ -165,8 +165,7 @@ std::string prefix_string(const ListenSpec &l);
 // Keys the services map needs for `cfg` (one per address prefix, protocol and port).
 std::size_t service_key_count(const Config &cfg);
 
-// The resolved configuration for people (`check`) and machines (`check --json`).
-std::string describe(const Config &cfg);
-nlohmann::json to_json(const Config &cfg);
+// `text` in double quotes, as errors and `check` show what the file wrote.
+std::string quote(std::string_view text);
 
 }  // namespace ppinject

@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "config/names.hpp"
 #include "loader/bpffs.hpp"
 #include "loader/map_iter.hpp"
 #include "loader/pins.hpp"
@@ -66,18 +67,16 @@ ServiceEntries service_entries(const Config &cfg) {
         pp_service v{};
         v.id = svc.id;
         v.flow_timeout_ns = static_cast<std::uint64_t>(cfg.global.udp_flow_timeout.count());
-        v.header = svc.header == HeaderMode::v1    ? PP_HDR_V1
-                   : svc.header == HeaderMode::spp ? PP_HDR_SPP
-                                                   : PP_HDR_V2;
-        v.udp_header = svc.udp_header == UdpHeaderPolicy::every ? PP_UDP_EVERY : PP_UDP_FIRST;
-        v.on_error = svc.on_error == OnError::pass ? PP_ON_ERROR_PASS : PP_ON_ERROR_DROP;
+        v.header = kernel_of(kHeaderModeNames, svc.header);
+        v.udp_header = kernel_of(kUdpHeaderPolicyNames, svc.udp_header);
+        v.on_error = kernel_of(kOnErrorNames, svc.on_error);
         v.flags = svc.transparent ? PP_SVC_TRANSPARENT : 0;
         std::strncpy(v.name, svc.name.c_str(), sizeof v.name - 1);
         bool udp = svc.protocol == Protocol::udp;
         for (const auto &l : svc.listen) {
             for (unsigned port = l.port_first; port <= l.port_last; port++) {
-                out.services[make_service_key(udp ? IPPROTO_UDP : IPPROTO_TCP, l.addr, l.prefix_len,
-                                              static_cast<std::uint16_t>(port))] = v;
+                out.services[make_service_key(kernel_of(kProtocolNames, svc.protocol), l.addr,
+                                              l.prefix_len, static_cast<std::uint16_t>(port))] = v;
                 if (udp) {
                     out.udp_ports[port_word(port)] |= port_bit(port);
                 }

@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "config/names.hpp"
 #include "loader/map_iter.hpp"
 #include "loader/pins.hpp"
 #include "sys/error.hpp"
@@ -129,25 +130,19 @@ pp_counters sum_counters(int fd, std::uint32_t id) {
 
 }  // namespace
 
+// A constant the tables lack prints as these functions always printed it: "?" for a
+// protocol or header, the default for udp_header and on_error.
 std::string protocol_name(std::uint8_t protocol) {
-    return protocol == IPPROTO_UDP ? "udp" : protocol == IPPROTO_TCP ? "tcp" : "?";
+    return std::string(name_of_kernel(kProtocolNames, protocol).value_or("?"));
 }
 std::string header_name(std::uint8_t header) {
-    switch (header) {
-        case PP_HDR_V1:
-            return "v1";
-        case PP_HDR_V2:
-            return "v2";
-        case PP_HDR_SPP:
-            return "spp";
-    }
-    return "?";
+    return std::string(name_of_kernel(kHeaderModeNames, header).value_or("?"));
 }
 std::string udp_header_name(std::uint8_t mode) {
-    return mode == PP_UDP_EVERY ? "every" : "first";
+    return std::string(name_of_kernel(kUdpHeaderPolicyNames, mode).value_or("first"));
 }
 std::string on_error_name(std::uint8_t mode) {
-    return mode == PP_ON_ERROR_PASS ? "pass" : "drop";
+    return std::string(name_of_kernel(kOnErrorNames, mode).value_or("drop"));
 }
 
 std::vector<std::pair<std::string_view, std::uint64_t>> counters_of(const ServiceView &svc) {
