@@ -17,8 +17,9 @@ int reload(const ReloadOptions &opts) {
         return 1;
     }
     if (kill(static_cast<pid_t>(pid), SIGHUP) != 0) {
+        int err = -errno;
         std::fprintf(stderr, "ppinject reload: %s\n",
-                     error_text("signal pid " + std::to_string(pid), -errno).c_str());
+                     error_text("signal pid " + std::to_string(pid), err).c_str());
         return 1;
     }
     std::printf("ppinject reload: sent SIGHUP to pid %ld; its log says 'reloaded' or why not\n",

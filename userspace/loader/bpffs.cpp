@@ -49,16 +49,19 @@ void prepare_pin_root(const std::string &dir) {
             throw std::runtime_error("create " + mnt.string() + ": " + ec.message());
         }
         if (mount("bpf", mnt.c_str(), "bpf", 0, "mode=0700") != 0) {
+            int err = -errno;
             throw std::runtime_error(error_text(
                 "no BPF filesystem at " + dir + " and mounting one at " + mnt.string() + " failed",
-                -errno));
+                err));
         }
     }
     if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-        throw std::runtime_error(error_text("create pin directory " + dir, -errno));
+        int err = -errno;
+        throw std::runtime_error(error_text("create pin directory " + dir, err));
     }
     if (chmod(dir.c_str(), 0700) != 0) {  // root only, also when an older run made it
-        throw std::runtime_error(error_text("chmod 0700 " + dir, -errno));
+        int err = -errno;
+        throw std::runtime_error(error_text("chmod 0700 " + dir, err));
     }
     if (!on_bpffs(dir)) {
         throw std::runtime_error("pin directory " + dir + " is not on a BPF filesystem");

@@ -110,7 +110,8 @@ template <typename Key>
 void sync_map(int fd, const char *name, const Entries<Key> &want) {
     for (const auto &[key, value] : want) {
         if (bpf_map_update_elem(fd, &key, &value, BPF_ANY) != 0) {
-            throw std::runtime_error(error_text(std::string("update ") + name + " map", -errno));
+            int err = -errno;
+            throw std::runtime_error(error_text(std::string("update ") + name + " map", err));
         }
     }
     std::vector<Key> stale;
@@ -121,8 +122,8 @@ void sync_map(int fd, const char *name, const Entries<Key> &want) {
     });
     for (const auto &k : stale) {
         if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT) {
-            throw std::runtime_error(
-                error_text(std::string("delete from ") + name + " map", -errno));
+            int err = -errno;
+            throw std::runtime_error(error_text(std::string("delete from ") + name + " map", err));
         }
     }
 }
@@ -164,7 +165,8 @@ void pin_private(bpf_map *map, const std::string &root) {
         throw std::runtime_error(error_text("pin " + path, err));
     }
     if (chmod(path.c_str(), 0600) != 0) {
-        throw std::runtime_error(error_text("chmod 0600 " + path, -errno));
+        int err = -errno;
+        throw std::runtime_error(error_text("chmod 0600 " + path, err));
     }
 }
 
@@ -198,7 +200,8 @@ long pin_root_owner(const std::string &path) {
 Datapath::Mapping::Mapping(const bpf_map *map, std::size_t len) : len_(len) {
     void *p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
     if (p == MAP_FAILED) {
-        throw std::runtime_error(error_text(std::string("mmap ") + bpf_map__name(map), -errno));
+        int err = -errno;
+        throw std::runtime_error(error_text(std::string("mmap ") + bpf_map__name(map), err));
     }
     addr_ = p;
 }
@@ -308,7 +311,8 @@ Datapath::Datapath(const Config &cfg, LogFn log) : root_(cfg.global.bpffs), log_
     prepare_pin_root(root_);
     lock_.reset(open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!lock_) {
-        throw std::runtime_error(error_text("lock " + root_, -errno));
+        int err = -errno;
+        throw std::runtime_error(error_text("lock " + root_, err));
     }
     if (flock(lock_.get(), LOCK_EX | LOCK_NB) != 0) {
         int err = errno;
@@ -372,7 +376,8 @@ void Datapath::sync_interfaces(const Config &cfg) {
         // Record before attaching, so a crash in between still leaves a record to undo.
         std::uint32_t k = static_cast<std::uint32_t>(ifindex);
         if (bpf_map_update_elem(fd, &k, &a, BPF_ANY) != 0) {
-            throw std::runtime_error(error_text("record attachment of " + ifname, -errno));
+            int err = -errno;
+            throw std::runtime_error(error_text("record attachment of " + ifname, err));
         }
         tc_attach(ifindex, ifname, TcHook::ingress, bpf_program__fd(udp_->progs.udp_ingress));
         a.ingress_prog_id = ingress_id;
@@ -384,7 +389,8 @@ void Datapath::sync_interfaces(const Config &cfg) {
             a.egress_prog_id = 0;
         }
         if (bpf_map_update_elem(fd, &k, &a, BPF_ANY) != 0) {
-            throw std::runtime_error(error_text("record attachment of " + ifname, -errno));
+            int err = -errno;
+            throw std::runtime_error(error_text("record attachment of " + ifname, err));
         }
         log_("attached tc ingress" + std::string(egress ? " and egress" : "") + " on " + ifname);
     }
@@ -402,7 +408,8 @@ void Datapath::sync_interfaces(const Config &cfg) {
             destroy_clsact(static_cast<int>(ifindex), ifname);
         }
         if (bpf_map_delete_elem(fd, &ifindex) != 0) {
-            log_(error_text("forget the attachment of " + ifname, -errno));  // detach retries
+            int err = -errno;
+            log_(error_text("forget the attachment of " + ifname, err));  // detach retries
         }
         log_("detached from " + ifname);
     }

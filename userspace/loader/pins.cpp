@@ -46,7 +46,8 @@ template <typename Skel>
 const Skel &opened(Skel *(*open)(const bpf_object_open_opts *), const char *what) {
     static const Skeleton<Skel> skel(open(nullptr));
     if (!skel) {
-        throw std::runtime_error(error_text(std::string("open BPF object ") + what, -errno));
+        int err = -errno;
+        throw std::runtime_error(error_text(std::string("open BPF object ") + what, err));
     }
     return *skel;
 }
@@ -167,7 +168,8 @@ int detach_all(const std::string &root, const std::function<void(const std::stri
         if (unlink(path.c_str()) == 0) {
             log("unpinned " + path);
         } else if (errno != ENOENT) {
-            log(error_text("unpin " + path, -errno));
+            int err = -errno;
+            log(error_text("unpin " + path, err));
             errors++;
         }
     }

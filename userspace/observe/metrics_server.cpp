@@ -35,8 +35,8 @@ constexpr auto kLinger = std::chrono::seconds(2);
 constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 
 [[noreturn]] void fail(std::string_view what, const Endpoint &at) {
-    throw std::runtime_error(
-        error_text(fmt::format("metrics: {} {}", what, at.to_string()), -errno));
+    int err = -errno;
+    throw std::runtime_error(error_text(fmt::format("metrics: {} {}", what, at.to_string()), err));
 }
 
 bool is_tchar(char c) {

@@ -1,6 +1,6 @@
 // The one wording of an error from a system call or libbpf: "doing what: why". Capture the
-// error at once (errno right after the call, or libbpf's negative return), then render it
-// here; exceptions carry this text only at the CLI and config boundary's callers.
+// error at once (`int err = -errno;` right after the failed call, before any text is
+// built: an allocation may change errno; or libbpf's negative return), then render it here.
 #pragma once
 
 #include <string>

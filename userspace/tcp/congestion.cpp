@@ -63,7 +63,8 @@ void probe_backend_congestion(const Service &svc) {
     }
     Fd probe(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!probe) {
-        throw std::runtime_error(error_text("tcp: socket for service '" + svc.name + "'", -errno));
+        int err = -errno;
+        throw std::runtime_error(error_text("tcp: socket for service '" + svc.name + "'", err));
     }
     if (int err = set_congestion(probe.get(), name); err != 0) {
         throw std::runtime_error(congestion_error(svc.name, "backend", name, err));

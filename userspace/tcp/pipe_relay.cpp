@@ -13,7 +13,6 @@
 namespace ppinject::tcp {
 namespace {
 
-constexpr std::size_t kCopyBuffer = 64 * 1024;
 // Pipes larger than the default 64 KiB: fewer, larger moves (tools/bench/README.md).
 constexpr std::size_t kPipeSize = 256 * 1024;
 
@@ -45,13 +44,16 @@ PipeRelay::~PipeRelay() {
         if (p.pipe.read && p.pending == 0) {  // bytes left in a pipe are not the next one's
             pool_.give(std::move(p.pipe));
         }
+        if (p.buf) {
+            host_.give_buffer(std::move(p.buf));
+        }
     }
 }
 
 Step PipeRelay::start(Conn &c) {
     for (Pump &p : pump_) {
         if (through_ == Through::buffer) {
-            p.buf = std::make_unique_for_overwrite<std::uint8_t[]>(kCopyBuffer);
+            p.buf = host_.take_buffer();
         } else if (int err = pool_.take(p.pipe, host_); err != 0) {
             host_.log(error_text("tcp: pipe", err));
             return Ending{.reset_client = true};
@@ -112,7 +114,7 @@ int PipeRelay::run_pump(Conn &c, int from, int &failed) {
         p.head = 0;
         ssize_t n = use_pipe ? splice(src, nullptr, p.pipe.write.get(), nullptr, kPipeSize,
                                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
-                             : recv(src, p.buf.get(), kCopyBuffer, 0);
+                             : recv(src, p.buf.get(), kRelayBuffer, 0);
         if (n < 0) {
             failed = from;
             return errno == EAGAIN || errno == EINTR ? 0 : errno;

@@ -47,11 +47,11 @@ class PipeRelay final : public Relay {
   private:
     // One direction: bytes of side `from` on their way to the other.
     struct Pump {
-        Pipe pipe;                            // Through::pipe
-        std::unique_ptr<std::uint8_t[]> buf;  // Through::buffer
-        std::size_t pending = 0, head = 0;    // bytes held (buffer: buf[head, head + pending))
-        bool eof = false;                     // the source sent FIN
-        bool shut = false;                    // FIN passed on
+        Pipe pipe;                          // Through::pipe
+        RelayBuffer buf;                    // Through::buffer
+        std::size_t pending = 0, head = 0;  // bytes held (buffer: buf[head, head + pending))
+        bool eof = false;                   // the source sent FIN
+        bool shut = false;                  // FIN passed on
     };
     int run_pump(Conn &c, int from, int &failed);
     Step run_pumps(Conn &c);

@@ -5,7 +5,9 @@
 // RelayHost offers.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -23,9 +25,17 @@ struct Ending {
 // What a relay's step leaves: the connection goes on (nullopt) or ends.
 using Step = std::optional<Ending>;
 
+// Bytes a relay holds in userspace on their way (copy mode, sockmap's held bytes).
+constexpr std::size_t kRelayBuffer = 64 * 1024;
+using RelayBuffer = std::unique_ptr<std::uint8_t[]>;
+
 // What a relay may ask of the worker that owns its connection.
 class RelayHost {
   public:
+    // A buffer of kRelayBuffer bytes, one the worker kept from an earlier connection or a
+    // new one; give_buffer() hands it back for the next.
+    virtual RelayBuffer take_buffer() = 0;
+    virtual void give_buffer(RelayBuffer buf) = 0;
     // Sets the epoll interest of side `side`'s socket (edge-triggered where asked; 0: only
     // errors and hang-ups). False when epoll refused it (the reason is logged).
     virtual bool arm(const Conn &c, int side, std::uint32_t events) = 0;

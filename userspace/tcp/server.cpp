@@ -28,8 +28,9 @@ class Server::ListenSlot {
         : map_(map), slot_(slot) {
         std::uint64_t value = static_cast<std::uint64_t>(fd);
         if (bpf_map_update_elem(map_, &slot_, &value, BPF_ANY) != 0) {
+            int err = -errno;
             throw std::runtime_error(
-                error_text("tcp: add listener of '" + svc_name + "' to tcp_listen", -errno));
+                error_text("tcp: add listener of '" + svc_name + "' to tcp_listen", err));
         }
     }
     ~ListenSlot() {
@@ -97,7 +98,8 @@ Fd open_listener(const Bind &b, std::uint16_t port, const Service &svc) {
     std::string where = " for service '" + svc.name + "' on " + at.to_string();
     Fd fd(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd) {
-        throw std::runtime_error(error_text("tcp: socket" + where, -errno));
+        int err = -errno;
+        throw std::runtime_error(error_text("tcp: socket" + where, err));
     }
     struct Option {
         int level, name, value;
@@ -125,8 +127,9 @@ Fd open_listener(const Bind &b, std::uint16_t port, const Service &svc) {
     }
     if (bind(fd.get(), reinterpret_cast<sockaddr *>(&ss), len) != 0 ||
         listen(fd.get(), 4096) != 0) {
+        int err = -errno;
         throw std::runtime_error(error_text(
-            "tcp: listen on " + at.to_string() + " for service '" + svc.name + "'", -errno));
+            "tcp: listen on " + at.to_string() + " for service '" + svc.name + "'", err));
     }
     return fd;
 }
@@ -174,7 +177,10 @@ Server::Server(const Config &cfg, const Datapath::TcpMaps &maps, LogFn log, unsi
 }
 
 Server::~Server() {
-    workers_.clear();  // joins; each closes its connections. Then services_ closes the sockets.
+    for (auto &l : services_) {  // no new connections first
+        stop_serving(*l);
+    }
+    workers_.clear();  // joins; each closes its connections
 }
 
 std::unique_ptr<Server::Listening> Server::open_service(const Service &svc) {

@@ -18,7 +18,6 @@
 namespace ppinject::tcp {
 namespace {
 
-constexpr std::size_t kCopyBuffer = 64 * 1024;
 // Backpressure: bytes redirected but not yet written to the other socket (they wait in the
 // kernel's queue for it). Above kBacklogHigh the sender is held (see pp_tcp_conn); below
 // kBacklogLow it is let go. A precise check (two syscalls) runs only after kBacklogCheck
@@ -41,6 +40,11 @@ std::uint64_t written_bytes(int fd) {
 }  // namespace
 
 SockmapRelay::~SockmapRelay() {
+    for (RelayBuffer &buf : buf_) {
+        if (buf) {
+            host_.give_buffer(std::move(buf));
+        }
+    }
     if (joined_) {
         for (std::uint64_t cookie : cookie_) {  // the verdict then passes
             bpf_map_delete_elem(maps_.peers, &cookie);
@@ -194,7 +198,7 @@ void SockmapRelay::watch_backlog(Conn &c, int side) {
 // again (pp_tcp_conn.copied catches up with held).
 void SockmapRelay::copy_held(Conn &c, int side) {
     if (!buf_[side]) {
-        buf_[side] = std::make_unique_for_overwrite<std::uint8_t[]>(kCopyBuffer);
+        buf_[side] = host_.take_buffer();
     }
     std::uint64_t r = redirected(side);
     if (r != clear_[side]) {  // redirected since: held bytes must not overtake those
@@ -226,7 +230,7 @@ void SockmapRelay::copy_held(Conn &c, int side) {
             return;
         }
         ssize_t n = recv(c.fd[side].get(), buf_[side].get(),
-                         std::min<std::uint64_t>(owed, kCopyBuffer), MSG_DONTWAIT);
+                         std::min<std::uint64_t>(owed, kRelayBuffer), MSG_DONTWAIT);
         if (n <= 0) {
             return;  // counted by the verdict, not queued yet: EPOLLIN resumes
         }

@@ -68,7 +68,7 @@ class SockmapRelay final : public Relay {
     std::uint64_t seen_[2] = {0, 0};          // moved(i) at the last tick
     std::uint64_t scanned_[2] = {0, 0};       // moved(i) at the last idle scan
     // Held bytes of side i on their way to the other: buf_[i][head_[i], + pending_[i]).
-    std::unique_ptr<std::uint8_t[]> buf_[2];
+    RelayBuffer buf_[2];
     std::size_t pending_[2] = {0, 0}, head_[2] = {0, 0};
 };
 

@@ -96,20 +96,31 @@ void Worker::add_listener(int fd, std::shared_ptr<const ServiceRt> svc) {
     ev.events = EPOLLIN;
     ev.data.u64 = kListenerToken | static_cast<std::uint32_t>(fd);
     if (epoll_ctl(ep_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
-        log_(error_text("tcp: watch a listening socket of service '" + l.svc->cfg.name + "'",
-                        -errno));
+        int err = -errno;
+        log_(error_text("tcp: watch a listening socket of service '" + l.svc->cfg.name + "'", err));
         listeners_.erase(fd);
     }
 }
 
 void Worker::set_service(int fd, std::shared_ptr<const ServiceRt> svc) {
-    listeners_[fd].svc = std::move(svc);
+    if (auto it = listeners_.find(fd); it != listeners_.end()) {  // else epoll refused it
+        it->second.svc = std::move(svc);
+    }
 }
 
 void Worker::remove_listener(int fd) {
     if (listeners_.erase(fd) > 0 && epoll_ctl(ep_.get(), EPOLL_CTL_DEL, fd, nullptr) != 0) {
         log_(error_text("tcp: stop watching a listening socket", -errno));
     }
+}
+
+RelayBuffer Worker::take_buffer() {
+    if (buffers_.empty()) {
+        return std::make_unique_for_overwrite<std::uint8_t[]>(kRelayBuffer);
+    }
+    RelayBuffer buf = std::move(buffers_.back());
+    buffers_.pop_back();
+    return buf;
 }
 
 void Worker::random_id(std::array<std::uint8_t, 16> &out) {
@@ -132,9 +143,10 @@ bool Worker::watch(const Conn &c, int side, std::uint32_t events, bool add) {
     ev.events = events;
     ev.data.u64 = conn_token(c.id, c.gen, side);
     if (epoll_ctl(ep_.get(), add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c.fd[side].get(), &ev) != 0) {
+        int err = -errno;
         log_(error_text(std::string("tcp: watch the ") + (side == kClient ? "client" : "backend") +
                             " socket of a connection of service '" + c.svc->cfg.name + "'",
-                        -errno));
+                        err));
         return false;
     }
     return true;
@@ -192,7 +204,8 @@ void Worker::accept_from(int lfd, const Listener &l) {
             accept4(lfd, reinterpret_cast<sockaddr *>(&peer), &plen, SOCK_NONBLOCK | SOCK_CLOEXEC));
         if (!fd) {
             if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-                log_(error_text("tcp: accept on service '" + svc->cfg.name + "'", -errno));
+                int err = -errno;
+                log_(error_text("tcp: accept on service '" + svc->cfg.name + "'", err));
             }
             return;
         }
@@ -493,8 +506,9 @@ void Worker::finish(Conn &c, Ending how) {
             (s == kClient && how.reset_client) || (how.reset_side >= 0 && s != how.reset_side);
         if (reset && c.fd[s]) {
             close_with_reset(std::move(c.fd[s]));
+        } else {
+            c.fd[s].reset();  // also leaves tcp_socks and tcp_targets
         }
-        // Otherwise closed with the Conn (also leaves tcp_socks and tcp_targets).
     }
     count(c, &pp_tcp_stats::tcp_active, -1);
     std::uint32_t id = c.id;

@@ -77,6 +77,8 @@ class Worker final : private RelayHost {
         return watch(c, side, events, false);
     }
     void log(const std::string &line) override { log_(line); }
+    RelayBuffer take_buffer() override;
+    void give_buffer(RelayBuffer buf) override { buffers_.push_back(std::move(buf)); }
     RelayHost &host() { return *this; }
     void random_id(std::array<std::uint8_t, 16> &out);
 
@@ -95,6 +97,7 @@ class Worker final : private RelayHost {
     std::size_t ticking_ = 0;  // connections whose relay ticks()
     Clock::time_point next_idle_scan_;
     PipePool pipes_;
+    std::vector<RelayBuffer> buffers_;  // kept for the next connections
     std::array<std::uint8_t, 4096> random_{};
     std::size_t random_left_ = 0;
     std::thread thread_;  // last: starts once everything above exists
