@@ -163,7 +163,7 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
             << "[global]\nbpffs = \"" << pin_root_ << "\"\nmetrics = \"127.0.0.1:9477\"\n"
             << service("plain", R"(["192.0.2.1:7000", "[2001:db8:1::1]:7000"])",
                        R"(["198.51.100.2:9000"])", "v1")
-            << service("steered", R"(["203.0.113.0/24:7100-7101", "[2001:db8:3::/64]:7100"])",
+            << service("steered", steered_listen_.c_str(),
                        R"(["198.51.100.2:9999", "[2001:db8:2::2]:9000"])", "v2",
                        "transparent = true\nconnect_timeout = \"2s\"\n")
             << service("checked", R"("192.0.2.1:7300")",
@@ -184,6 +184,9 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
                        "tcp_congestion = \"reno\"\n")
             << extra;
     }
+
+    // Where the transparent service "steered" listens (a test may change it and reload).
+    std::string steered_listen_ = R"(["203.0.113.0/24:7100-7101", "[2001:db8:3::/64]:7100"])";
 
     // A connected client socket in the client namespace (or in `from`).
     Fd dial(const Endpoint &to, const pptest::Netns *from = nullptr) {
@@ -839,6 +842,20 @@ header = "v1"
     ASSERT_TRUE(daemon_->wait_for_output("reload failed, nothing changed")) << daemon_->log();
     exchange(ep("192.0.2.1:7600"), true);
     exchange(ep("203.0.113.6:7100"), false);
+}
+
+// A reload that changes a transparent service's ports opens new listening sockets for it;
+// sk_lookup must steer to them from then on, on every port old and new. (The old sockets'
+// tcp_listen entries share the new ones' slots: removing the old must not empty them.)
+TEST_P(TcpNetns, ReloadChangingTransparentPortsKeepsSteering) {
+    exchange(ep("203.0.113.6:7100"), false);
+    steered_listen_ = R"(["203.0.113.0/24:7100-7102", "[2001:db8:3::/64]:7100"])";
+    write_config();
+    kill(daemon_->pid(), SIGHUP);
+    ASSERT_TRUE(daemon_->wait_for_output("reloaded")) << daemon_->log();
+    exchange(ep("203.0.113.6:7100"), false);
+    exchange(ep("203.0.113.7:7102"), false);
+    exchange(ep("[2001:db8:3::7]:7100"), false);
 }
 
 // The congestion control names `ss -ti` shows for the front's established sockets that

@@ -52,6 +52,9 @@ struct Server::Listening {
     std::shared_ptr<ServiceRt> rt;
     std::vector<std::vector<Fd>> fds;  // [worker][n]
     std::vector<ListenSlot> slots;     // transparent: out of tcp_listen before the sockets close
+    // Opened, not yet steered to: tcp_listen slot and socket. A new service may take the
+    // slot of one it replaces (same id), so slots are filled only once that one is gone.
+    std::vector<std::pair<std::uint32_t, int>> to_steer;
 };
 
 namespace {
@@ -194,8 +197,8 @@ std::unique_ptr<Server::Listening> Server::open_service(const Service &svc) {
             port = bound ? bound->port : 0;  // the others join the first one's port
         }
         if (b.slot >= 0) {
-            out->slots.emplace_back(maps_.listen, static_cast<std::uint32_t>(b.slot),
-                                    out->fds[0].back().get(), svc.name);
+            out->to_steer.emplace_back(static_cast<std::uint32_t>(b.slot),
+                                       out->fds[0].back().get());
         }
     }
     return out;
@@ -253,7 +256,8 @@ void Server::apply(const Config &cfg) {
         next.push_back(std::move(l));
         reuse.push_back(from);
     }
-    // From here nothing fails.
+    // From here nothing fails but a tcp_listen update, which is logged (the kernel refuses
+    // one only for want of memory; that service's new sockets are then not steered to).
     for (std::size_t i = 0; i < services_.size(); i++) {
         if (!taken[i]) {
             stop_serving(*services_[i]);
@@ -267,6 +271,14 @@ void Server::apply(const Config &cfg) {
             l.fds = std::move(old.fds);
             l.slots = std::move(old.slots);
         }
+        for (auto [slot, fd] : l.to_steer) {
+            try {
+                l.slots.emplace_back(maps_.listen, slot, fd, l.rt->cfg.name);
+            } catch (const std::runtime_error &e) {
+                log_(e.what());
+            }
+        }
+        l.to_steer.clear();
         for (std::size_t w = 0; w < l.fds.size(); w++) {
             std::vector<int> fds;
             for (const Fd &fd : l.fds[w]) {
