@@ -18,6 +18,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "sys/error.hpp"
+
 namespace pptest {
 
 using ppinject::Endpoint;
@@ -162,35 +164,36 @@ std::string listen_text(const Endpoint &e) {
 EchoServer::EchoServer(const Netns &ns, const Endpoint &bind) {
     sockaddr_storage ss{};
     socklen_t len = bind.to_sockaddr(ss);
-    listen_fd_ = ns.socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK).release();
+    listen_fd_ = ns.socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK);
     int one = 1;
-    setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr *>(&ss), len) != 0 ||
-        ::listen(listen_fd_, 4096) != 0 ||
-        getsockname(listen_fd_, reinterpret_cast<sockaddr *>(&ss), &len) != 0) {
-        int err = errno;
-        close(listen_fd_);
-        throw std::runtime_error("echo server on " + bind.to_string() + ": " + std::strerror(err));
+    if (setsockopt(listen_fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        ::bind(listen_fd_.get(), reinterpret_cast<sockaddr *>(&ss), len) != 0 ||
+        ::listen(listen_fd_.get(), 4096) != 0 ||
+        getsockname(listen_fd_.get(), reinterpret_cast<sockaddr *>(&ss), &len) != 0) {
+        int err = -errno;
+        throw std::runtime_error(ppinject::error_text("echo server on " + bind.to_string(), err));
     }
     endpoint_ = *Endpoint::from_sockaddr(reinterpret_cast<sockaddr *>(&ss));
-    wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    wake_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!wake_fd_) {
+        int err = -errno;
+        throw std::runtime_error(ppinject::error_text("echo server's eventfd", err));
+    }
     thread_ = std::thread([this] { serve(); });
 }
 
 EchoServer::~EchoServer() {
     std::uint64_t one = 1;
-    if (write(wake_fd_, &one, sizeof one) != sizeof one) {
+    if (write(wake_fd_.get(), &one, sizeof one) != sizeof one) {
         std::abort();  // the thread would never stop and join() would hang
     }
     thread_.join();
-    close(wake_fd_);
-    close(listen_fd_);
 }
 
 void EchoServer::serve() {
     // Per connection: bytes read and not yet written back, and whether the peer sent FIN.
     struct Conn {
-        int fd;
+        ppinject::Fd fd;
         std::string pending;
         bool eof = false;
     };
@@ -198,7 +201,7 @@ void EchoServer::serve() {
     std::vector<Conn> conns;
     std::vector<char> buf(64 * 1024);
     for (;;) {
-        std::vector<pollfd> fds = {{wake_fd_, POLLIN, 0}, {listen_fd_, POLLIN, 0}};
+        std::vector<pollfd> fds = {{wake_fd_.get(), POLLIN, 0}, {listen_fd_.get(), POLLIN, 0}};
         for (const Conn &c : conns) {
             short events = 0;
             if (!c.eof && c.pending.size() < kMaxPending) {
@@ -207,7 +210,7 @@ void EchoServer::serve() {
             if (!c.pending.empty()) {
                 events |= POLLOUT;
             }
-            fds.push_back({c.fd, events, 0});
+            fds.push_back({c.fd.get(), events, 0});
         }
         if (poll(fds.data(), fds.size(), -1) < 0) {
             if (errno == EINTR) {
@@ -224,7 +227,7 @@ void EchoServer::serve() {
             short re = fds[i + 2].revents;
             bool dead = false;
             if (!c.eof && (re & (POLLIN | POLLHUP | POLLERR))) {
-                ssize_t n = recv(c.fd, buf.data(), buf.size(), 0);
+                ssize_t n = recv(c.fd.get(), buf.data(), buf.size(), 0);
                 if (n > 0) {
                     c.pending.append(buf.data(), static_cast<std::size_t>(n));
                 } else if (n == 0) {
@@ -234,7 +237,7 @@ void EchoServer::serve() {
                 }
             }
             if (!dead && !c.pending.empty() && (re & (POLLOUT | POLLHUP | POLLERR))) {
-                ssize_t n = send(c.fd, c.pending.data(), c.pending.size(), MSG_NOSIGNAL);
+                ssize_t n = send(c.fd.get(), c.pending.data(), c.pending.size(), MSG_NOSIGNAL);
                 if (n > 0) {
                     c.pending.erase(0, static_cast<std::size_t>(n));
                 } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
@@ -244,26 +247,22 @@ void EchoServer::serve() {
             // Everything echoed and the peer is done: our FIN ends the connection cleanly
             // (all input was read, so close() sends no reset).
             if (!dead && c.eof && c.pending.empty()) {
-                shutdown(c.fd, SHUT_WR);
+                shutdown(c.fd.get(), SHUT_WR);
                 dead = true;
             }
-            if (dead) {
-                close(c.fd);
-            } else {
+            if (!dead) {
                 next.push_back(std::move(c));
-            }
+            }  // else closed with the old list
         }
         conns = std::move(next);
         if (fds[1].revents & POLLIN) {
-            int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd >= 0) {
-                conns.push_back(Conn{fd, {}, false});
+            ppinject::Fd fd(
+                accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+            if (fd) {
+                conns.push_back(Conn{std::move(fd), {}, false});
                 accepted_++;
             }
         }
-    }
-    for (const Conn &c : conns) {
-        close(c.fd);
     }
 }
 
@@ -461,11 +460,8 @@ TcpExchange tcp_exchange(const Netns &ns, const Endpoint &to, const std::string 
     TcpExchange r;
     sockaddr_storage ss{};
     socklen_t len = to.to_sockaddr(ss);
-    int fd = ns.socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK).release();
-    struct Closer {
-        int fd;
-        ~Closer() { close(fd); }
-    } closer{fd};
+    ppinject::Fd sock = ns.socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK);
+    int fd = sock.get();
     auto deadline = std::chrono::steady_clock::now() + timeout;
     auto left_ms = [&] {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -23,6 +23,7 @@
 #include "codec/address.hpp"
 #include "support/netns.hpp"
 #include "support/process.hpp"
+#include "sys/fd.hpp"
 
 namespace pptest {
 
@@ -62,8 +63,8 @@ class EchoServer {
 
   private:
     void serve();
-    int listen_fd_ = -1;
-    int wake_fd_ = -1;  // eventfd: the destructor wakes the thread to stop it
+    ppinject::Fd listen_fd_;
+    ppinject::Fd wake_fd_;  // eventfd: the destructor wakes the thread to stop it
     ppinject::Endpoint endpoint_;
     std::atomic<std::size_t> accepted_{0};
     std::thread thread_;
