@@ -274,12 +274,11 @@ TEST_F(Lifecycle, ReloadOnSighupMovesAttachments) {
 
 // Whether `port`'s bit is set in the pinned udp_ports bitmap.
 bool udp_port_marked(const std::string &pin_root, unsigned port) {
-    int fd = bpf_obj_get((pin_root + "/udp_ports").c_str());
-    EXPECT_GE(fd, 0) << "udp_ports not pinned: " << std::strerror(errno);
+    ppinject::Fd fd(bpf_obj_get((pin_root + "/udp_ports").c_str()));
+    EXPECT_GE(fd.get(), 0) << "udp_ports not pinned: " << std::strerror(errno);
     std::uint32_t word = ppinject::port_word(port);
     std::uint64_t bits = 0;
-    EXPECT_EQ(bpf_map_lookup_elem(fd, &word, &bits), 0) << std::strerror(errno);
-    close(fd);
+    EXPECT_EQ(bpf_map_lookup_elem(fd.get(), &word, &bits), 0) << std::strerror(errno);
     return bits & ppinject::port_bit(port);
 }
 

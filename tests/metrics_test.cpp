@@ -31,6 +31,7 @@
 #include "sys/kernel.hpp"
 #include "observe/metrics.hpp"
 #include "observe/metrics_server.hpp"
+#include "sys/fd.hpp"
 
 namespace {
 
@@ -487,22 +488,21 @@ Endpoint loopback4() {
 }
 
 // A blocking client socket whose reads and writes give up after `timeout`.
-int connect_to(const Endpoint &at, std::chrono::milliseconds timeout = 5000ms) {
+Fd connect_to(const Endpoint &at, std::chrono::milliseconds timeout = 5000ms) {
     sockaddr_storage ss{};
     socklen_t len = at.to_sockaddr(ss);
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
+    Fd fd(socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) {
         ADD_FAILURE() << "socket: " << std::strerror(errno);
-        return -1;
+        return Fd();
     }
     timeval tv{static_cast<time_t>(timeout.count() / 1000),
                static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, reinterpret_cast<sockaddr *>(&ss), len) != 0) {
+    setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd.get(), reinterpret_cast<sockaddr *>(&ss), len) != 0) {
         ADD_FAILURE() << "connect " << at.to_string() << ": " << std::strerror(errno);
-        close(fd);
-        return -1;
+        return Fd();
     }
     return fd;
 }
@@ -576,15 +576,15 @@ HttpResponse parse_response(const std::string &raw) {
 
 // Sends `request` on a new connection and reads the response to EOF.
 HttpResponse roundtrip(const Endpoint &at, const std::string &request) {
-    int fd = connect_to(at);
-    if (fd < 0) {
+    Fd fd = connect_to(at);
+    if (!fd) {
         return {};
     }
-    EXPECT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+    EXPECT_EQ(send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL),
               static_cast<ssize_t>(request.size()));
     bool eof = false;
-    std::string raw = read_all(fd, &eof);
-    close(fd);
+    std::string raw = read_all(fd.get(), &eof);
+    fd.reset();
     EXPECT_TRUE(eof) << "the server must close after its response (Connection: close)";
     return parse_response(raw);
 }
@@ -764,8 +764,8 @@ double seconds_until_closed(int fd, std::chrono::milliseconds budget) {
 
 TEST(MetricsServer, SilentClientIsClosedAndDoesNotBlockOthers) {
     Served s(loopback4(), {.timeout = 1500ms});
-    int silent = connect_to(s.server.local_endpoint());
-    ASSERT_GE(silent, 0);
+    Fd silent = connect_to(s.server.local_endpoint());
+    ASSERT_GE(silent.get(), 0);
     std::this_thread::sleep_for(100ms);  // the server has accepted it and waits for bytes
 
     auto start = Clock::now();
@@ -774,27 +774,26 @@ TEST(MetricsServer, SilentClientIsClosedAndDoesNotBlockOthers) {
     EXPECT_EQ(r.status, 200);
     EXPECT_LT(other, 1.0) << "a second client waited for the silent one";
 
-    double closed_after = 0.1 + other + seconds_until_closed(silent, 5000ms);
+    double closed_after = 0.1 + other + seconds_until_closed(silent.get(), 5000ms);
     EXPECT_GT(closed_after, 1.2) << "closed before its timeout";
     EXPECT_LT(closed_after, 3.0) << "not closed at its timeout";
-    close(silent);
 }
 
 // A client trickling a byte at a time never completes a request: the deadline is for the
 // whole request, not for each read.
 TEST(MetricsServer, TricklingClientIsClosedAtTheDeadline) {
     Served s(loopback4(), {.timeout = 800ms});
-    int fd = connect_to(s.server.local_endpoint());
-    ASSERT_GE(fd, 0);
+    Fd fd = connect_to(s.server.local_endpoint());
+    ASSERT_GE(fd.get(), 0);
     auto start = Clock::now();
     std::string req = get("/metrics");
     bool closed = false;
     for (std::size_t i = 0; i < req.size() && Clock::now() - start < 4s; i++) {
-        if (send(fd, &req[i], 1, MSG_NOSIGNAL) != 1) {
+        if (send(fd.get(), &req[i], 1, MSG_NOSIGNAL) != 1) {
             closed = true;
             break;
         }
-        pollfd p{fd, POLLIN, 0};
+        pollfd p{fd.get(), POLLIN, 0};
         if (poll(&p, 1, 100) > 0) {
             closed = true;
             break;
@@ -804,7 +803,6 @@ TEST(MetricsServer, TricklingClientIsClosedAtTheDeadline) {
     EXPECT_TRUE(closed) << "still open after " << t << " s";
     EXPECT_LT(t, 2.5);
     EXPECT_EQ(s.calls.load(), 0);
-    close(fd);
 }
 
 // A client that asks for a large body and never reads it: the server's send blocks on a full
@@ -812,12 +810,13 @@ TEST(MetricsServer, TricklingClientIsClosedAtTheDeadline) {
 TEST(MetricsServer, ClientThatNeverReadsDoesNotBlockOthers) {
     Served s(loopback4(), {.timeout = 1000ms});
     s.set_body(std::string(16 << 20, 'x'));
-    int lazy = connect_to(s.server.local_endpoint());
-    ASSERT_GE(lazy, 0);
+    Fd lazy = connect_to(s.server.local_endpoint());
+    ASSERT_GE(lazy.get(), 0);
     int small = 4096;
-    setsockopt(lazy, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    setsockopt(lazy.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     std::string req = get("/metrics");
-    ASSERT_EQ(send(lazy, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+    ASSERT_EQ(send(lazy.get(), req.data(), req.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(req.size()));
     std::this_thread::sleep_for(100ms);
 
     s.set_body("small\n");
@@ -831,20 +830,19 @@ TEST(MetricsServer, ClientThatNeverReadsDoesNotBlockOthers) {
     std::this_thread::sleep_for(1200ms);
     auto t0 = Clock::now();
     bool eof = false;
-    std::string got = read_all(lazy, &eof, 3000ms);
+    std::string got = read_all(lazy.get(), &eof, 3000ms);
     int err = errno;
     EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 1.5);
     EXPECT_TRUE(eof || err == ECONNRESET) << std::strerror(err);
     EXPECT_LT(got.size(), std::size_t{16 << 20});
-    close(lazy);
 }
 
 TEST(MetricsServer, ConnectionLimitQueuesInTheBacklog) {
     Served s(loopback4(), {.timeout = 600ms, .max_connections = 2});
-    int a = connect_to(s.server.local_endpoint());
-    int b = connect_to(s.server.local_endpoint());
-    ASSERT_GE(a, 0);
-    ASSERT_GE(b, 0);
+    Fd a = connect_to(s.server.local_endpoint());
+    Fd b = connect_to(s.server.local_endpoint());
+    ASSERT_GE(a.get(), 0);
+    ASSERT_GE(b.get(), 0);
     std::this_thread::sleep_for(100ms);
     auto start = Clock::now();
     HttpResponse r = roundtrip(s.server.local_endpoint(), get("/metrics"));
@@ -852,18 +850,18 @@ TEST(MetricsServer, ConnectionLimitQueuesInTheBacklog) {
     EXPECT_EQ(r.status, 200);
     EXPECT_GT(t, 0.3) << "served past the connection limit";
     EXPECT_LT(t, 3.0) << "never served after the idle ones timed out";
-    close(a);
-    close(b);
+    a.reset();
+    b.reset();
 }
 
 TEST(MetricsServer, StopIsPromptWithClientsConnected) {
     auto s = std::make_unique<Served>(loopback4(), MetricsServerOptions{.timeout = 60s});
     Endpoint at = s->server.local_endpoint();
-    int idle = connect_to(at);
-    int partial = connect_to(at);
-    ASSERT_GE(idle, 0);
-    ASSERT_GE(partial, 0);
-    ASSERT_EQ(send(partial, "GET /met", 8, MSG_NOSIGNAL), 8);
+    Fd idle = connect_to(at);
+    Fd partial = connect_to(at);
+    ASSERT_GE(idle.get(), 0);
+    ASSERT_GE(partial.get(), 0);
+    ASSERT_EQ(send(partial.get(), "GET /met", 8, MSG_NOSIGNAL), 8);
     std::this_thread::sleep_for(100ms);
 
     auto start = Clock::now();
@@ -871,18 +869,18 @@ TEST(MetricsServer, StopIsPromptWithClientsConnected) {
     double t = std::chrono::duration<double>(Clock::now() - start).count();
     EXPECT_LT(t, 0.5);
     s->server.stop();  // idempotent
-    EXPECT_LT(seconds_until_closed(idle, 1000ms), 0.9) << "open connections are closed";
-    EXPECT_LT(seconds_until_closed(partial, 1000ms), 0.9);
+    EXPECT_LT(seconds_until_closed(idle.get(), 1000ms), 0.9) << "open connections are closed";
+    EXPECT_LT(seconds_until_closed(partial.get(), 1000ms), 0.9);
 
     // Nothing listens any more.
     sockaddr_storage ss{};
     socklen_t len = at.to_sockaddr(ss);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    EXPECT_NE(connect(fd, reinterpret_cast<sockaddr *>(&ss), len), 0);
+    Fd fd(socket(AF_INET, SOCK_STREAM, 0));
+    EXPECT_NE(connect(fd.get(), reinterpret_cast<sockaddr *>(&ss), len), 0);
     EXPECT_EQ(errno, ECONNREFUSED);
-    close(fd);
-    close(idle);
-    close(partial);
+    fd.reset();
+    idle.reset();
+    partial.reset();
     s.reset();  // the destructor after stop() is fine too
 }
 
