@@ -486,11 +486,11 @@ TEST(CountingStream, ReceiverNamesRepeatedAndSkippedBytes) {
                                 std::pair{std::size_t{7001}, "2001 bytes skipped (lost)"}}) {
         int sv[2];
         ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        Fd writer(sv[0]), reader(sv[1]);
         std::string sent = b.substr(0, 5000) + b.substr(second, 4000);
-        ASSERT_EQ(write(sv[0], sent.data(), sent.size()), static_cast<ssize_t>(sent.size()));
-        close(sv[0]);
-        EXPECT_NONFATAL_FAILURE(receive_stream(sv[1]), what);
-        close(sv[1]);
+        ASSERT_EQ(write(writer.get(), sent.data(), sent.size()), static_cast<ssize_t>(sent.size()));
+        writer.reset();
+        EXPECT_NONFATAL_FAILURE(receive_stream(reader.get()), what);
     }
 }
 

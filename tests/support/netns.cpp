@@ -17,6 +17,9 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "sys/error.hpp"
+#include "sys/fd.hpp"
+
 namespace pptest {
 
 std::string sh(const std::string &cmd) {
@@ -103,28 +106,22 @@ std::unique_ptr<Child> start_ppinject_run(const Netns &front, const std::string 
 }
 
 void Netns::run_inside(const std::function<void()> &f) const {
-    int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    int target = open(("/run/netns/" + name_).c_str(), O_RDONLY | O_CLOEXEC);
-    if (self < 0 || target < 0 || setns(target, CLONE_NEWNET) != 0) {
-        int err = errno;
-        close(self);
-        close(target);
-        throw std::runtime_error("enter netns " + name_ + ": " + std::strerror(err));
+    ppinject::Fd self(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    ppinject::Fd target(open(("/run/netns/" + name_).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!self || !target || setns(target.get(), CLONE_NEWNET) != 0) {
+        int err = -errno;
+        throw std::runtime_error(ppinject::error_text("enter netns " + name_, err));
     }
-    close(target);
-    try {
-        f();
-    } catch (...) {
-        if (setns(self, CLONE_NEWNET) != 0) {
-            std::abort();  // the test thread would stay in the wrong namespace
+    // Back to the thread's own namespace however f() ends.
+    struct Return {
+        int ns;
+        ~Return() {
+            if (setns(ns, CLONE_NEWNET) != 0) {
+                std::abort();  // the test thread would stay in the wrong namespace
+            }
         }
-        close(self);
-        throw;
-    }
-    if (setns(self, CLONE_NEWNET) != 0) {
-        std::abort();
-    }
-    close(self);
+    } back{self.get()};
+    f();
 }
 
 ppinject::Fd Netns::socket(int domain, int type) const {

@@ -11,6 +11,9 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "sys/error.hpp"
+#include "sys/fd.hpp"
+
 namespace pptest {
 namespace {
 
@@ -41,37 +44,44 @@ std::string ppinject_binary() {
 
 ProcessResult run_process(const std::vector<std::string> &argv, const std::string &input,
                           std::chrono::milliseconds timeout) {
-    int in[2], out[2], err[2];
-    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
-        throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+    // [0] read end, [1] write end of the child's stdin, stdout and stderr.
+    ppinject::Fd in[2], out[2], err[2];
+    for (ppinject::Fd *p : {in, out, err}) {
+        int ends[2];
+        if (pipe2(ends, O_CLOEXEC) != 0) {
+            int e = -errno;
+            throw std::runtime_error(ppinject::error_text("pipe", e));
+        }
+        p[0].reset(ends[0]);
+        p[1].reset(ends[1]);
     }
     pid_t self = getpid();
     pid_t pid = fork();
     if (pid < 0) {
-        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+        int e = -errno;
+        throw std::runtime_error(ppinject::error_text("fork", e));
     }
     if (pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        dup2(err[1], 2);
+        dup2(in[0].get(), 0);
+        dup2(out[1].get(), 1);
+        dup2(err[1].get(), 2);
         exec_or_exit(argv, self);
     }
-    close(in[0]);
-    close(out[1]);
-    close(err[1]);
-    fcntl(in[1], F_SETFL, O_NONBLOCK);
+    in[0].reset();
+    out[1].reset();
+    err[1].reset();
+    fcntl(in[1].get(), F_SETFL, O_NONBLOCK);
 
     ProcessResult r;
     size_t written = 0;
     if (input.empty()) {
-        close(in[1]);
-        in[1] = -1;
+        in[1].reset();
     }
     signal(SIGPIPE, SIG_IGN);  // a child that exits without reading stdin must not kill us
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    int *readers[2] = {&out[0], &err[0]};
+    ppinject::Fd *readers[2] = {&out[0], &err[0]};
     std::string *sinks[2] = {&r.out, &r.err};
-    while (out[0] >= 0 || err[0] >= 0) {
+    while (out[0] || err[0]) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
@@ -80,7 +90,8 @@ ProcessResult run_process(const std::vector<std::string> &argv, const std::strin
             break;
         }
         // A negative fd in a pollfd is ignored by poll(), so closed pipes just drop out.
-        pollfd fds[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {in[1], POLLOUT, 0}};
+        pollfd fds[3] = {
+            {out[0].get(), POLLIN, 0}, {err[0].get(), POLLIN, 0}, {in[1].get(), POLLOUT, 0}};
         if (poll(fds, 3, static_cast<int>(left.count())) < 0 && errno != EINTR) {
             break;
         }
@@ -93,25 +104,21 @@ ProcessResult run_process(const std::vector<std::string> &argv, const std::strin
             if (n > 0) {
                 sinks[i]->append(buf, static_cast<size_t>(n));
             } else if (n == 0 || errno != EINTR) {
-                close(fds[i].fd);
-                *readers[i] = -1;
+                readers[i]->reset();
             }
         }
-        if (in[1] >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
-            ssize_t n = write(in[1], input.data() + written, input.size() - written);
+        if (in[1] && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+            ssize_t n = write(in[1].get(), input.data() + written, input.size() - written);
             if (n > 0) {
                 written += static_cast<size_t>(n);
             }
             if (n < 0 || written == input.size()) {
-                close(in[1]);
-                in[1] = -1;
+                in[1].reset();
             }
         }
     }
-    for (int fd : {in[1], out[0], err[0]}) {
-        if (fd >= 0) {
-            close(fd);
-        }
+    for (ppinject::Fd *fd : {&in[1], &out[0], &err[0]}) {
+        fd->reset();
     }
     int status = 0;
     waitpid(pid, &status, 0);
@@ -121,24 +128,25 @@ ProcessResult run_process(const std::vector<std::string> &argv, const std::strin
 
 Child::Child(const std::vector<std::string> &argv) {
     std::string tmpl = "/tmp/ppt" + std::to_string(getpid()) + "-child-XXXXXX";
-    int log_fd = mkstemp(tmpl.data());
-    if (log_fd < 0) {
-        throw std::runtime_error(std::string("mkstemp: ") + std::strerror(errno));
+    ppinject::Fd log_fd(mkstemp(tmpl.data()));
+    if (!log_fd) {
+        int e = -errno;
+        throw std::runtime_error(ppinject::error_text("mkstemp", e));
     }
     log_path_ = tmpl;
     pid_t self = getpid();
     pid_ = fork();
     if (pid_ < 0) {
-        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+        int e = -errno;
+        throw std::runtime_error(ppinject::error_text("fork", e));
     }
     if (pid_ == 0) {
         int null = open("/dev/null", O_RDONLY);
         dup2(null, 0);
-        dup2(log_fd, 1);
-        dup2(log_fd, 2);
+        dup2(log_fd.get(), 1);
+        dup2(log_fd.get(), 2);
         exec_or_exit(argv, self);
     }
-    close(log_fd);
 }
 
 Child::~Child() {
@@ -163,16 +171,15 @@ bool Child::running() {
 
 std::string Child::log() const {
     std::string out;
-    int fd = open(log_path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    ppinject::Fd fd(open(log_path_.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
         return out;
     }
     char buf[4096];
     ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0) {
+    while ((n = read(fd.get(), buf, sizeof buf)) > 0) {
         out.append(buf, static_cast<size_t>(n));
     }
-    close(fd);
     return out;
 }
 
