@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "support/packet.hpp"
+#include "sys/error.hpp"
 
 namespace pptest {
 namespace {
@@ -39,31 +40,25 @@ TunTcpClient::TunTcpClient(const Netns &ns, const std::string &ifname,
                            const std::string &client_addr)
     : client_(client_addr) {
     ns.run_inside([&] {
-        fd_ = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-        if (fd_ < 0) {
-            throw std::runtime_error(std::string("open /dev/net/tun: ") + std::strerror(errno));
+        fd_.reset(open("/dev/net/tun", O_RDWR | O_CLOEXEC));
+        if (!fd_) {
+            int err = -errno;
+            throw std::runtime_error(ppinject::error_text("open /dev/net/tun", err));
         }
         ifreq ifr{};
         ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
         std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
-        if (ioctl(fd_, TUNSETIFF, &ifr) != 0) {
-            int err = errno;
-            close(fd_);
-            throw std::runtime_error("TUNSETIFF " + ifname + ": " + std::strerror(err));
+        if (ioctl(fd_.get(), TUNSETIFF, &ifr) != 0) {
+            int err = -errno;
+            throw std::runtime_error(ppinject::error_text("TUNSETIFF " + ifname, err));
         }
     });
-    try {
-        ns.exec("ip link set " + ifname + " mtu 65000 up && ip route add " + client_addr +
-                "/32 dev " + ifname);
-    } catch (...) {
-        close(fd_);
-        throw;
-    }
+    // On failure fd_ closes, and the device goes with its last descriptor.
+    ns.exec("ip link set " + ifname + " mtu 65000 up && ip route add " + client_addr + "/32 dev " +
+            ifname);
 }
 
-TunTcpClient::~TunTcpClient() {
-    close(fd_);  // the device goes with its last descriptor
-}
+TunTcpClient::~TunTcpClient() = default;  // fd_ closes: the device goes with it
 
 void TunTcpClient::write_segment(std::uint32_t seq, std::uint8_t flags, const char *data,
                                  std::size_t len) {
@@ -85,7 +80,7 @@ void TunTcpClient::write_segment(std::uint32_t seq, std::uint8_t flags, const ch
     tcp[16] = static_cast<std::uint8_t>(sum >> 8);
     tcp[17] = static_cast<std::uint8_t>(sum);
     Bytes frame = Packet().ip(client_, server_).l4(6, tcp).build();
-    ssize_t n = write(fd_, frame.data() + kEthernet, frame.size() - kEthernet);
+    ssize_t n = write(fd_.get(), frame.data() + kEthernet, frame.size() - kEthernet);
     ASSERT_EQ(n, static_cast<ssize_t>(frame.size() - kEthernet)) << std::strerror(errno);
 }
 
@@ -98,11 +93,11 @@ bool TunTcpClient::connect(const std::string &server, std::uint16_t port, std::u
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kTimeoutMs);
     std::uint8_t buf[65536];
     while (std::chrono::steady_clock::now() < deadline) {
-        pollfd p{fd_, POLLIN, 0};
+        pollfd p{fd_.get(), POLLIN, 0};
         if (poll(&p, 1, 100) != 1) {
             continue;
         }
-        ssize_t n = read(fd_, buf, sizeof buf);
+        ssize_t n = read(fd_.get(), buf, sizeof buf);
         if (n < 40 || (buf[0] >> 4) != 4 || buf[9] != 6) {
             continue;  // not IPv4 TCP (the kernel also sends IPv6 solicitations)
         }

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "support/netns.hpp"
+#include "sys/fd.hpp"
 
 namespace pptest {
 
@@ -33,7 +34,7 @@ class TunTcpClient {
   private:
     void write_segment(std::uint32_t seq, std::uint8_t flags, const char *data, std::size_t len);
 
-    int fd_ = -1;
+    ppinject::Fd fd_;
     std::string client_, server_;
     std::uint16_t sport_ = 0, dport_ = 0;
     std::uint32_t isn_ = 0x1000, server_next_ = 0;  // server_next_: the ACK we send
