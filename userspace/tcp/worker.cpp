@@ -440,11 +440,10 @@ void Worker::start_relay(Conn &c) {
     apply(c, c.relay->start(c));
 }
 
-bool Worker::apply(Conn &c, const Step &step) {
+void Worker::apply(Conn &c, const Step &step) {
     if (step) {
         finish(c, *step);
     }
-    return step.has_value();
 }
 
 void Worker::tick() {

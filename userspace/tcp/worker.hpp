@@ -66,8 +66,8 @@ class Worker final : private RelayHost {
     void maybe_send_header(Conn &c);
     void send_header(Conn &c);
     void start_relay(Conn &c);
-    // Ends `c` when `step` says so; true if it did.
-    bool apply(Conn &c, const Step &step);
+    // Ends `c` when `step` says so.
+    void apply(Conn &c, const Step &step);
     void tick();
     // Ends `c`: its relay first (sockmap: out of the maps), then both sockets closed, with a
     // reset where `how` says; the slot is free for the next connection.
