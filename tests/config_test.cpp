@@ -782,4 +782,70 @@ INSTANTIATE_TEST_SUITE_P(
             "at most 65536 fit"}),
     name_of);
 
+// Hostile text (issue 20): what toml11 itself cannot take is refused before it sees it, and
+// every message stays one line whatever the file holds.
+std::string nested(const std::string &open, int depth) {
+    std::string s = "[global]\na = ";
+    for (int i = 0; i < depth; i++) {
+        s += open;
+    }
+    return s + "\n";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Hostile, ConfigErrors,
+    ::testing::Values(
+        Bad{"invalid UTF-8 in a literal string", "[global]\nbpffs = '\xff'\n", 2,
+            "not valid UTF-8 (byte 0xff at column 10)"},
+        Bad{"invalid UTF-8 in a multi-line literal string",
+            "[global]\n\nbpffs = '''\n\xc3'''\n", 4, "not valid UTF-8 (byte 0xc3 at column 1)"},
+        Bad{"invalid UTF-8 in a comment", "# \xe2\x82\n", 1, "not valid UTF-8"},
+        Bad{"overlong UTF-8", "[global]\nbpffs = \"\xc0\xaf\"\n", 2, "not valid UTF-8"},
+        Bad{"UTF-8 surrogate", "[global]\nbpffs = \"\xed\xa0\x80\"\n", 2, "not valid UTF-8"},
+        Bad{"UTF-8 past U+10FFFF", "[global]\nbpffs = \"\xf4\x90\x80\x80\"\n", 2,
+            "not valid UTF-8"},
+        Bad{"4000 nested arrays", nested("[", 4000), 2,
+            "arrays and inline tables nested deeper than 32"},
+        Bad{"4000 nested inline tables", nested("{b=", 4000), 2,
+            "arrays and inline tables nested deeper than 32"},
+        Bad{"key with a newline", kUdp + "\"a\\nb\" = 1\n", 7,
+            "unknown key \"a\\nb\" in service 'a'"},
+        Bad{"key with a quote and a backslash", kUdp + "'a\"\\' = 1\n", 7,
+            "unknown key \"a\\\"\\\\\" in service 'a'"},
+        Bad{"value with control characters", kUdp + "udp_header = \"v\\u0007\\r\"\n", 7,
+            "is \"v\\u0007\\r\"; allowed"},
+        Bad{"key that looks like a source line, twice",
+            "\"\\n99999999999999999999 | \" = 1\n\"\\n99999999999999999999 | \" = 2\n", 2,
+            "TOML syntax: "}),
+    name_of);
+
+// A file far past toml11's 128 KiB read buffer with invalid UTF-8 at the end: toml11 read
+// past its heap buffer here (segfault) before the text was checked first.
+TEST(Config, LargeFileWithInvalidUtf8IsRefused) {
+    std::string text = "[global]\n";
+    for (int i = 0; i < 20000; i++) {
+        text += "# padding padding padding\n";
+    }
+    text += "bpffs = '\xff'\n";
+    try {
+        parse_config(text, "big.toml");
+        FAIL() << "accepted";
+    } catch (const ConfigError &e) {
+        EXPECT_EQ(e.line(), 20002u) << e.what();
+        EXPECT_NE(std::string(e.what()).find("not valid UTF-8"), std::string::npos) << e.what();
+    }
+}
+
+// Nesting up to the limit is still TOML like any other (and refused only for its meaning).
+TEST(Config, NestingAtTheLimitReachesValidation) {
+    std::string text = "[global]\na = " + std::string(32, '[') + std::string(32, ']') + "\n";
+    try {
+        parse_config(text, "n.toml");
+        FAIL() << "accepted";
+    } catch (const ConfigError &e) {
+        EXPECT_NE(std::string(e.what()).find("unknown key 'a' in [global]"), std::string::npos)
+            << e.what();
+    }
+}
+
 }  // namespace

@@ -269,6 +269,14 @@ TEST_F(Lifecycle, ReloadOnSighupMovesAttachments) {
     kill(run.pid(), SIGHUP);
     ASSERT_TRUE(run.wait_for_output("reload failed, nothing changed")) << run.log();
     EXPECT_NE(front_->exec("tc filter show dev f9 ingress").find("udp_ingress"), std::string::npos);
+
+    // Text that crashed toml11 (invalid UTF-8 past its 128 KiB buffer) must not take the data
+    // path's owner down: the reload fails with the reason and the daemon keeps serving.
+    std::ofstream(config_) << std::string(200'000, '#') << "\nx = '\xff'\n";
+    kill(run.pid(), SIGHUP);
+    ASSERT_TRUE(run.wait_for_output("not valid UTF-8")) << run.log();
+    EXPECT_EQ(kill(run.pid(), 0), 0) << run.log();
+    EXPECT_NE(front_->exec("tc filter show dev f9 ingress").find("udp_ingress"), std::string::npos);
     EXPECT_EQ(run.stop(SIGTERM), 0) << run.log();
 }
 

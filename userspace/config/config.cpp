@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 
@@ -9,15 +10,60 @@
 
 namespace ppinject {
 
+namespace {
+
+// TOML basic-string escapes for control characters (and for `"` and `\` when `quotes`), so
+// that what an error echoes stays on one line and could be pasted back into the file.
+std::string escape(std::string_view text, bool quotes) {
+    std::string out;
+    out.reserve(text.size());
+    for (char c : text) {
+        auto u = static_cast<unsigned char>(c);
+        if (quotes && (c == '"' || c == '\\')) {
+            out += '\\';
+            out += c;
+        } else if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\r') {
+            out += "\\r";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (u < 0x20 || u == 0x7f) {
+            out += fmt::format("\\u{:04X}", u);
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+std::string one_line(const std::string &file, unsigned line, const std::string &reason) {
+    std::string where = escape(file, false);
+    return (line ? where + ":" + std::to_string(line) : where) + ": " + reason;
+}
+
+bool bare_key(std::string_view key) {
+    return !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+    });
+}
+
+}  // namespace
+
+// The reason is made one line here whatever its pieces held: a message that is one line is
+// what config.hpp promises and what a log or `check` prints.
 ConfigError::ConfigError(const std::string &file, unsigned line, const std::string &reason)
-    : std::runtime_error(line ? file + ":" + std::to_string(line) + ": " + reason
-                              : file + ": " + reason),
+    : std::runtime_error(one_line(file, line, escape(reason, false))),
       file_(file),
       line_(line),
-      reason_(reason) {}
+      reason_(escape(reason, false)) {}
 
 std::string quote(std::string_view text) {
-    return "\"" + std::string(text) + "\"";
+    return "\"" + escape(text, true) + "\"";
+}
+
+std::string quote_key(std::string_view key) {
+    return bare_key(key) ? "'" + std::string(key) + "'" : quote(key);
 }
 
 std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text) {

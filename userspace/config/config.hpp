@@ -165,7 +165,10 @@ std::string prefix_string(const ListenSpec &l);
 // Keys the services map needs for `cfg` (one per address prefix, protocol and port).
 std::size_t service_key_count(const Config &cfg);
 
-// `text` in double quotes, as errors and `check` show what the file wrote.
+// `text` in double quotes with TOML escapes (`\"`, `\\`, `\n`, `\u0007`), as errors and
+// `check` show what the file wrote: always one line.
 std::string quote(std::string_view text);
+// A key as errors show it: 'name' when it is a bare key, else quote(key).
+std::string quote_key(std::string_view key);
 
 }  // namespace ppinject

@@ -5,10 +5,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cerrno>
 #include <sstream>
 #include <utility>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "config/config.hpp"
 #include "sys/error.hpp"
@@ -19,6 +22,124 @@ namespace {
 
 // Larger files are refused: a configuration is a few kilobytes, /dev/zero is not one.
 constexpr std::size_t kMaxFileSize = 4 << 20;
+// toml11 parses an array or inline table by recursion, one level per bracket: 4,000 of them
+// overflow the stack. A configuration needs three.
+constexpr unsigned kMaxNesting = 32;
+
+// The length of the UTF-8 sequence at the start of `s` (RFC 3629: no overlong forms, no
+// surrogates, nothing past U+10FFFF), or 0 when it is not one.
+std::size_t utf8_sequence(std::string_view s) {
+    auto at = [&](std::size_t i) { return i < s.size() ? static_cast<unsigned char>(s[i]) : 0u; };
+    unsigned lead = at(0);
+    if (lead < 0x80) {
+        return 1;
+    }
+    std::size_t n = 0;
+    unsigned lo = 0x80, hi = 0xbf;  // range of the second byte; the others are 0x80..0xbf
+    if (lead >= 0xc2 && lead <= 0xdf) {
+        n = 2;
+    } else if (lead >= 0xe0 && lead <= 0xef) {
+        n = 3;
+        lo = lead == 0xe0 ? 0xa0 : lo;  // overlong below U+0800
+        hi = lead == 0xed ? 0x9f : hi;  // U+D800..U+DFFF are surrogates
+    } else if (lead >= 0xf0 && lead <= 0xf4) {
+        n = 4;
+        lo = lead == 0xf0 ? 0x90 : lo;  // overlong below U+10000
+        hi = lead == 0xf4 ? 0x8f : hi;  // past U+10FFFF
+    } else {
+        return 0;
+    }
+    for (std::size_t i = 1; i < n; i++) {
+        unsigned b = at(i);
+        if (b < (i == 1 ? lo : 0x80) || b > (i == 1 ? hi : 0xbf)) {
+            return 0;
+        }
+    }
+    return n;
+}
+
+void check_utf8(std::string_view text, const std::string &path) {
+    unsigned line = 1;
+    std::size_t line_start = 0;
+    for (std::size_t i = 0; i < text.size();) {
+        std::size_t n = utf8_sequence(text.substr(i));
+        if (n == 0) {
+            throw ConfigError(path, line,
+                              fmt::format("not valid UTF-8 (byte 0x{:02x} at column {})",
+                                          static_cast<unsigned char>(text[i]), i - line_start + 1));
+        }
+        if (text[i] == '\n') {
+            line++;
+            line_start = i + 1;
+        }
+        i += n;
+    }
+}
+
+// Brackets are counted outside strings and comments only, so the count is exact for any
+// valid file (a table header counts one or two, and closes on its line).
+void check_nesting(std::string_view text, const std::string &path) {
+    enum class In { code, comment, basic, literal, multi_basic, multi_literal } in = In::code;
+    unsigned depth = 0, line = 1;
+    auto at = [&](std::size_t i, std::string_view s) { return text.substr(i, s.size()) == s; };
+    // After a closing """ or ''': up to two more quotes are the string's last characters.
+    auto close_multi = [&](std::size_t &i, char quote) {
+        i += 2;
+        for (int extra = 0; extra < 2 && i + 1 < text.size() && text[i + 1] == quote; extra++) {
+            i++;
+        }
+        in = In::code;
+    };
+    for (std::size_t i = 0; i < text.size(); i++) {
+        char c = text[i];
+        if (c == '\n') {
+            line++;
+            if (in == In::comment || in == In::basic || in == In::literal) {
+                in = In::code;  // a single-line string ends here (toml11 reports it unclosed)
+            }
+            continue;
+        }
+        switch (in) {
+            case In::code:
+                if (c == '#') {
+                    in = In::comment;
+                } else if (at(i, R"(""")") || at(i, "'''")) {
+                    in = c == '"' ? In::multi_basic : In::multi_literal;
+                    i += 2;
+                } else if (c == '"' || c == '\'') {
+                    in = c == '"' ? In::basic : In::literal;
+                } else if ((c == '[' || c == '{') && ++depth > kMaxNesting) {
+                    throw ConfigError(path, line,
+                                      "arrays and inline tables nested deeper than " +
+                                          std::to_string(kMaxNesting));
+                } else if ((c == ']' || c == '}') && depth > 0) {
+                    depth--;
+                }
+                break;
+            case In::basic:
+            case In::multi_basic:
+                if (c == '\\') {
+                    i++;  // the escaped character; a newline after it still ends a line
+                    line += i < text.size() && text[i] == '\n';
+                } else if (in == In::basic && c == '"') {
+                    in = In::code;
+                } else if (in == In::multi_basic && at(i, R"(""")")) {
+                    close_multi(i, '"');
+                }
+                break;
+            case In::literal:
+                in = c == '\'' ? In::code : in;
+                break;
+            case In::multi_literal:
+                if (at(i, "'''")) {
+                    close_multi(i, '\'');
+                }
+                break;
+            case In::comment:
+                break;
+        }
+    }
+}
 
 // toml11's syntax errors are several lines: "[error] toml::parse_x: what", then the source
 // with "^--- note" under the spot (twice for a duplicate: both places). One line out of it.
@@ -46,8 +167,11 @@ std::string syntax_reason(const std::string &message, unsigned error_line) {
         }
         std::string left = line.substr(0, bar);
         left.erase(0, left.find_first_not_of(' '));
-        if (!left.empty() && std::all_of(left.begin(), left.end(), ::isdigit)) {
-            source_line = static_cast<unsigned>(std::stoul(left));
+        // A key can hold " | " too; only a number that fits is a line number.
+        unsigned number = 0;
+        if (auto [end, ec] = std::from_chars(left.data(), left.data() + left.size(), number);
+            !left.empty() && ec == std::errc() && end == left.data() + left.size()) {
+            source_line = number;
             continue;
         }
         std::string right = line.substr(bar + 3);
@@ -115,6 +239,16 @@ std::string read_config_file(const std::string &path) {
 }
 
 toml_value parse_toml(std::string_view text, const std::string &display_path) {
+    // What toml11 3.7.1 cannot take safely is refused before it sees the text: absurd sizes,
+    // invalid UTF-8 (TOML forbids it; in a literal string toml11 reads past its buffer,
+    // toml11 issue #199) and deep nesting.
+    if (text.size() > kMaxFileSize) {
+        throw ConfigError(
+            display_path, 0,
+            "larger than " + std::to_string(kMaxFileSize >> 20) + " MiB, not a configuration file");
+    }
+    check_utf8(text, display_path);
+    check_nesting(text, display_path);
     std::istringstream in{std::string(text)};
     try {
         return toml::parse<toml::discard_comments>(in, display_path);

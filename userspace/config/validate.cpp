@@ -80,7 +80,7 @@ class Table {
         if (!bad) {
             return;
         }
-        std::string reason = "unknown key '" + bad_key + "' " + where_;
+        std::string reason = "unknown key " + quote_key(bad_key) + " " + where_;
         std::string_view best;
         std::size_t best_d = std::string::npos;
         for (auto k : allowed_) {
@@ -390,7 +390,7 @@ void parse_tlv(const std::string &file, const toml_value &v, Service &s) {
             const toml_value &value = *value_p;
             auto type = custom_tlv_type(key);
             if (!type) {
-                fail(file, value, "custom TLV type '" + key + "' must be 0xE0..0xEF");
+                fail(file, value, "custom TLV type " + quote_key(key) + " must be 0xE0..0xEF");
             }
             if (!value.is_string()) {
                 fail(file, value, "custom TLV " + key + " must be a string");
