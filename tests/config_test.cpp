@@ -784,12 +784,16 @@ INSTANTIATE_TEST_SUITE_P(
 
 // Hostile text (issue 20): what toml11 itself cannot take is refused before it sees it, and
 // every message stays one line whatever the file holds.
-std::string nested(const std::string &open, int depth) {
-    std::string s = "[global]\na = ";
-    for (int i = 0; i < depth; i++) {
-        s += open;
+std::string repeat(const std::string &text, int times) {
+    std::string s;
+    for (int i = 0; i < times; i++) {
+        s += text;
     }
-    return s + "\n";
+    return s;
+}
+
+std::string nested(const std::string &open, int depth) {
+    return "[global]\na = " + repeat(open, depth) + "\n";
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -797,8 +801,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         Bad{"invalid UTF-8 in a literal string", "[global]\nbpffs = '\xff'\n", 2,
             "not valid UTF-8 (byte 0xff at column 10)"},
-        Bad{"invalid UTF-8 in a multi-line literal string",
-            "[global]\n\nbpffs = '''\n\xc3'''\n", 4, "not valid UTF-8 (byte 0xc3 at column 1)"},
+        Bad{"invalid UTF-8 in a multi-line literal string", "[global]\n\nbpffs = '''\n\xc3'''\n", 4,
+            "not valid UTF-8 (byte 0xc3 at column 1)"},
         Bad{"invalid UTF-8 in a comment", "# \xe2\x82\n", 1, "not valid UTF-8"},
         Bad{"overlong UTF-8", "[global]\nbpffs = \"\xc0\xaf\"\n", 2, "not valid UTF-8"},
         Bad{"UTF-8 surrogate", "[global]\nbpffs = \"\xed\xa0\x80\"\n", 2, "not valid UTF-8"},
@@ -808,6 +812,10 @@ INSTANTIATE_TEST_SUITE_P(
             "arrays and inline tables nested deeper than 32"},
         Bad{"4000 nested inline tables", nested("{b=", 4000), 2,
             "arrays and inline tables nested deeper than 32"},
+        Bad{"dotted key of 4000 parts", "[global]\n" + repeat("a.", 4000) + "a = 1\n", 2,
+            "a dotted key of more parts than 32"},
+        Bad{"20000 values on one line", "[global]\na = [" + repeat("1,", 20000) + "]\n", 2,
+            "more keys and values on one line than 256"},
         Bad{"key with a newline", kUdp + "\"a\\nb\" = 1\n", 7,
             "unknown key \"a\\nb\" in service 'a'"},
         Bad{"key with a quote and a backslash", kUdp + "'a\"\\' = 1\n", 7,

@@ -20,11 +20,15 @@
 namespace ppinject {
 namespace {
 
-// Larger files are refused: a configuration is a few kilobytes, /dev/zero is not one.
-constexpr std::size_t kMaxFileSize = 4 << 20;
-// toml11 parses an array or inline table by recursion, one level per bracket: 4,000 of them
-// overflow the stack. A configuration needs three.
+// Larger files are refused: a configuration of 255 services is a few hundred kilobytes,
+// /dev/zero is not one.
+constexpr std::size_t kMaxFileSize = 1 << 20;
+// toml11 parses an array or inline table by recursion, one level per bracket (4,000 of them
+// overflow the stack) and makes a table per part of a dotted key. A configuration needs three.
 constexpr unsigned kMaxNesting = 32;
+// toml11 copies or scans the whole line for every key and value on it: 20,000 on one line
+// took seconds. A line of a configuration holds a few.
+constexpr unsigned kMaxItemsPerLine = 256;
 
 // The length of the UTF-8 sequence at the start of `s` (RFC 3629: no overlong forms, no
 // surrogates, nothing past U+10FFFF), or 0 when it is not one.
@@ -76,12 +80,20 @@ void check_utf8(std::string_view text, const std::string &path) {
     }
 }
 
-// Brackets are counted outside strings and comments only, so the count is exact for any
-// valid file (a table header counts one or two, and closes on its line).
-void check_nesting(std::string_view text, const std::string &path) {
+// Brackets, dots and separators are counted outside strings and comments only, so the counts
+// are exact for any valid file (a table header counts one or two brackets and closes on its
+// line; a float's dot counts as a key part until the next separator).
+void check_structure(std::string_view text, const std::string &path) {
     enum class In { code, comment, basic, literal, multi_basic, multi_literal } in = In::code;
-    unsigned depth = 0, line = 1;
+    unsigned depth = 0, line = 1, key_parts = 1, items = 0;
     auto at = [&](std::size_t i, std::string_view s) { return text.substr(i, s.size()) == s; };
+    auto refuse = [&](const std::string &what, unsigned limit) {
+        throw ConfigError(path, line, what + " " + std::to_string(limit));
+    };
+    auto new_line = [&] {
+        line++;
+        items = 0;
+    };
     // After a closing """ or ''': up to two more quotes are the string's last characters.
     auto close_multi = [&](std::size_t &i, char quote) {
         i += 2;
@@ -93,14 +105,25 @@ void check_nesting(std::string_view text, const std::string &path) {
     for (std::size_t i = 0; i < text.size(); i++) {
         char c = text[i];
         if (c == '\n') {
-            line++;
+            new_line();
             if (in == In::comment || in == In::basic || in == In::literal) {
                 in = In::code;  // a single-line string ends here (toml11 reports it unclosed)
             }
+            key_parts = in == In::code ? 1 : key_parts;
             continue;
         }
         switch (in) {
             case In::code:
+                if (c == '.' || c == ',' || c == '=') {
+                    if (++items > kMaxItemsPerLine) {
+                        refuse("more keys and values on one line than", kMaxItemsPerLine);
+                    }
+                }
+                if (c == '.' && ++key_parts > kMaxNesting) {
+                    refuse("a dotted key of more parts than", kMaxNesting);
+                } else if (c == '=' || c == ',' || c == '[' || c == ']' || c == '{' || c == '}') {
+                    key_parts = 1;
+                }
                 if (c == '#') {
                     in = In::comment;
                 } else if (at(i, R"(""")") || at(i, "'''")) {
@@ -109,9 +132,7 @@ void check_nesting(std::string_view text, const std::string &path) {
                 } else if (c == '"' || c == '\'') {
                     in = c == '"' ? In::basic : In::literal;
                 } else if ((c == '[' || c == '{') && ++depth > kMaxNesting) {
-                    throw ConfigError(path, line,
-                                      "arrays and inline tables nested deeper than " +
-                                          std::to_string(kMaxNesting));
+                    refuse("arrays and inline tables nested deeper than", kMaxNesting);
                 } else if ((c == ']' || c == '}') && depth > 0) {
                     depth--;
                 }
@@ -120,7 +141,9 @@ void check_nesting(std::string_view text, const std::string &path) {
             case In::multi_basic:
                 if (c == '\\') {
                     i++;  // the escaped character; a newline after it still ends a line
-                    line += i < text.size() && text[i] == '\n';
+                    if (i < text.size() && text[i] == '\n') {
+                        new_line();
+                    }
                 } else if (in == In::basic && c == '"') {
                     in = In::code;
                 } else if (in == In::multi_basic && at(i, R"(""")")) {
@@ -241,14 +264,14 @@ std::string read_config_file(const std::string &path) {
 toml_value parse_toml(std::string_view text, const std::string &display_path) {
     // What toml11 3.7.1 cannot take safely is refused before it sees the text: absurd sizes,
     // invalid UTF-8 (TOML forbids it; in a literal string toml11 reads past its buffer,
-    // toml11 issue #199) and deep nesting.
+    // toml11 issue #199), deep nesting and crowded lines.
     if (text.size() > kMaxFileSize) {
         throw ConfigError(
             display_path, 0,
             "larger than " + std::to_string(kMaxFileSize >> 20) + " MiB, not a configuration file");
     }
     check_utf8(text, display_path);
-    check_nesting(text, display_path);
+    check_structure(text, display_path);
     std::istringstream in{std::string(text)};
     try {
         return toml::parse<toml::discard_comments>(in, display_path);
