@@ -438,6 +438,22 @@ TEST(TcpSniLengths, HostNameRunsPastTheList) {
     EXPECT_EQ(sni(b), not_tls());
 }
 
+// The extension block says it is longer than the hello while the name comes first: the name
+// is inside the hello, but the lengths contradict each other, and that is seen from the
+// block's length alone, before any extension arrives. Found "a" for a 59-byte prefix and
+// not_tls for the whole hello was the answer depending on segmentation (issue 20).
+TEST(TcpSniLengths, ExtensionBlockOverrunSeenBeforeTheName) {
+    Hello h;
+    h.extensions = {host_name("a"), alpn()};
+    V b = h.build();
+    put16(b, h.extensions_len_at(), get16(b, h.extensions_len_at()) + 1);
+    EXPECT_EQ(sni(b), not_tls());
+    for (std::size_t n = 0; n < b.size(); n++) {
+        Got got = sni(V(b.begin(), b.begin() + n));
+        ASSERT_TRUE(got == need_more() || got == not_tls()) << "prefix of " << n << " bytes";
+    }
+}
+
 // ---- truncations ----------------------------------------------------------------------------
 
 // Every proper prefix of a hello whose answer only its last byte settles must be need_more:
@@ -559,6 +575,15 @@ TEST(TcpSniMutations, NeverReadsPastTheInput) {
         Got g = sni(b);
         if (g.kind == SniResult::found) {
             ASSERT_LE(g.name.size(), b.size());
+        }
+        // However the same bytes arrive, the answer is the same: every prefix answers
+        // need_more or what the whole answers.
+        if (i % 10 == 0) {
+            for (std::size_t n = 0; n < b.size(); n++) {
+                Got p = sni(V(b.begin(), b.begin() + n));
+                ASSERT_TRUE(p == need_more() || p == g)
+                    << "mutation " << i << ": prefix of " << n << " of " << b.size() << " bytes";
+            }
         }
     }
 }
