@@ -65,11 +65,10 @@ std::string details(const Status &s) {
                           side(s.error == Error::v1_bad_destination_address), at, value);
         case Error::v1_noncanonical_source_address:
         case Error::v1_noncanonical_destination_address:
-            return format("%s address at offset %u is not in canonical form (%s)",
-                          side(s.error == Error::v1_noncanonical_destination_address), at,
-                          value == 4
-                              ? "IPv4 numbers have no leading zeros"
-                              : "IPv6 as RFC 5952: no leading zeros, longest zero run as ::");
+            return format(
+                "%s address at offset %u is not in canonical form (IPv4 numbers have no "
+                "leading zeros)",
+                side(s.error == Error::v1_noncanonical_destination_address), at);
         case Error::v1_address_family_mismatch:
             return format("%s address at offset %u is IPv%u under TCP%u", side(value), at,
                           10 - limit, limit);
