@@ -612,6 +612,30 @@ TEST(CodecV2, WriterRefusesMisuse) {
     EXPECT_EQ(cipher.text(), "TLS_AES_128_GCM_SHA256");
 }
 
+// What the writer writes, the decoder reads: an SSL TLV given whole is held to the decoder's
+// rules, and empty values (whose spans may hold a null pointer) are written as empty.
+TEST(CodecV2, WriterWritesOnlyWhatTheDecoderReads) {
+    std::uint8_t buf[536];
+    std::size_t n = 0;
+    V2Writer w(buf);
+    ASSERT_EQ(w.begin_unix(Command::proxy, Transport::stream, std::string_view{}, "/b"), Error::ok);
+    EXPECT_EQ(w.add(tlv::ssl, V(4)), Error::v2_ssl_too_short);
+    EXPECT_EQ(w.add(tlv::ssl, V{tlv::client_ssl, 0, 0, 0, 0, tlv::ssl_cn, 0, 5, 'a'}),
+              Error::v2_ssl_subtlv_overrun);
+    EXPECT_EQ(w.add(tlv::ssl, V{tlv::client_ssl, 0, 0, 0, 0, tlv::ssl_cn, 0, 1, 'a'}), Error::ok);
+    EXPECT_EQ(w.add(0xE0, Bytes{}), Error::ok);
+    EXPECT_EQ(w.add_text(tlv::authority, std::string_view{}), Error::ok);
+    ASSERT_EQ(w.finish(true, n), Error::ok);
+    V2Header h;
+    ASSERT_EQ(decode_exact(V(buf, buf + n), h), Error::ok);
+    EXPECT_EQ(h.source_path, "");
+    EXPECT_EQ(h.destination_path, "/b");
+    ASSERT_TRUE(h.ssl());
+    auto custom = h.find(0xE0);
+    ASSERT_TRUE(custom);
+    EXPECT_TRUE(custom->value.empty());
+}
+
 TEST(CodecV2, WriterRefusesValuesThatCannotBeEncoded) {
     std::vector<std::uint8_t> big(3 * 65536);
     std::size_t n = 0;

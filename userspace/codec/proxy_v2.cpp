@@ -313,7 +313,9 @@ Error V2Writer::put(Bytes b) {
     if (b.size() > out_.size() - pos_) {
         return error_ = Error::buffer_too_small;
     }
-    std::memcpy(out_.data() + pos_, b.data(), b.size());
+    if (!b.empty()) {  // an empty span may hold a null pointer, which memcpy must not get
+        std::memcpy(out_.data() + pos_, b.data(), b.size());
+    }
     pos_ += b.size();
     return Error::ok;
 }
@@ -377,7 +379,7 @@ Error V2Writer::begin_unix(Command command, Transport transport, std::string_vie
     }
     for (std::string_view path : {source, destination}) {
         std::memset(out_.data() + pos_, 0, kV2UnixPathLen);
-        std::memcpy(out_.data() + pos_, path.data(), path.size());
+        std::copy(path.begin(), path.end(), out_.data() + pos_);
         pos_ += kV2UnixPathLen;
     }
     return Error::ok;
@@ -393,6 +395,12 @@ Error V2Writer::add(std::uint8_t type, Bytes value) {
     }
     if (!in_ssl && type == tlv::unique_id && value.size() > kUniqueIdMax) {
         return Error::v2_unique_id_too_long;
+    }
+    // An SSL TLV written whole is held to what the decoder requires of one.
+    if (SslTlv ssl; !in_ssl && type == tlv::ssl) {
+        if (Status s = parse_ssl(Tlv{type, value}, ssl); !s.ok()) {
+            return s.error;
+        }
     }
     if (value.size() > 0xFFFF) {
         return Error::value_too_long;

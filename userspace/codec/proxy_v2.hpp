@@ -163,7 +163,9 @@ class V2Writer {
     // UNIX paths (at most 108 bytes each, NUL-padded).
     Error begin_unix(Command command, Transport transport, std::string_view source,
                      std::string_view destination);
-    // Any TLV (a sub-TLV while an SSL TLV is open); CRC32C is refused: finish() adds it.
+    // Any TLV (a sub-TLV while an SSL TLV is open); CRC32C is refused: finish() adds it. An
+    // SSL TLV given whole must be one the decoder reads (v2_ssl_too_short,
+    // v2_ssl_subtlv_overrun); an empty value may have a null data pointer.
     Error add(std::uint8_t type, Bytes value);
     // add() with a text value.
     Error add_text(std::uint8_t type, std::string_view value);
