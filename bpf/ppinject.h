@@ -211,7 +211,8 @@ struct pp_tcp_conn {
     X(tcp_idle_closed, "connections closed after the idle timeout")                             \
     X(tcp_bytes_held, "sockmap bytes a slow reader held back, which the daemon copied on")      \
     X(tcp_overlap_cut, "sockmap bytes a retransmission brought again, cut so they pass once")   \
-    X(tcp_refused, "connections reset because the daemon holds as many as it can")
+    X(tcp_refused, "connections reset because the daemon holds as many as it can")              \
+    X(tcp_relay_failed, "connections reset because no pipe could take their bytes (descriptors)")
 
 #define PP_TCP_STAT_FIELD(name, help) __u64 name;
 struct pp_tcp_stats {

@@ -20,6 +20,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <random>
@@ -38,6 +40,7 @@
 #include "support/privileges.hpp"
 #include "support/process.hpp"
 #include "support/tun_tcp.hpp"
+#include "tcp/pipe_relay.hpp"
 #include "sys/fd.hpp"
 
 namespace {
@@ -110,8 +113,9 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
   public:  // the helpers below are shared with free functions of this file
     void SetUp() override {
         PP_REQUIRE_ROOT();
-        rlimit rl{8192, 8192};
-        setrlimit(RLIMIT_NOFILE, &rl);  // 1,000 connections: both ends live in this process
+        // 8,000 connections: both ends live in this process, and the daemon inherits it.
+        rlimit rl{20000, 20000};
+        setrlimit(RLIMIT_NOFILE, &rl);
         hosts_ = std::make_unique<pptest::Hosts>();
         client_ = hosts_->client.get();
         front_ = hosts_->front.get();
@@ -987,6 +991,88 @@ TEST_P(TcpNetns, AThousandConcurrentConnections) {
         std::string want = std::to_string(i) + "\n";
         EXPECT_EQ(read_exactly(clients[i].get(), want.size()), want);
     }
+}
+
+// Descriptors a process holds now (/proc/PID/fd).
+std::size_t open_descriptors(int pid) {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto &e :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+        n++;
+    }
+    return n;
+}
+
+// A process's resident memory in KiB (VmRSS of /proc/PID/status).
+std::size_t resident_kib(int pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string key;
+    std::size_t kib = 0;
+    while (in >> key) {
+        if (key == "VmRSS:") {
+            in >> kib;
+            return kib;
+        }
+        in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+    }
+    ADD_FAILURE() << "no VmRSS for pid " << pid;
+    return 0;
+}
+
+// 8,000 connections at once (this machine's hard limit of 20,000 descriptors has room for
+// two each, not six): each relay mode holds them on two descriptors each, splice and copy
+// borrowing a pipe or buffer only while bytes wait in it, with the daemon's memory under
+// 256 MiB; then every connection carries a line each way, and what was borrowed is given
+// back.
+TEST_P(TcpNetns, EightThousandConnectionsOnTwoDescriptorsEach) {
+    constexpr int kConns = 8000, kBatch = 500;
+    const int pid = daemon_->pid();
+    const std::size_t idle_fds = open_descriptors(pid);
+    std::vector<Fd> clients, backends;
+    std::map<std::string, int> index_of;  // client endpoint -> index
+    std::vector<int> backend_of(kConns, -1);
+    for (int i = 0; i < kConns; i += kBatch) {
+        for (int j = i; j < i + kBatch; j++) {
+            clients.push_back(dial(ep("192.0.2.1:7000")));
+            index_of[local_of(clients.back().get()).to_string()] = j;
+        }
+        for (int j = i; j < i + kBatch; j++) {
+            backends.push_back(accept_backend(true));
+            ASSERT_GE(backends.back().get(), 0) << "only " << j << " connections arrived";
+            proxy::AnyHeader h = read_header(backends.back().get());
+            auto it = index_of.find(h.v1.source.to_string());
+            ASSERT_NE(it, index_of.end()) << "a header names no client of this test";
+            backend_of[it->second] = j;
+        }
+    }
+    const std::size_t held_fds = open_descriptors(pid) - idle_fds;
+    const std::size_t held_kib = resident_kib(pid);
+    std::cout << GetParam() << ": " << kConns << " idle connections: " << held_fds
+              << " more descriptors, daemon RSS " << held_kib / 1024 << " MiB\n";
+    EXPECT_LE(held_fds, 2u * kConns + 16);
+    EXPECT_LT(held_kib, 256u * 1024);
+
+    for (int i = 0; i < kConns; i++) {
+        send_all(clients[i].get(), std::to_string(i) + "\n");
+    }
+    for (int i = 0; i < kConns; i++) {
+        int b = backends[backend_of[i]].get();
+        std::string want = std::to_string(i) + "\n";
+        ASSERT_EQ(read_exactly(b, want.size()), want) << "connection " << i;
+        send_all(b, want);
+    }
+    for (int i = 0; i < kConns; i++) {
+        std::string want = std::to_string(i) + "\n";
+        ASSERT_EQ(read_exactly(clients[i].get(), want.size()), want) << "connection " << i;
+    }
+    // Back to two each, plus the empty pipes the workers keep for later.
+    const std::size_t after_fds = open_descriptors(pid) - idle_fds;
+    std::cout << GetParam() << ": after a line each way: " << after_fds
+              << " more descriptors, daemon RSS " << resident_kib(pid) / 1024 << " MiB\n";
+    EXPECT_LE(after_fds, 2u * kConns + 2 * 2 * ppinject::tcp::PipePool::kKept + 16);
+    EXPECT_LT(resident_kib(pid), 256u * 1024);
+    EXPECT_EQ(counter("plain", "tcp_refused"), 0u);
+    EXPECT_EQ(counter("plain", "tcp_relay_failed"), 0u);
 }
 
 // 1 GiB each way at full speed, through a relay that must hold a fast sender back and let

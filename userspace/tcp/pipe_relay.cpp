@@ -39,26 +39,44 @@ int PipePool::take(Pipe &out, RelayHost &host) {
     return 0;
 }
 
+void PipePool::give(Pipe p) {
+    if (free_.size() < kKept) {
+        free_.push_back(std::move(p));
+    }
+}
+
 PipeRelay::~PipeRelay() {
     for (Pump &p : pump_) {
-        if (p.pipe.read && p.pending == 0) {  // bytes left in a pipe are not the next one's
-            pool_.give(std::move(p.pipe));
-        }
+        give_back(p);  // bytes left in a pipe are not the next one's: it is closed
         if (p.buf) {
-            host_.give_buffer(std::move(p.buf));
+            host_.give_buffer(std::move(p.buf));  // a buffer's leftovers are overwritten
         }
     }
 }
 
-Step PipeRelay::start(Conn &c) {
-    for (Pump &p : pump_) {
-        if (through_ == Through::buffer) {
+int PipeRelay::borrow(Pump &p) {
+    if (through_ == Through::buffer) {
+        if (!p.buf) {
             p.buf = host_.take_buffer();
-        } else if (int err = pool_.take(p.pipe, host_); err != 0) {
-            host_.log(error_text("tcp: pipe", err));
-            return Ending{.reset_client = true};
         }
+        return 0;
     }
+    return p.pipe.read ? 0 : pool_.take(p.pipe, host_);
+}
+
+void PipeRelay::give_back(Pump &p) {
+    if (p.pending > 0) {
+        return;
+    }
+    if (p.buf) {
+        host_.give_buffer(std::move(p.buf));
+    }
+    if (p.pipe.read) {
+        pool_.give(std::move(p.pipe));
+    }
+}
+
+Step PipeRelay::start(Conn &c) {
     Step end = run_pumps(c);  // what came before the relay started; edges bring the rest
     if (!end && c.corked) {   // nothing followed the header after all
         if (int err = set_option(c.fd[kBackend].get(), IPPROTO_TCP, TCP_NODELAY, 1); err != 0) {
@@ -75,9 +93,16 @@ Step PipeRelay::on_event(Conn &c, int, std::uint32_t) {
 }
 
 // Moves what it can from side `from` to the other. Returns 0, or an errno that ends the
-// connection and sets `failed` to the side whose socket returned it.
+// connection and sets `failed` to the side whose socket returned it (-1: neither, the
+// relay had no pipe for the bytes).
 int PipeRelay::run_pump(Conn &c, int from, int &failed) {
     Pump &p = pump_[from];
+    int err = move_bytes(p, c, from, failed);
+    give_back(p);
+    return err;
+}
+
+int PipeRelay::move_bytes(Pump &p, Conn &c, int from, int &failed) {
     int src = c.fd[from].get(), dst = c.fd[1 - from].get();
     bool use_pipe = through_ == Through::pipe;
     for (;;) {
@@ -111,6 +136,10 @@ int PipeRelay::run_pump(Conn &c, int from, int &failed) {
             }
             return 0;
         }
+        if (int err = borrow(p); err != 0) {
+            failed = -1;
+            return -err;
+        }
         p.head = 0;
         ssize_t n = use_pipe ? splice(src, nullptr, p.pipe.write.get(), nullptr, kPipeSize,
                                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
@@ -133,6 +162,14 @@ Step PipeRelay::run_pumps(Conn &c) {
         int err = run_pump(c, s, failed);
         if (err == 0) {
             continue;
+        }
+        if (failed < 0) {
+            // Bytes wait and no pipe can take them (descriptors run out): both sides are
+            // reset, so that neither takes the end for a complete stream.
+            host_.log(error_text(
+                "tcp: pipe for a relayed connection of service '" + c.svc->cfg.name + "'", -err));
+            count(c, &pp_tcp_stats::tcp_relay_failed);
+            return Ending{.reset_side = kClient};
         }
         // A reset of either socket is passed on as a reset; anything else closes both.
         // EPIPE is one too: nothing is written after our own shutdown, so the socket was

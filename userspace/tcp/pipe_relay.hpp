@@ -2,6 +2,10 @@
 // one socket and written to the other, through a pipe with splice(2) (payload stays in the
 // kernel), or through a buffer with recv/send (the baseline). A FIN is passed on as
 // shutdown(SHUT_WR) once every byte before it is written; a reset as a reset.
+//
+// A direction holds its pipe or buffer only while bytes sit in it: it borrows one from its
+// worker when it reads and gives it back once they are written, so an idle connection has
+// its two sockets and nothing else (two descriptors, no buffer memory).
 #pragma once
 
 #include <cstdint>
@@ -18,14 +22,15 @@ struct Pipe {
     Fd read, write;
 };
 
-// A worker's empty pipes, kept for its next connections: a connection that leaves its
-// pipes empty gives them back (saving pipe2 and F_SETPIPE_SZ per connection); one that
-// leaves bytes in them closes them.
+// A worker's empty pipes, lent to the directions that have bytes to move (saving pipe2 and
+// F_SETPIPE_SZ per read). At most kKept are kept; more are closed when given back.
 class PipePool {
   public:
+    static constexpr std::size_t kKept = 256;
     // An empty pipe, kept or new; 0 or -errno.
     int take(Pipe &out, RelayHost &host);
-    void give(Pipe p) { free_.push_back(std::move(p)); }
+    // Back from a direction that emptied it.
+    void give(Pipe p);
 
   private:
     std::vector<Pipe> free_;
@@ -54,6 +59,11 @@ class PipeRelay final : public Relay {
         bool shut = false;                  // FIN passed on
     };
     int run_pump(Conn &c, int from, int &failed);
+    int move_bytes(Pump &p, Conn &c, int from, int &failed);
+    // The pipe or buffer of `p`, borrowed when it has none; 0 or -errno.
+    int borrow(Pump &p);
+    // Gives `p`'s pipe or buffer back when no bytes are left in it.
+    void give_back(Pump &p);
     Step run_pumps(Conn &c);
 
     RelayHost &host_;

@@ -30,6 +30,8 @@ constexpr std::size_t kSniPeek = 4096;  // a ClientHello's server_name comes ear
 constexpr auto kSniWait = std::chrono::milliseconds(1000);
 constexpr auto kTick = std::chrono::milliseconds(5);  // drains and deadlines pending
 constexpr auto kIdleScan = std::chrono::seconds(1);
+// Empty copy-mode buffers kept for the next reads (64 KiB each); more are freed.
+constexpr std::size_t kKeptBuffers = 256;
 
 // A connection socket's epoll token: generation (29 bits), slot, side. Events of a
 // connection that ended earlier in the same epoll_wait batch must not reach the next
@@ -111,6 +113,12 @@ void Worker::set_service(int fd, std::shared_ptr<const ServiceRt> svc) {
 void Worker::remove_listener(int fd) {
     if (listeners_.erase(fd) > 0 && epoll_ctl(ep_.get(), EPOLL_CTL_DEL, fd, nullptr) != 0) {
         log_(error_text("tcp: stop watching a listening socket", -errno));
+    }
+}
+
+void Worker::give_buffer(RelayBuffer buf) {
+    if (buffers_.size() < kKeptBuffers) {
+        buffers_.push_back(std::move(buf));
     }
 }
 
@@ -477,6 +485,7 @@ void Worker::tick() {
         return;
     }
     next_idle_scan_ = now + kIdleScan;
+    log_.flush();
     for (Slot &slot : conns_) {
         if (!slot.conn || !slot.conn->relay) {
             continue;

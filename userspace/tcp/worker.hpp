@@ -17,6 +17,7 @@
 #include "loader/datapath.hpp"
 #include "sys/fd.hpp"
 #include "tcp/conn.hpp"
+#include "tcp/log_limit.hpp"
 #include "tcp/pipe_relay.hpp"
 #include "tcp/relay.hpp"
 
@@ -78,12 +79,12 @@ class Worker final : private RelayHost {
     }
     void log(const std::string &line) override { log_(line); }
     RelayBuffer take_buffer() override;
-    void give_buffer(RelayBuffer buf) override { buffers_.push_back(std::move(buf)); }
+    void give_buffer(RelayBuffer buf) override;
     RelayHost &host() { return *this; }
     void random_id(std::array<std::uint8_t, 16> &out);
 
     Datapath::TcpMaps maps_;
-    LogFn log_;
+    LogLimiter log_;  // what repeats per connection is said once a second with a count
     std::uint32_t slot_base_, slots_;
     Fd ep_, wake_;
     std::mutex mu_;
@@ -97,7 +98,7 @@ class Worker final : private RelayHost {
     std::size_t ticking_ = 0;  // connections whose relay ticks()
     Clock::time_point next_idle_scan_;
     PipePool pipes_;
-    std::vector<RelayBuffer> buffers_;  // kept for the next connections
+    std::vector<RelayBuffer> buffers_;  // kept for the next reads, at most kKeptBuffers
     std::array<std::uint8_t, 4096> random_{};
     std::size_t random_left_ = 0;
     std::thread thread_;  // last: starts once everything above exists
