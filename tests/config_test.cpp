@@ -196,6 +196,16 @@ listen = "0.0.0.0:25"
 backends = ["198.51.100.1:25"]
 header = "v1"
 tcp_congestion = { backend = "reno" }
+max_connections = 100
+
+[[service]]
+name = "tls"
+protocol = "tcp"
+listen = "192.0.2.1:443"
+backends = ["198.51.100.1:443"]
+header = "v2"
+tlv = { authority = "sni" }
+sni_timeout = "300ms"
 )",
                             "t.toml");
     const Service &s = c.services[0];
@@ -205,6 +215,8 @@ tcp_congestion = { backend = "reno" }
     EXPECT_EQ(s.relay, RelayMode::copy);
     EXPECT_EQ(s.connect_timeout, 250ms);
     EXPECT_EQ(s.idle_timeout, 2h);
+    EXPECT_EQ(s.sni_timeout, 1s);      // the default
+    EXPECT_EQ(s.max_connections, 0u);  // no limit but the relay slots
     EXPECT_FALSE(s.tlv.unique_id);
     EXPECT_FALSE(s.tlv.authority_from_sni);
     EXPECT_EQ(s.tlv.authority, "www.example.com");
@@ -226,6 +238,8 @@ tcp_congestion = { backend = "reno" }
     EXPECT_FALSE(p.transparent);                           // a wildcard needs no sk_lookup
     EXPECT_EQ(p.header, HeaderMode::v1);
     EXPECT_FALSE(p.tlv.any());
+    EXPECT_EQ(p.max_connections, 100u);
+    EXPECT_EQ(c.services[2].sni_timeout, 300ms);
 }
 
 TEST(Config, IdsAndLinesInFileOrder) {
@@ -332,7 +346,8 @@ TEST(Config, DescribeShowsResolvedServices) {
              "splice",
              "192.0.2.1/32 port 443",
              "backends    198.51.100.10:8443, [2001:db8::10]:8443",
-             "timeouts    connect 5s, idle 1h",
+             "timeouts    connect 5s, idle 1h, ClientHello 1s",
+             "connections no limit but the relay slots",
              "tlv         unique_id, crc32c, authority from SNI",
              "services map: 2 of 65536 keys",
          }) {
@@ -365,6 +380,8 @@ TEST(Config, JsonHasEveryResolvedField) {
     EXPECT_EQ(web["transparent"], true);
     EXPECT_EQ(web["backends"][1], "[2001:db8::10]:8443");
     EXPECT_EQ(web["connect_timeout_ms"], 5000);
+    EXPECT_EQ(web["sni_timeout_ms"], 1000);
+    EXPECT_TRUE(web["max_connections"].is_null());
     EXPECT_EQ(web["tlv"]["authority"], "sni");
     EXPECT_EQ(web["tlv"]["crc32c"], true);
     EXPECT_TRUE(web["health_check"].is_null());
@@ -748,7 +765,16 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"tcp_congestion leg typo", kTcp + "tcp_congestion = { clients = \"bbr\" }\n", 7,
             "unknown key 'clients' in tcp_congestion of service 't' (did you mean 'client'?)"},
         Bad{"tcp_congestion leg type", kTcp + "tcp_congestion = { client = 2 }\n", 7,
-            "'client' in tcp_congestion of service 't' must be a string"}),
+            "'client' in tcp_congestion of service 't' must be a string"},
+        Bad{"max_connections zero", kTcp + "max_connections = 0\n", 7,
+            "'max_connections' in service 't' must be an integer in 1..65536 (the relay slots)"},
+        Bad{"max_connections over the slots", kTcp + "max_connections = 65537\n", 7, "1..65536"},
+        Bad{"max_connections as text", kTcp + "max_connections = \"10\"\n", 7, "1..65536"},
+        Bad{"max_connections for udp", kUdp + "max_connections = 10\n", 7, "is for TCP services"},
+        Bad{"sni_timeout without sni", kTcp + "sni_timeout = \"2s\"\n", 7,
+            "'sni_timeout' in service 't' applies only with tlv = { authority = \"sni\" }"},
+        Bad{"sni_timeout zero", kTcp + "tlv = { authority = \"sni\" }\nsni_timeout = \"0s\"\n", 8,
+            "positive duration"}),
     name_of);
 
 INSTANTIATE_TEST_SUITE_P(

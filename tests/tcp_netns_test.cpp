@@ -174,7 +174,8 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
                        R"(["198.51.100.2:9997", "[2001:db8:2::2]:9001"])", "v2",
                        "health_check = { interval = \"200ms\", timeout = \"100ms\" }\n")
             << service("tls", R"("192.0.2.1:7800")", R"(["[2001:db8:2::2]:9000"])", "v2",
-                       "tlv = { authority = \"sni\", unique_id = true, crc32c = true }\n")
+                       "tlv = { authority = \"sni\", unique_id = true, crc32c = true }\n"
+                       "sni_timeout = \"300ms\"\n")
             << service("idle", R"("192.0.2.1:7700")", R"(["198.51.100.2:9000"])", "v1",
                        "idle_timeout = \"1s\"\n")
             << service("dead", R"("192.0.2.1:7200")",
@@ -183,6 +184,8 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
                        "v2")
             << service("congestion", R"("192.0.2.1:7500")", R"(["[2001:db8:2::2]:9000"])", "v2",
                        "tcp_congestion = " + congestion_ + "\n")
+            << service("limited", R"("192.0.2.1:7900")", R"(["198.51.100.2:9000"])", "v1",
+                       "max_connections = 3\n")
             << service("loopback", R"("127.0.0.1:7600")", R"(["127.0.0.1:9100"])", "v2")
             << service("loopback-named", R"("127.0.0.1:7601")", R"(["127.0.0.1:9100"])", "v2",
                        "tcp_congestion = \"reno\"\n")
@@ -746,6 +749,48 @@ TEST_P(TcpNetns, SniOfATlsClientBecomesTheAuthority) {
     EXPECT_TRUE(h.v2.has_crc32c);
     ASSERT_TRUE(h.v2.unique_id());
     EXPECT_EQ(h.v2.unique_id()->size(), 16u);
+}
+
+// A client that sends nothing to an SNI service gets its header, without AUTHORITY, after
+// the service's sni_timeout (300 ms here, not the default 1 s).
+TEST_P(TcpNetns, SilentClientOfAnSniServiceWaitsSniTimeout) {
+    auto start = std::chrono::steady_clock::now();
+    Fd c = dial(ep("192.0.2.1:7800"));
+    Fd b = accept_backend(false);
+    proxy::AnyHeader h = read_header(b.get());
+    auto waited = std::chrono::steady_clock::now() - start;
+    ASSERT_EQ(h.kind, proxy::Kind::v2);
+    EXPECT_FALSE(h.v2.authority());
+    EXPECT_GE(waited, std::chrono::milliseconds(280));
+    EXPECT_LT(waited, std::chrono::milliseconds(950));
+    send_all(c.get(), "late");
+    EXPECT_EQ(read_exactly(b.get(), 4), "late");
+}
+
+// A service at its max_connections resets the next client (tcp_refused) while other
+// services accept as before, and accepts again once one of its connections ended.
+TEST_P(TcpNetns, MaxConnectionsRefusesTheNextUntilOneEnds) {
+    std::vector<Fd> clients, backends;
+    for (int i = 0; i < 3; i++) {
+        clients.push_back(dial(ep("192.0.2.1:7900")));
+        backends.push_back(accept_backend(true));
+        read_header(backends.back().get());
+    }
+    Fd refused = dial(ep("192.0.2.1:7900"));
+    char ch;
+    EXPECT_EQ(recv(refused.get(), &ch, 1, 0), -1);
+    EXPECT_EQ(errno, ECONNRESET);
+    EXPECT_EQ(counter("limited", "tcp_refused"), 1u);
+    exchange(ep("192.0.2.1:7000"), true);  // another service is not limited by this one
+
+    clients.front().reset();
+    backends.front().reset();
+    for (int i = 0; i < 200 && counter("limited", "tcp_active") > 2; i++) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_EQ(counter("limited", "tcp_active"), 2u);
+    exchange(ep("192.0.2.1:7900"), true);
+    EXPECT_EQ(counter("limited", "tcp_refused"), 1u);
 }
 
 // What `GET /metrics` on the front's loopback returns (the whole HTTP response).

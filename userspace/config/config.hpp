@@ -101,6 +101,12 @@ struct Service {
     RelayMode relay = RelayMode::splice;  // measured faster than sockmap (tools/bench)
     std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};
     std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
+    // How long a tlv.authority = "sni" service waits for the ClientHello before it writes
+    // the header without AUTHORITY (a client that says nothing, or a server-first protocol).
+    std::chrono::milliseconds sni_timeout{std::chrono::seconds(1)};
+    // Connections of this service at once, 1..65536; more are reset and counted in
+    // tcp_refused, so that one service cannot take every relay slot. 0: no limit but the slots.
+    std::uint32_t max_connections = 0;
     TcpCongestion congestion;
     TlvConfig tlv;  // header v2 only
     std::optional<HealthCheck> health_check;

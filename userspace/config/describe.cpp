@@ -91,8 +91,13 @@ std::string describe(const Config &cfg) {
             out += fmt::format("  backends    {}\n", fmt::join(b, ", "));
         }
         if (s.protocol == Protocol::tcp) {
-            out += fmt::format("  timeouts    connect {}, idle {}\n",
-                               format_duration(s.connect_timeout), format_duration(s.idle_timeout));
+            out += fmt::format(
+                "  timeouts    connect {}, idle {}{}\n", format_duration(s.connect_timeout),
+                format_duration(s.idle_timeout),
+                s.tlv.authority_from_sni ? ", ClientHello " + format_duration(s.sni_timeout) : "");
+            out += fmt::format("  connections {}\n",
+                               s.max_connections ? "at most " + std::to_string(s.max_connections)
+                                                 : std::string("no limit but the relay slots"));
             if (!(s.congestion == TcpCongestion{})) {
                 out += fmt::format("  congestion  client {}, backend {}\n",
                                    or_host(s.congestion.client), or_host(s.congestion.backend));
@@ -163,6 +168,9 @@ nlohmann::json to_json(const Config &cfg) {
         js["relay"] = to_string(s.relay);
         js["connect_timeout_ms"] = s.connect_timeout.count();
         js["idle_timeout_ms"] = s.idle_timeout.count();
+        js["sni_timeout_ms"] = s.sni_timeout.count();
+        js["max_connections"] =
+            s.max_connections ? nlohmann::json(s.max_connections) : nlohmann::json(nullptr);
         auto name_or_null = [](const std::string &n) {
             return n.empty() ? nlohmann::json(nullptr) : nlohmann::json(n);
         };

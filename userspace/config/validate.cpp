@@ -518,9 +518,10 @@ void parse_congestion(const std::string &file, const toml_value &v, Service &s) 
 }
 
 const std::vector<std::string_view> kServiceKeys = {
-    "name",         "protocol",        "listen",      "header",       "interfaces",
-    "udp_header",   "on_error",        "transparent", "backends",     "relay",
-    "idle_timeout", "connect_timeout", "tlv",         "health_check", "tcp_congestion"};
+    "name",         "protocol",        "listen",      "header",          "interfaces",
+    "udp_header",   "on_error",        "transparent", "backends",        "relay",
+    "idle_timeout", "connect_timeout", "sni_timeout", "max_connections", "tlv",
+    "health_check", "tcp_congestion"};
 
 Service parse_service(const std::string &file, const toml_value &v, std::uint32_t id) {
     Service s;
@@ -598,6 +599,8 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
     only("relay", !udp, "is for TCP services");
     only("idle_timeout", !udp, "is for TCP services (UDP flows use global udp_flow_timeout)");
     only("connect_timeout", !udp, "is for TCP services");
+    only("sni_timeout", !udp, "is for TCP services");
+    only("max_connections", !udp, "is for TCP services");
     only("tlv", !udp && s.header == HeaderMode::v2,
          "applies to TCP services with header = \"v2\" only");
     only("health_check", !udp, "is for TCP services");
@@ -655,13 +658,26 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
     }
     s.relay = t.choice("relay", kRelayModeNames).value_or(RelayMode::splice);
     for (auto [key, field] : {std::pair{"idle_timeout", &s.idle_timeout},
-                              std::pair{"connect_timeout", &s.connect_timeout}}) {
+                              std::pair{"connect_timeout", &s.connect_timeout},
+                              std::pair{"sni_timeout", &s.sni_timeout}}) {
         if (auto d = t.duration(key)) {
             *field = ms(*d);  // ms is the smallest unit: never rounds to 0
         }
     }
+    if (const toml_value *m = t.get("max_connections")) {
+        if (!m->is_integer() || m->as_integer() < 1 || m->as_integer() > PP_MAX_TCP_CONNS) {
+            fail(file, *m,
+                 "'max_connections' in " + what + " must be an integer in 1.." +
+                     std::to_string(PP_MAX_TCP_CONNS) + " (the relay slots)");
+        }
+        s.max_connections = static_cast<std::uint32_t>(m->as_integer());
+    }
     if (const toml_value *tlv = t.get("tlv")) {
         parse_tlv(file, *tlv, s);
+    }
+    if (const toml_value *w = t.get("sni_timeout"); w && !s.tlv.authority_from_sni) {
+        fail(file, *w,
+             "'sni_timeout' in " + what + " applies only with tlv = { authority = \"sni\" }");
     }
     if (const toml_value *hc = t.get("health_check")) {
         parse_health_check(file, *hc, s);

@@ -26,8 +26,7 @@ constexpr std::uint32_t kGenMask = (1u << 29) - 1;  // connection tokens: bits 3
 // modified in splice and copy modes (sockmap mode narrows them once joined); close()
 // removes them from the epoll set.
 constexpr std::uint32_t kAllEdges = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-constexpr std::size_t kSniPeek = 4096;  // a ClientHello's server_name comes early
-constexpr auto kSniWait = std::chrono::milliseconds(1000);
+constexpr std::size_t kSniPeek = 4096;                // a ClientHello's server_name comes early
 constexpr auto kTick = std::chrono::milliseconds(5);  // drains and deadlines pending
 constexpr auto kIdleScan = std::chrono::seconds(1);
 // Empty copy-mode buffers kept for the next reads (64 KiB each); more are freed.
@@ -235,6 +234,14 @@ void Worker::accept_from(int lfd, const Listener &l) {
                     "tcp: cubic for a loopback client of service '" + svc->cfg.name + "'", err));
             }
         }
+        // A service at its max_connections (over all workers: tcp_active is shared).
+        pp_tcp_stats &stats = maps_.stats[svc->cfg.id];
+        if (svc->cfg.max_connections != 0 &&
+            std::atomic_ref<__u64>(stats.tcp_active).load() >= svc->cfg.max_connections) {
+            close_with_reset(std::move(fd));
+            std::atomic_ref<__u64>(stats.tcp_refused).fetch_add(1);
+            continue;
+        }
         std::uint32_t id;
         if (!free_.empty()) {
             id = free_.back();
@@ -354,7 +361,7 @@ void Worker::on_event(Conn &c, int side, std::uint32_t events) {
 void Worker::on_connected(Conn &c) {
     c.connected = true;
     if (c.sni_pending) {
-        c.deadline = Clock::now() + kSniWait;  // a client that says nothing first
+        c.deadline = Clock::now() + c.svc->cfg.sni_timeout;  // a client that says nothing
     }
     maybe_send_header(c);
 }
