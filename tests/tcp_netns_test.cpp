@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -1118,6 +1119,91 @@ TEST_P(TcpNetns, EightThousandConnectionsOnTwoDescriptorsEach) {
     EXPECT_LT(resident_kib(pid), 256u * 1024);
     EXPECT_EQ(counter("plain", "tcp_refused"), 0u);
     EXPECT_EQ(counter("plain", "tcp_relay_failed"), 0u);
+}
+
+// How often `text` occurs in `s`.
+std::size_t occurrences(const std::string &s, const std::string &text) {
+    std::size_t n = 0;
+    for (auto at = s.find(text); at != std::string::npos; at = s.find(text, at + 1)) {
+        n++;
+    }
+    return n;
+}
+
+// 100 reloads, each adding or removing a service, while 1,000 connections carry bytes
+// both ways: every connection keeps every byte in order, and the daemon holds as many
+// descriptors after as before.
+TEST_P(TcpNetns, AHundredReloadsUnderLoadLoseNoConnectionAndLeakNoDescriptor) {
+    constexpr int kConns = 1000, kReloads = 100;
+    const int pid = daemon_->pid();
+    std::vector<Fd> clients, backends;
+    std::map<std::string, int> index_of;
+    std::vector<int> backend_of(kConns, -1);
+    for (int i = 0; i < kConns; i++) {
+        clients.push_back(dial(ep("192.0.2.1:7000")));
+        index_of[local_of(clients.back().get()).to_string()] = i;
+    }
+    for (int i = 0; i < kConns; i++) {
+        backends.push_back(accept_backend(true));
+        ASSERT_GE(backends.back().get(), 0) << "only " << i << " connections arrived";
+        proxy::AnyHeader h = read_header(backends.back().get());
+        auto it = index_of.find(h.v1.source.to_string());
+        ASSERT_NE(it, index_of.end());
+        backend_of[it->second] = i;
+    }
+    // One round: a numbered line from every client to its backend and back.
+    auto round = [&](int r) {
+        for (int i = 0; i < kConns; i++) {
+            send_all(clients[i].get(), std::to_string(r) + ":" + std::to_string(i) + "\n");
+        }
+        for (int i = 0; i < kConns; i++) {
+            int b = backends[backend_of[i]].get();
+            std::string want = std::to_string(r) + ":" + std::to_string(i) + "\n";
+            if (read_exactly(b, want.size()) != want) {
+                return ::testing::AssertionFailure() << "round " << r << ", connection " << i;
+            }
+            send_all(b, want);
+        }
+        for (int i = 0; i < kConns; i++) {
+            std::string want = std::to_string(r) + ":" + std::to_string(i) + "\n";
+            if (read_exactly(clients[i].get(), want.size()) != want) {
+                return ::testing::AssertionFailure()
+                       << "round " << r << ", connection " << i << " (reply)";
+            }
+        }
+        return ::testing::AssertionSuccess();
+    };
+    ASSERT_TRUE(round(0));
+    const std::size_t before = open_descriptors(pid);
+
+    std::atomic<bool> reloading{true};
+    std::thread reloads([&] {
+        const std::string added =
+            service("added", R"("192.0.2.1:7601")", R"(["198.51.100.2:9000"])", "v1");
+        for (int i = 1; i <= kReloads; i++) {
+            write_config(i % 2 ? added : "");
+            kill(pid, SIGHUP);
+            auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+            while (occurrences(daemon_->log(), "reloaded") < static_cast<std::size_t>(i) &&
+                   std::chrono::steady_clock::now() < deadline) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            }
+        }
+        reloading = false;
+    });
+    int rounds = 1;
+    while (reloading && !HasFailure()) {
+        EXPECT_TRUE(round(rounds++));
+    }
+    reloads.join();
+    EXPECT_EQ(occurrences(daemon_->log(), "reloaded"), static_cast<std::size_t>(kReloads))
+        << daemon_->log().substr(0, 4000);
+    EXPECT_EQ(occurrences(daemon_->log(), "reload failed"), 0u);
+    ASSERT_TRUE(round(rounds));
+    std::cout << GetParam() << ": " << rounds << " rounds of " << kConns
+              << " lines each way during " << kReloads << " reloads\n";
+    EXPECT_EQ(open_descriptors(pid), before);
+    EXPECT_EQ(counter("plain", "tcp_active"), static_cast<std::uint64_t>(kConns));
 }
 
 // 1 GiB each way at full speed, through a relay that must hold a fast sender back and let
