@@ -22,6 +22,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
+#include <iostream>
+#include <random>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -1040,7 +1044,7 @@ TEST_F(UdpProgTest, ForgedHeaderBehindLongExtensionChainIsNotPassedBare) {
     EXPECT_EQ(all_counters(), (AllCounts{{kV2Six, two}, {kPassSix, two}, {kPrefixSix, two}}));
 }
 
-// --- Truncation -----------------------------------------------------------------------
+// --- Random and mutated frames --------------------------------------------------------
 
 // BPF_PROG_TEST_RUN itself refuses frames shorter than an Ethernet header, and for an
 // untagged IPv4/IPv6 EtherType shorter than Ethernet + the fixed IP header (6.18).
@@ -1051,6 +1055,170 @@ bool test_run_refuses(const Bytes &cut) {
     std::uint16_t type = static_cast<std::uint16_t>(cut[12] << 8 | cut[13]);
     return (type == 0x0800 && cut.size() < 14 + 20) || (type == 0x86DD && cut.size() < 14 + 40);
 }
+
+// A counter summed over the services of kServices.
+std::uint64_t total(const AllCounts &all, std::initializer_list<const char *> names) {
+    std::uint64_t n = 0;
+    for (const auto &[id, c] : all) {
+        for (const char *name : names) {
+            if (auto it = c.find(name); it != c.end()) {
+                n += it->second;
+            }
+        }
+    }
+    return n;
+}
+
+// The destination address (16 bytes, IPv4 mapped) and port of a frame check_frame parsed.
+std::pair<ppinject::IpAddress, std::uint16_t> destination_of(const Bytes &f, const FrameCheck &fc) {
+    std::array<std::uint8_t, 16> a{};
+    if (fc.ipv6) {
+        std::copy_n(f.begin() + static_cast<long>(fc.l3_offset) + 24, 16, a.begin());
+    } else {
+        a[10] = a[11] = 0xFF;
+        std::copy_n(f.begin() + static_cast<long>(fc.l3_offset) + 16, 4, a.begin() + 12);
+    }
+    auto port = static_cast<std::uint16_t>(f[fc.l4_offset + 2] << 8 | f[fc.l4_offset + 3]);
+    return {ppinject::IpAddress::v6(a), port};
+}
+
+// 20,000 frames made from valid ones (every service, VLAN tags, IPv6 extension headers,
+// forged headers, SPP replies) by random byte changes, bit flips, truncations, appended
+// bytes and inserted VLAN tags (fixed seed): whatever comes in, a changed frame leaves with
+// lengths and checksums that verify and one injection or strip counted, a dropped one is
+// counted as one drop, and a datagram that already starts with a PROXY v2 signature or
+// SPP magic never leaves unchanged towards a service that puts a header on every datagram.
+TEST_F(UdpProgTest, MutatedFramesKeepTheInvariants) {
+    struct Seed {
+        Dir dir;
+        Bytes frame;
+    };
+    std::vector<Seed> seeds;
+    for (const ServiceDef &s : kServices) {
+        Packet p = request(s.addr, s.port, pattern(40));
+        seeds.push_back({Dir::ingress, p.build()});
+        Packet tagged = p;
+        tagged.vlan(0x8100, 7).vlan(0x88A8, 9);
+        seeds.push_back({Dir::ingress, tagged.build()});
+        Bytes forged = pptest::proxy_v2_header(Addr::parse(is_v6(s.addr) ? kClient6 : kClient4), 1,
+                                               Addr::parse(s.addr), s.port);
+        seeds.push_back(
+            {Dir::ingress, request(s.addr, s.port, concat(forged, pattern(9))).build()});
+        if (s.header == PP_HDR_SPP) {
+            Packet r = reply(s.addr, s.port, pattern(20));
+            seeds.push_back(
+                {Dir::egress, r.payload(concat(echoed_spp_of(r), pattern(20))).build()});
+        }
+    }
+    Packet chain = request("2001:db8::2", 5000, concat(Bytes{0x56, 0xEC}, pattern(40)));
+    chain.ipv6_ext(IPPROTO_HOPOPTS, hop_by_hop_data()).ipv6_ext(IPPROTO_DSTOPTS, dest_opts_data());
+    seeds.push_back({Dir::ingress, chain.build()});
+
+    const std::initializer_list<const char *> kDrops = {
+        "spoof_dropped", "frag_dropped", "malformed_dropped", "grow_failed",
+        "mtu_dropped",   "gso_dropped",  "spp_reply_dropped", "chain_dropped"};
+    const std::initializer_list<const char *> kChanges = {"injected_v2", "injected_spp",
+                                                          "spp_reply_stripped"};
+    const Bytes v2_signature = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
+                                0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
+    std::mt19937 rng(20261204);
+    auto service_counters = [&] {  // only the services there are: 10 lookups, not 256
+        AllCounts all;
+        for (const ServiceDef &s : kServices) {
+            all[s.id] = counters(s.id);
+        }
+        return all;
+    };
+    AllCounts before = service_counters();
+    int changed = 0, valid_changed = 0, dropped_n = 0, unchanged = 0;
+    for (int i = 0; i < 20000 && !HasFailure(); i++) {
+        const Seed &seed = seeds[rng() % seeds.size()];
+        Bytes in = seed.frame;
+        for (int e = 0, edits = 1 + static_cast<int>(rng() % 3); e < edits; e++) {
+            std::size_t at = rng() % in.size();
+            switch (rng() % 5) {
+                case 0:
+                    in[at] = static_cast<std::uint8_t>(rng());
+                    break;
+                case 1:
+                    in[at] ^= static_cast<std::uint8_t>(1u << (rng() % 8));
+                    break;
+                case 2:
+                    in.resize(std::max<std::size_t>(at, ETH_HLEN));
+                    break;
+                case 3:
+                    for (std::size_t n = rng() % 64; n > 0; n--) {
+                        in.push_back(static_cast<std::uint8_t>(rng()));
+                    }
+                    break;
+                default:  // a VLAN tag after the MAC addresses
+                    in.insert(in.begin() + 12,
+                              {0x81, 0x00, 0x00, static_cast<std::uint8_t>(rng())});
+                    break;
+            }
+        }
+        SCOPED_TRACE("frame " + std::to_string(i) + ":\n" + pptest::hex(in));
+        if (test_run_refuses(in)) {
+            continue;  // never reaches the program
+        }
+        Result r = run_ok(seed.dir, in);
+        AllCounts after = service_counters();
+        std::uint64_t drops = total(after, kDrops) - total(before, kDrops);
+        std::uint64_t changes = total(after, kChanges) - total(before, kChanges);
+        before = std::move(after);
+        ASSERT_TRUE(r.verdict == kUnspec || r.verdict == kShot) << r.verdict;
+        if (r.verdict == kShot) {
+            dropped_n++;
+            ASSERT_EQ(drops, 1u) << "a dropped frame is counted once";
+            ASSERT_EQ(changes, 0u);
+            continue;
+        }
+        ASSERT_EQ(drops, 0u) << "a frame let through is not counted as dropped";
+        if (r.out != in) {
+            changed++;
+            // Checksums are updated incrementally: one that was right stays right, one that
+            // was wrong stays wrong (the receiver drops it), never fixed or broken here.
+            FrameCheck fin = pptest::check_frame(in), fout = pptest::check_frame(r.out);
+            ASSERT_TRUE(fin.parsed) << "a frame that does not parse was changed";
+            ASSERT_TRUE(fout.parsed && fout.lengths_ok && fout.trailing == 0)
+                << "changed frame fails the independent check: " << fout.error << "\n"
+                << pptest::hex(r.out);
+            ASSERT_EQ(fout.ip_checksum_ok, fin.ip_checksum_ok) << pptest::hex(r.out);
+            ASSERT_EQ(fout.udp_checksum_ok, fin.udp_checksum_ok) << pptest::hex(r.out);
+            valid_changed += fin.ok();
+            ASSERT_EQ(changes, 1u) << "a changed frame is one injection or strip";
+            continue;
+        }
+        unchanged++;
+        ASSERT_EQ(changes, 0u) << "an injection or strip that left the frame as it was";
+        // A forged header towards a service that heads every datagram must not pass bare.
+        // (The program walks at most two VLAN tags, as bpf/udp.bpf.c says; a frame with more
+        // is not looked at.)
+        FrameCheck fc = pptest::check_frame(in);
+        if (seed.dir != Dir::ingress || !fc.ok() || fc.payload.size() < v2_signature.size() ||
+            fc.l3_offset > ETH_HLEN + 2 * 4) {
+            continue;
+        }
+        bool forged = std::equal(v2_signature.begin(), v2_signature.end(), fc.payload.begin()) ||
+                      (fc.payload[0] == 0x56 && fc.payload[1] == 0xEC);
+        auto [dst, port] = destination_of(in, fc);
+        for (const ServiceDef &s : kServices) {
+            bool every = s.header == PP_HDR_SPP || s.udp_header == PP_UDP_EVERY;
+            if (forged && every && s.on_error == PP_ON_ERROR_DROP && s.port == port &&
+                *ppinject::IpAddress::parse(s.addr) == dst) {
+                ADD_FAILURE() << "a forged header passed bare to service " << s.id;
+            }
+        }
+    }
+    EXPECT_EQ(all_counters().size(), kServices.size()) << "counted for a service that is none";
+    std::cout << "mutated frames: " << changed << " changed (" << valid_changed
+              << " of them valid before), " << dropped_n << " dropped, " << unchanged
+              << " unchanged\n";
+    EXPECT_GT(valid_changed, 1000);  // the mutations leave enough frames valid to be injected
+    EXPECT_GT(dropped_n, 1000);
+}
+
+// --- Truncation -----------------------------------------------------------------------
 
 TEST_F(UdpProgTest, TruncatedAtEveryLength) {
     struct Frame {
