@@ -890,6 +890,63 @@ TEST_F(UdpProgTest, FirstModeInjectsOnlyTheFirstDatagramOfAFlow) {
               counts({{"seen", 3}, {"injected_v2", 2}, {"flows_new", 2}, {"passed", 1}}));
 }
 
+// A flow table of 128 flows under a flood of 4,000 new source ports (what a small
+// udp_max_flows meets): a `first` flow quiet through the flood is evicted and its next
+// datagram gets a second header (what backends of `first` services must tolerate, as after
+// an idle timeout); one that sends a datagram every 8 flood datagrams survives (the LRU
+// keeps what is used: 0 second headers here; the count is printed). A flood of forged headers is dropped before the table: it is counted
+// and not one entry changes.
+TEST_F(UdpProgTest, FullFlowTableUnderAFloodOfNewPorts) {
+    skel_.reset(udp_bpf::open());
+    ASSERT_TRUE(skel_) << std::strerror(errno);
+    ASSERT_EQ(bpf_map__set_max_entries(skel_->maps.udp_flows, 128), 0);
+    ASSERT_EQ(udp_bpf::load(skel_.get()), 0) << std::strerror(errno);
+    for (const auto &s : kServices) {
+        add_service(s);
+    }
+    auto datagram = [](std::uint16_t sport, Bytes payload = pattern(10)) {
+        Packet p = request("192.0.2.1", 53, std::move(payload));
+        p.udp(sport, 53);
+        return p.build();
+    };
+    auto headed = [&](std::uint16_t sport) {  // whether this datagram got a header
+        Bytes in = datagram(sport);
+        Result r = run_ok(Dir::ingress, in);
+        EXPECT_EQ(r.verdict, kUnspec);
+        return r.out != in;
+    };
+    const std::uint16_t quiet = 1000, busy = 1001;
+    ASSERT_TRUE(headed(quiet));
+    ASSERT_TRUE(headed(busy));
+    int busy_again = 0;
+    for (std::uint16_t i = 0; i < 4000; i++) {
+        ASSERT_TRUE(headed(static_cast<std::uint16_t>(10000 + i)));  // each a new flow
+        if (i % 8 == 7) {
+            busy_again += headed(busy);
+        }
+    }
+    EXPECT_LE(flow_count(), 128u);
+    EXPECT_TRUE(headed(quiet)) << "a flow quiet through the flood was not evicted";
+    std::cout << "flow table of 128, 4000 new flows: a flow sending every 8th datagram got "
+              << busy_again << " more headers in 500 datagrams\n";
+
+    Counts before = counters(kV2);
+    std::size_t flows = flow_count();
+    Bytes forged =
+        pptest::proxy_v2_header(Addr::parse("198.51.100.66"), 1, Addr::parse("192.0.2.1"), 53);
+    for (std::uint16_t i = 0; i < 10000; i++) {
+        ASSERT_EQ(run_ok(Dir::ingress, datagram(static_cast<std::uint16_t>(20000 + i),
+                                                concat(forged, pattern(4))))
+                      .verdict,
+                  kShot);
+    }
+    Counts after = counters(kV2);
+    EXPECT_EQ(after["spoof_dropped"] - before["spoof_dropped"], 10000u);
+    EXPECT_EQ(after["flows_new"], before["flows_new"]);
+    EXPECT_EQ(flow_count(), flows);
+    EXPECT_FALSE(headed(busy)) << "the forged flood evicted a live flow";
+}
+
 TEST_F(UdpProgTest, FlowStartsAgainAfterItsIdleTimeout) {
     add_service({"192.0.2.5", 32, 53, 11, PP_HDR_V2, PP_UDP_FIRST, PP_ON_ERROR_DROP, 1'000'000});
     Packet p = request("192.0.2.5", 53, pattern(10));
