@@ -18,9 +18,12 @@ namespace ppinject {
 struct ServiceView {
     pp_service value{};
     std::uint8_t protocol = 0;
+    std::vector<pp_service_key> keys;  // its entries in `services`
     std::vector<std::string> listen;
     pp_counters counters{};  // UDP services
     pp_tcp_stats tcp{};      // TCP services (zero when no run pinned tcp_stats)
+
+    std::string name() const;
 };
 
 // A service's counters by name: kCounters for UDP, kTcpStats for TCP services. The one
