@@ -236,7 +236,7 @@ HostHealth check_host_health(const std::string &root) {
     HostHealth h;
     Snapshot s;
     try {
-        s = read_snapshot(root);
+        s = read_snapshot(root, FlowTable::skip);
     } catch (const std::exception &e) {
         h.problems.push_back(e.what());
         return h;

@@ -163,7 +163,7 @@ std::vector<std::pair<std::string_view, std::uint64_t>> counters_of(const Servic
     return out;
 }
 
-Snapshot read_snapshot(const std::string &root) {
+Snapshot read_snapshot(const std::string &root, FlowTable flow_table) {
     const udp_bpf &udp = udp_object();
     PinnedMap services(root, udp.maps.services), counters(root, udp.maps.counters),
         flows(root, udp.maps.udp_flows), attachments(root, udp.maps.attachments);
@@ -198,7 +198,10 @@ Snapshot read_snapshot(const std::string &root) {
     std::sort(s.attachments.begin(), s.attachments.end(),
               [](const auto &a, const auto &b) { return a.ifname < b.ifname; });
 
-    flows.for_each<pp_flow_key, pp_flow>([&](const pp_flow_key &, const pp_flow &) { s.flows++; });
+    if (flow_table == FlowTable::count) {
+        flows.for_each<pp_flow_key, pp_flow>(
+            [&](const pp_flow_key &, const pp_flow &) { s.flows++; });
+    }
     s.max_flows = flows.max_entries();
     return s;
 }
