@@ -3,7 +3,7 @@ BUILD ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: build deps test vmtest demo bench clean format
+.PHONY: build deps test vmtest demo bench deb clean format
 
 build: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
@@ -34,6 +34,12 @@ demo: deps
 bench: deps
 	$(MAKE) build
 	tools/bench/run.py $(BUILD) $(BENCH_ARGS)
+
+# The Debian package BUILD/ppinject_<version>_amd64.deb (debhelper, checked by lintian),
+# from the build directory as it is: tools/debian/ is the packaging, tools/deb.sh the steps.
+deb: deps
+	$(MAKE) build
+	tools/deb.sh $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cpp' '*.hpp')

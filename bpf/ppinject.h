@@ -111,14 +111,18 @@ struct pp_flow {
 
 /*
  * attachments: what a run attached, keyed by ifindex. Only userspace reads it: it lets
- * `ppinject detach` undo a run that was killed, and a new run adopt what an old one left.
+ * `ppinject detach` undo a run that was killed, a new run adopt what an old one left, and
+ * the health check (`status --check`, /healthz) tell which services an interface serves.
  */
+#define PP_ATTACHMENT_SERVICE_WORDS (PP_MAX_SERVICES / 32)
 struct pp_attachment {
     __u32 ingress_prog_id; /* 0: nothing of ours on ingress */
     __u32 egress_prog_id;  /* 0: nothing of ours on egress */
     __u8 created_clsact;   /* 1: ppinject created the clsact qdisc and may delete it */
     __u8 pad0[3];
     char ifname[16]; /* IFNAMSIZ, NUL-padded */
+    /* The UDP services that name this interface: bit id % 32 of word id / 32. */
+    __u32 services[PP_ATTACHMENT_SERVICE_WORDS];
 };
 #define PP_MAX_ATTACHMENTS 256
 

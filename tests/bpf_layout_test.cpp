@@ -95,7 +95,8 @@ const std::vector<Layout> &shared_structs() {
                   PP_FIELD(pp_attachment, egress_prog_id),   //
                   PP_FIELD(pp_attachment, created_clsact),   //
                   PP_FIELD(pp_attachment, pad0),             //
-                  PP_FIELD(pp_attachment, ifname)),
+                  PP_FIELD(pp_attachment, ifname),           //
+                  PP_FIELD(pp_attachment, services)),
         Layout{"pp_counters", sizeof(pp_counters), counter_fields(ppinject::kCounters)},
         PP_STRUCT(pp_tcp_peer,                         //
                   PP_FIELD(pp_tcp_peer, peer_cookie),  //

@@ -2,8 +2,8 @@
 // independent reader of the text format 0.0.4 (TYPE before samples, one group per family,
 // name and label syntax, escapes, numeric values, no duplicate series) and matches
 // `status --json` number for number; the HTTP server answers GET/HEAD/404/405/errors on
-// 127.0.0.1 and ::1, survives clients that send nothing, trickle or never read, and stops
-// promptly. Loopback only; every wait is bounded.
+// 127.0.0.1 and ::1, /healthz with 200 or 503 and the reason, survives clients that send
+// nothing, trickle or never read, and stops promptly. Loopback only; every wait is bounded.
 #include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -31,11 +31,17 @@
 #include "sys/kernel.hpp"
 #include "observe/metrics.hpp"
 #include "observe/metrics_server.hpp"
+#include "support/http_client.hpp"
 #include "sys/fd.hpp"
 
 namespace {
 
 using namespace ppinject;
+using pptest::connect_to;
+using pptest::get;
+using pptest::HttpResponse;
+using pptest::read_all;
+using pptest::roundtrip;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
@@ -487,117 +493,13 @@ Endpoint loopback4() {
     return *Endpoint::parse("127.0.0.1:0");
 }
 
-// A blocking client socket whose reads and writes give up after `timeout`.
-Fd connect_to(const Endpoint &at, std::chrono::milliseconds timeout = 5000ms) {
-    sockaddr_storage ss{};
-    socklen_t len = at.to_sockaddr(ss);
-    Fd fd(socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd) {
-        ADD_FAILURE() << "socket: " << std::strerror(errno);
-        return Fd();
-    }
-    timeval tv{static_cast<time_t>(timeout.count() / 1000),
-               static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
-    setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd.get(), reinterpret_cast<sockaddr *>(&ss), len) != 0) {
-        ADD_FAILURE() << "connect " << at.to_string() << ": " << std::strerror(errno);
-        return Fd();
-    }
-    return fd;
-}
-
-// Everything until EOF; `eof` says whether EOF came (rather than an error or the timeout).
-std::string read_all(int fd, bool *eof = nullptr, std::chrono::milliseconds budget = 5000ms) {
-    std::string out;
-    char buf[65536];
-    auto end = Clock::now() + budget;
-    if (eof) {
-        *eof = false;
-    }
-    while (Clock::now() < end) {
-        ssize_t n = recv(fd, buf, sizeof buf, 0);
-        if (n == 0 && eof) {
-            *eof = true;
-        }
-        if (n <= 0) {
-            break;
-        }
-        out.append(buf, static_cast<std::size_t>(n));
-    }
-    return out;
-}
-
-struct HttpResponse {
-    std::string status_line;
-    int status = 0;
-    std::map<std::string, std::string> headers;  // lower-case names
-    std::string body;
-};
-
-HttpResponse parse_response(const std::string &raw) {
-    HttpResponse r;
-    std::size_t end = raw.find("\r\n\r\n");
-    if (end == std::string::npos) {
-        ADD_FAILURE() << "no complete response head in: " << raw;
-        return r;
-    }
-    std::size_t pos = 0;
-    for (bool first = true; pos < end; first = false) {
-        std::size_t eol = raw.find("\r\n", pos);
-        std::string line = raw.substr(pos, eol - pos);
-        pos = eol + 2;
-        if (first) {
-            r.status_line = line;
-            if (line.rfind("HTTP/1.1 ", 0) != 0 || line.size() < 12) {
-                ADD_FAILURE() << "bad status line: " << line;
-                return r;
-            }
-            r.status = std::stoi(line.substr(9, 3));
-            continue;
-        }
-        std::size_t colon = line.find(':');
-        if (colon == std::string::npos) {
-            ADD_FAILURE() << "bad header line: " << line;
-            continue;
-        }
-        std::string name = line.substr(0, colon);
-        for (char &c : name) {
-            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        }
-        std::string value = line.substr(colon + 1);
-        value.erase(0, value.find_first_not_of(' '));
-        EXPECT_EQ(r.headers.count(name), 0u) << "header twice: " << name;
-        r.headers[name] = value;
-    }
-    r.body = raw.substr(end + 4);
-    return r;
-}
-
-// Sends `request` on a new connection and reads the response to EOF.
-HttpResponse roundtrip(const Endpoint &at, const std::string &request) {
-    Fd fd = connect_to(at);
-    if (!fd) {
-        return {};
-    }
-    EXPECT_EQ(send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL),
-              static_cast<ssize_t>(request.size()));
-    bool eof = false;
-    std::string raw = read_all(fd.get(), &eof);
-    fd.reset();
-    EXPECT_TRUE(eof) << "the server must close after its response (Connection: close)";
-    return parse_response(raw);
-}
-
-std::string get(const std::string &target, const std::string &method = "GET") {
-    return method + " " + target + " HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\n\r\n";
-}
-
-// A server whose body counts how often it was asked for.
+// A server whose body counts how often it was asked for, with a health answer tests set.
 struct Served {
     std::atomic<int> calls{0};
+    std::atomic<int> health_calls{0};
     std::mutex mu;  // tests change the body while the server thread may read it
     std::string body = "# HELP x y\n# TYPE x gauge\nx 1\n";
+    std::string health;  // "" healthy, else the reason
     MetricsServer server;
 
     explicit Served(const Endpoint &at = loopback4(), MetricsServerOptions opts = {})
@@ -608,11 +510,20 @@ struct Served {
                   std::lock_guard lock(mu);
                   return body;
               },
+              [this] {
+                  health_calls++;
+                  std::lock_guard lock(mu);
+                  return health;
+              },
               opts) {}
 
     void set_body(std::string b) {
         std::lock_guard lock(mu);
         body = std::move(b);
+    }
+    void set_health(std::string h) {
+        std::lock_guard lock(mu);
+        health = std::move(h);
     }
 };
 
@@ -672,7 +583,45 @@ TEST(MetricsServer, OtherPathsAndMethods) {
         EXPECT_EQ(r.headers["connection"], "close");
     }
     EXPECT_EQ(roundtrip(s.server.local_endpoint(), get("/nothing", "HEAD")).body, "");
+    EXPECT_EQ(roundtrip(s.server.local_endpoint(), get("/healthz", "POST")).status, 405);
+    EXPECT_EQ(roundtrip(s.server.local_endpoint(), get("/healthz/")).status, 404);
     EXPECT_EQ(s.calls.load(), 0) << "the body is made only for GET and HEAD of /metrics";
+    EXPECT_EQ(s.health_calls.load(), 0) << "the check runs only for GET and HEAD of /healthz";
+}
+
+TEST(MetricsServer, HealthzIsOkOr503WithTheReason) {
+    Served s;
+    const Endpoint &at = s.server.local_endpoint();
+    HttpResponse r = roundtrip(at, get("/healthz"));
+    EXPECT_EQ(r.status_line, "HTTP/1.1 200 OK");
+    EXPECT_EQ(r.body, "ok\n");
+    EXPECT_EQ(r.headers["content-type"], "text/plain; charset=utf-8");
+    EXPECT_EQ(roundtrip(at, get("/healthz?from=bird")).status, 200);
+
+    s.set_health("udp service \"dns\": interface eth9 is gone");
+    r = roundtrip(at, get("/healthz"));
+    EXPECT_EQ(r.status_line, "HTTP/1.1 503 Service Unavailable");
+    EXPECT_EQ(r.body, "udp service \"dns\": interface eth9 is gone\n");
+    r = roundtrip(at, get("/healthz", "HEAD"));
+    EXPECT_EQ(r.status, 503);
+    EXPECT_EQ(r.body, "");
+    EXPECT_EQ(r.headers["content-length"], "42");
+    // A reason is one line whatever the check returns.
+    s.set_health("two\nlines\r");
+    EXPECT_EQ(roundtrip(at, get("/healthz")).body, "two lines \n");
+    EXPECT_EQ(s.health_calls.load(), 5);
+    EXPECT_EQ(s.calls.load(), 0);
+}
+
+TEST(MetricsServer, HealthCheckThatThrowsIs503AndNoCheckIs404) {
+    MetricsServer server(
+        loopback4(), [] { return std::string(); },
+        []() -> std::string { throw std::runtime_error("no ppinject state at /sys/fs/bpf/x"); });
+    HttpResponse r = roundtrip(server.local_endpoint(), get("/healthz"));
+    EXPECT_EQ(r.status, 503) << "a check that cannot run must not say healthy";
+    EXPECT_EQ(r.body, "no ppinject state at /sys/fs/bpf/x\n");
+    MetricsServer metrics_only(loopback4(), [] { return std::string(); });
+    EXPECT_EQ(roundtrip(metrics_only.local_endpoint(), get("/healthz")).status, 404);
 }
 
 TEST(MetricsServer, MalformedRequests) {

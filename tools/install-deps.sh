@@ -31,6 +31,10 @@ vm_pkgs=(
 # load generator is compared with on the direct path (so the sink is shown not to be the
 # bottleneck); conntrack empties the front's connection tracking table between UDP runs.
 bench_pkgs=(gnuplot-nox iperf3 conntrack)
+# Debian package (make deb): debhelper and dpkg-dev build it, pandoc turns the man page
+# sources (tools/man/*.md) into roff, lintian checks the result; the package test reads
+# the pages with man-db's `man -l` and checks the unit with systemd's `systemd-analyze`.
+deb_pkgs=(debhelper dpkg-dev pandoc lintian man-db systemd)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps: must run as root (apt-get and mounting bpffs need it)" >&2
@@ -38,7 +42,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 missing=()
-for p in "${build_pkgs[@]}" "${test_pkgs[@]}" "${vm_pkgs[@]}" "${bench_pkgs[@]}"; do
+for p in "${build_pkgs[@]}" "${test_pkgs[@]}" "${vm_pkgs[@]}" "${bench_pkgs[@]}" "${deb_pkgs[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
     missing+=("$p")
   fi

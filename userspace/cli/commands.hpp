@@ -29,6 +29,7 @@ int run(const RunOptions &opts);
 struct InspectOptions {
     std::string bpffs = "/sys/fs/bpf/ppinject";
     bool json = false;
+    bool check = false;  // status: only the health check (observe/host_health.hpp), exit 0/1
 };
 int status(const InspectOptions &opts);
 int flows(const InspectOptions &opts);

@@ -4,6 +4,7 @@
 
 #include "cli/commands.hpp"
 #include "loader/privileges.hpp"
+#include "observe/host_health.hpp"
 #include "observe/inspect.hpp"
 #include "loader/pins.hpp"
 
@@ -21,6 +22,11 @@ bool allowed(const char *cmd, const std::vector<std::string> &caps) {
 int status(const InspectOptions &opts) {
     if (!allowed("status", kReadCaps)) {
         return 1;
+    }
+    if (opts.check) {
+        HostHealth h = check_host_health(opts.bpffs);
+        std::cout << (opts.json ? to_json(h).dump(2) : h.summary()) << "\n";
+        return h.ok() ? 0 : 1;
     }
     try {
         Snapshot s = read_snapshot(opts.bpffs);

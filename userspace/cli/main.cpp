@@ -127,12 +127,21 @@ int main(int argc, char **argv) {
         "status", "Show services, counters and attachments from the pinned maps");
     add_pin_root_options(status_cmd, status_opts.bpffs, status_cfg);
     status_cmd->add_flag("--json", status_opts.json, "Print JSON (the same counter names)");
+    status_cmd->add_flag("--check", status_opts.check,
+                         "Only check health: print 'ok' or the reason, exit 0 or 1");
     teach(status_cmd,
           "Show every service with its listen specs and counters (summed over CPUs), the "
           "interfaces ppinject is attached to and the UDP flow table size, read from the "
-          "pinned maps: works while 'run' is running, or after it was killed.",
-          "sudo ppinject status --json",
-          "0 printed, 1 no ppinject state under the pin root or unreadable maps, " + kUsage);
+          "pinned maps: works while 'run' is running, or after it was killed. With --check, "
+          "answer what GET /healthz on the metrics address answers, for a BGP speaker's or a "
+          "watchdog's health script: 'ok' when a run owns the pin root and every service is "
+          "served (each UDP service's interfaces exist and carry ppinject's tc programs, "
+          "each TCP service has its listening sockets), else the reason on one line, such "
+          "as 'udp service \"dns\": interface eth0 is gone'.",
+          "sudo ppinject status --check && echo healthy",
+          "0 printed (--check: healthy), 1 no ppinject state under the pin root, unreadable "
+          "maps (--check: not healthy, the reason printed), " +
+              kUsage);
 
     // flows
     InspectOptions flows_opts;

@@ -11,6 +11,7 @@
 #include "loader/libbpf_log.hpp"
 #include "config/config.hpp"
 #include "loader/datapath.hpp"
+#include "observe/host_health.hpp"
 #include "observe/inspect.hpp"
 #include "observe/metrics.hpp"
 #include "observe/metrics_server.hpp"
@@ -68,10 +69,16 @@ int run(const RunOptions &opts) {
         auto metrics_body = [root = dp.pin_root()] {
             return render_prometheus(read_snapshot(root), BuildInfo{PPINJECT_VERSION});
         };
+        // /healthz is `status --check`: the same check, from the same pins.
+        auto health = [root = dp.pin_root()] {
+            HostHealth h = check_host_health(root);
+            return h.ok() ? std::string() : h.summary();
+        };
         std::unique_ptr<MetricsServer> metrics;
         if (cfg.global.metrics) {
-            metrics = std::make_unique<MetricsServer>(*cfg.global.metrics, metrics_body);
-            log_line("metrics: http://" + metrics->local_endpoint().to_string() + "/metrics");
+            metrics = std::make_unique<MetricsServer>(*cfg.global.metrics, metrics_body, health);
+            log_line("metrics: http://" + metrics->local_endpoint().to_string() +
+                     "/metrics, health: /healthz");
         }
         log_line("running: " + std::to_string(cfg.services.size()) + " services, maps pinned at " +
                  dp.pin_root() + "; SIGHUP reloads, SIGINT/SIGTERM detaches");
@@ -91,11 +98,14 @@ int run(const RunOptions &opts) {
                     next.global.bpffs = cfg.global.bpffs;
                     next.global.udp_max_flows = cfg.global.udp_max_flows;
                 }
-                // New listeners first: a failure there changes nothing.
+                // What can be refused without changing anything first (an interface
+                // that does not exist), then new listeners: a failure there changes nothing.
+                Datapath::check(next);
                 std::unique_ptr<MetricsServer> fresh;
                 bool new_metrics = next.global.metrics != cfg.global.metrics;
                 if (new_metrics && next.global.metrics) {
-                    fresh = std::make_unique<MetricsServer>(*next.global.metrics, metrics_body);
+                    fresh =
+                        std::make_unique<MetricsServer>(*next.global.metrics, metrics_body, health);
                 }
                 tcp.apply(next);
                 dp.apply(next);

@@ -30,7 +30,36 @@
 #include "udp.skel.h"
 
 namespace ppinject {
+
+// An interface the UDP services name: its index in this network namespace, whether an SPP
+// service needs the egress program, and which services it serves.
+struct WantedInterface {
+    int ifindex = 0;
+    bool egress = false;
+    std::uint32_t services[PP_ATTACHMENT_SERVICE_WORDS] = {};
+};
+
 namespace {
+
+// By name. Throws naming the first interface this network namespace does not have, before
+// anything is changed.
+std::map<std::string, WantedInterface> wanted_interfaces(const Config &cfg) {
+    std::map<std::string, WantedInterface> out;
+    for (const auto &svc : cfg.services) {
+        if (svc.protocol != Protocol::udp) {
+            continue;
+        }
+        for (const auto &ifname : svc.interfaces) {
+            WantedInterface &w = out[ifname];
+            if (w.ifindex == 0) {
+                w.ifindex = interface_index(ifname);
+            }
+            w.egress = w.egress || svc.header == HeaderMode::spp;
+            w.services[svc.id / 32] |= std::uint32_t{1} << (svc.id % 32);
+        }
+    }
+    return out;
+}
 
 // Map keys ordered by their bytes, as the kernel compares them.
 struct BytesLess {
@@ -126,20 +155,6 @@ void sync_map(int fd, const char *name, const Entries<Key> &want) {
             throw std::runtime_error(error_text(std::string("delete from ") + name + " map", err));
         }
     }
-}
-
-// Interfaces the UDP services name -> whether an SPP service needs the egress program.
-std::map<std::string, bool> wanted_interfaces(const Config &cfg) {
-    std::map<std::string, bool> out;
-    for (const auto &svc : cfg.services) {
-        if (svc.protocol != Protocol::udp) {
-            continue;
-        }
-        for (const auto &ifname : svc.interfaces) {
-            out[ifname] = out[ifname] || svc.header == HeaderMode::spp;
-        }
-    }
-    return out;
 }
 
 // Pinned map at `path` matches what `map` would create: same type, key, value, size, flags.
@@ -332,8 +347,13 @@ Datapath::Datapath(const Config &cfg, LogFn log) : root_(cfg.global.bpffs), log_
 Datapath::~Datapath() = default;
 
 void Datapath::apply(const Config &cfg) {
+    std::map<std::string, WantedInterface> want = wanted_interfaces(cfg);
     sync_services(cfg);
-    sync_interfaces(cfg);
+    sync_interfaces(want);
+}
+
+void Datapath::check(const Config &cfg) {
+    wanted_interfaces(cfg);
 }
 
 void Datapath::sync_services(const Config &cfg) {
@@ -348,9 +368,8 @@ void Datapath::sync_services(const Config &cfg) {
     sync_ports(ports, want.udp_ports, false);
 }
 
-void Datapath::sync_interfaces(const Config &cfg) {
+void Datapath::sync_interfaces(const std::map<std::string, WantedInterface> &want) {
     int fd = bpf_map__fd(udp_->maps.attachments);
-    std::map<std::string, bool> want = wanted_interfaces(cfg);
     std::uint32_t ingress_id = prog_id(udp_->progs.udp_ingress);
     std::uint32_t egress_id = prog_id(udp_->progs.udp_egress);
 
@@ -361,14 +380,16 @@ void Datapath::sync_interfaces(const Config &cfg) {
             recorded[std::string(a.ifname, strnlen(a.ifname, sizeof a.ifname))] = {ifindex, a};
         });
 
-    for (const auto &[ifname, egress] : want) {
-        int ifindex = interface_index(ifname);
+    for (const auto &[ifname, w] : want) {
+        int ifindex = w.ifindex;
+        bool egress = w.egress;
         pp_attachment a{};
         auto old = recorded.find(ifname);
         if (old != recorded.end() && old->second.first == static_cast<std::uint32_t>(ifindex)) {
             a = old->second.second;
         }
         std::strncpy(a.ifname, ifname.c_str(), sizeof a.ifname - 1);
+        std::memcpy(a.services, w.services, sizeof a.services);
         if (ensure_clsact(ifindex, ifname)) {
             a.created_clsact = 1;
             log_("created clsact qdisc on " + ifname);
@@ -395,23 +416,29 @@ void Datapath::sync_interfaces(const Config &cfg) {
         log_("attached tc ingress" + std::string(egress ? " and egress" : "") + " on " + ifname);
     }
 
-    // Interfaces no service names any more.
+    // Interfaces no service names any more, and records of interfaces deleted under the
+    // running daemon (gone, or re-created under a new index and attached again above).
     for (const auto &[ifname, entry] : recorded) {
-        if (want.count(ifname)) {
+        auto [ifindex, a] = entry;
+        auto w = want.find(ifname);
+        if (w != want.end() && static_cast<std::uint32_t>(w->second.ifindex) == ifindex) {
             continue;
         }
-        auto [ifindex, a] = entry;
-        for (TcHook hook : {TcHook::ingress, TcHook::egress}) {
-            tc_detach(static_cast<int>(ifindex), ifname, hook);
-        }
-        if (a.created_clsact) {
-            destroy_clsact(static_cast<int>(ifindex), ifname);
+        bool there = interface_is(static_cast<int>(ifindex), ifname);
+        if (there) {
+            for (TcHook hook : {TcHook::ingress, TcHook::egress}) {
+                tc_detach(static_cast<int>(ifindex), ifname, hook);
+            }
+            if (a.created_clsact) {
+                destroy_clsact(static_cast<int>(ifindex), ifname);
+            }
         }
         if (bpf_map_delete_elem(fd, &ifindex) != 0) {
             int err = -errno;
             log_(error_text("forget the attachment of " + ifname, err));  // detach retries
         }
-        log_("detached from " + ifname);
+        log_(there ? "detached from " + ifname
+                   : "forgot interface " + ifname + ": it is gone, and its filters with it");
     }
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -21,6 +22,8 @@ struct pp_tcp_conn;
 namespace ppinject {
 
 using LogFn = std::function<void(const std::string &)>;
+
+struct WantedInterface;
 
 // PID of the `ppinject run` that owns pin root `root` (holds its lock), or 0.
 long pin_root_owner(const std::string &root);
@@ -39,9 +42,14 @@ class Datapath {
 
     // Applies a new configuration to the running data path: services added, changed and
     // removed in the map, interfaces attached and detached. Entries of unchanged services
-    // and live flows are not disturbed. Throws on failure (the old state may be partly
-    // replaced; the caller logs it and keeps running).
+    // and live flows are not disturbed. Throws on failure: an interface that does not exist
+    // changes nothing; a later failure (the kernel refusing an attach or a map update) may
+    // leave the old state partly replaced, which the health check then reports. The caller
+    // logs it and keeps running.
     void apply(const Config &cfg);
+    // Throws what apply() would refuse before changing anything (an interface that does not
+    // exist), so a reload can fail before other parts (the TCP listeners) change.
+    static void check(const Config &cfg);
 
     const std::string &pin_root() const { return root_; }
 
@@ -61,7 +69,7 @@ class Datapath {
     void load_udp(const Config &cfg);
     void load_tcp();
     void sync_services(const Config &cfg);
-    void sync_interfaces(const Config &cfg);
+    void sync_interfaces(const std::map<std::string, WantedInterface> &want);
 
     // An array map mmap()ed into this process, unmapped when this goes.
     class Mapping {

@@ -77,8 +77,8 @@ std::array<bpf_map *, 6> adopted_maps(const udp_bpf &udp) {
             udp.maps.counters, udp.maps.udp_flows,     udp.maps.attachments};
 }
 
-std::array<bpf_map *, 2> run_maps(const tcp_bpf &tcp) {
-    return {tcp.maps.tcp_socks, tcp.maps.tcp_stats};
+std::array<bpf_map *, 3> run_maps(const tcp_bpf &tcp) {
+    return {tcp.maps.tcp_listen, tcp.maps.tcp_socks, tcp.maps.tcp_stats};
 }
 
 const udp_bpf &udp_object() {
@@ -114,10 +114,9 @@ int detach_all(const std::string &root, const std::function<void(const std::stri
             });
     }
     for (const auto &[ifindex, a] : recorded) {
-        char name[IF_NAMESIZE] = {};
-        std::string recorded_name(a.ifname, strnlen(a.ifname, sizeof a.ifname));
-        if (!if_indextoname(static_cast<unsigned>(ifindex), name) || recorded_name != name) {
-            log("interface " + recorded_name + " is gone; its filters went with it");
+        std::string name(a.ifname, strnlen(a.ifname, sizeof a.ifname));
+        if (!interface_is(ifindex, name)) {
+            log("interface " + name + " is gone; its filters went with it");
         } else {
             for (TcHook hook : {TcHook::ingress, TcHook::egress}) {
                 auto id = tc_query(ifindex, hook);

@@ -18,9 +18,10 @@ namespace ppinject {
 // The UDP object's maps that are pinned. A new run adopts them when their layout matches:
 // flows and counters carry on.
 std::array<bpf_map *, 6> adopted_maps(const udp_bpf &udp);
-// The TCP object's maps pinned for inspection only: their sockets live and die with the
-// run, so each run pins fresh ones.
-std::array<bpf_map *, 2> run_maps(const tcp_bpf &tcp);
+// The TCP object's maps pinned for inspection only (tcp_listen: whether a transparent
+// service has a listener, for the health check): their sockets live and die with the run,
+// so each run pins fresh ones.
+std::array<bpf_map *, 3> run_maps(const tcp_bpf &tcp);
 
 // The BPF objects opened from the skeletons (never loaded), for the names of their maps
 // and programs where nothing is loaded: detach, status, flows. Opened once per process;

@@ -34,6 +34,11 @@ int interface_index(const std::string &ifname) {
     return static_cast<int>(idx);
 }
 
+bool interface_is(int ifindex, const std::string &ifname) {
+    char name[IF_NAMESIZE] = {};
+    return if_indextoname(static_cast<unsigned>(ifindex), name) && ifname == name;
+}
+
 bool ensure_clsact(int ifindex, const std::string &ifname) {
     QuietLibbpf quiet;  // EEXIST ("exclusivity flag on") means it is there already
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);

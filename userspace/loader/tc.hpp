@@ -38,4 +38,9 @@ void destroy_clsact(int ifindex, const std::string &ifname);
 // Interface index of `ifname` in this network namespace; throws with a clear message.
 int interface_index(const std::string &ifname);
 
+// Whether `ifindex` still names interface `ifname` in this network namespace (false once
+// the interface is deleted, or renamed; its filters went with it, or are not the ones
+// recorded under that name).
+bool interface_is(int ifindex, const std::string &ifname);
+
 }  // namespace ppinject

@@ -145,6 +145,10 @@ std::string on_error_name(std::uint8_t mode) {
     return std::string(name_of_kernel(kOnErrorNames, mode).value_or("drop"));
 }
 
+std::string ServiceView::name() const {
+    return name_of(value);
+}
+
 std::vector<std::pair<std::string_view, std::uint64_t>> counters_of(const ServiceView &svc) {
     std::vector<std::pair<std::string_view, std::uint64_t>> out;
     if (svc.protocol == IPPROTO_TCP) {
@@ -159,7 +163,7 @@ std::vector<std::pair<std::string_view, std::uint64_t>> counters_of(const Servic
     return out;
 }
 
-Snapshot read_snapshot(const std::string &root) {
+Snapshot read_snapshot(const std::string &root, FlowTable flow_table) {
     const udp_bpf &udp = udp_object();
     PinnedMap services(root, udp.maps.services), counters(root, udp.maps.counters),
         flows(root, udp.maps.udp_flows), attachments(root, udp.maps.attachments);
@@ -177,7 +181,8 @@ Snapshot read_snapshot(const std::string &root) {
     Fd tcp_stats(bpf_obj_get(pin_path(root, tcp_object().maps.tcp_stats).c_str()));
     for (auto &[id, entry] : by_id) {
         auto &[view, keys] = entry;
-        view.listen = fold_listen(std::move(keys));
+        view.keys = std::move(keys);
+        view.listen = fold_listen(view.keys);
         view.counters = sum_counters(counters.fd(), id);
         if (tcp_stats) {
             bpf_map_lookup_elem(tcp_stats.get(), &id, &view.tcp);
@@ -193,7 +198,10 @@ Snapshot read_snapshot(const std::string &root) {
     std::sort(s.attachments.begin(), s.attachments.end(),
               [](const auto &a, const auto &b) { return a.ifname < b.ifname; });
 
-    flows.for_each<pp_flow_key, pp_flow>([&](const pp_flow_key &, const pp_flow &) { s.flows++; });
+    if (flow_table == FlowTable::count) {
+        flows.for_each<pp_flow_key, pp_flow>(
+            [&](const pp_flow_key &, const pp_flow &) { s.flows++; });
+    }
     s.max_flows = flows.max_entries();
     return s;
 }

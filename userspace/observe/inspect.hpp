@@ -18,9 +18,12 @@ namespace ppinject {
 struct ServiceView {
     pp_service value{};
     std::uint8_t protocol = 0;
+    std::vector<pp_service_key> keys;  // its entries in `services`
     std::vector<std::string> listen;
     pp_counters counters{};  // UDP services
     pp_tcp_stats tcp{};      // TCP services (zero when no run pinned tcp_stats)
+
+    std::string name() const;
 };
 
 // A service's counters by name: kCounters for UDP, kTcpStats for TCP services. The one
@@ -37,7 +40,7 @@ struct AttachmentView {
 struct Snapshot {
     std::vector<ServiceView> services;  // by id
     std::vector<AttachmentView> attachments;
-    std::uint64_t flows = 0;      // entries in udp_flows
+    std::uint64_t flows = 0;      // entries in udp_flows (0 with FlowTable::skip)
     std::uint64_t max_flows = 0;  // its capacity
 };
 
@@ -51,9 +54,13 @@ struct FlowView {
     double idle_s = 0;
 };
 
+// Whether read_snapshot counts the entries of udp_flows: one syscall per flow, which a
+// frequent caller (the health check) has no use for.
+enum class FlowTable { count, skip };
+
 // Reads the pins under `root`. Throws std::runtime_error naming the missing pin when there
 // is no ppinject state there.
-Snapshot read_snapshot(const std::string &root);
+Snapshot read_snapshot(const std::string &root, FlowTable flow_table = FlowTable::count);
 std::vector<FlowView> read_flows(const std::string &root);
 
 // Text for people and JSON for machines; counter names are those of PP_COUNTER_LIST.

@@ -78,6 +78,8 @@ std::string_view reason_phrase(int status) {
             return "Request Header Fields Too Large";
         case 500:
             return "Internal Server Error";
+        case 503:
+            return "Service Unavailable";
         case 505:
             return "HTTP Version Not Supported";
     }
@@ -143,8 +145,26 @@ std::vector<std::string_view> split_lines(std::string_view head) {
     return lines;
 }
 
+// The /healthz response: 200 "ok" or 503 with the reason, one line either way.
+std::string health_response(const MetricsServer::HealthFn &health, bool head) {
+    std::string reason;
+    try {
+        reason = health();
+    } catch (const std::exception &e) {
+        reason = e.what();
+        reason = reason.empty() ? "health check failed" : reason;
+    } catch (...) {
+        reason = "health check failed";
+    }
+    std::replace_if(
+        reason.begin(), reason.end(), [](char c) { return c == '\r' || c == '\n'; }, ' ');
+    return make_response(reason.empty() ? 200 : 503, "text/plain; charset=utf-8",
+                         (reason.empty() ? "ok" : reason) + "\n", head);
+}
+
 // Answers one complete request head.
-std::string respond(std::string_view head, const MetricsServer::BodyFn &body) {
+std::string respond(std::string_view head, const MetricsServer::BodyFn &body,
+                    const MetricsServer::HealthFn &health) {
     std::vector<std::string_view> lines = split_lines(head);
     // RFC 9112 2.2: a server SHOULD ignore at least one empty line before the request line.
     while (!lines.empty() && lines.front().empty()) {
@@ -200,11 +220,15 @@ std::string respond(std::string_view head, const MetricsServer::BodyFn &body) {
         path = slash == std::string_view::npos ? "/" : path.substr(slash);
     }
     path = path.substr(0, path.find_first_of("?#"));
-    if (path != "/metrics") {
+    bool healthz = path == "/healthz" && health;
+    if (path != "/metrics" && !healthz) {
         return error_response(404, head_only);
     }
     if (method != "GET" && method != "HEAD") {
         return error_response(405, head_only);
+    }
+    if (healthz) {
+        return health_response(health, head_only);
     }
     std::string text;
     try {
@@ -230,8 +254,9 @@ struct Conn {
 
 }  // namespace
 
-MetricsServer::MetricsServer(const Endpoint &at, BodyFn body, MetricsServerOptions opts)
-    : body_(std::move(body)), opts_(opts), local_(at) {
+MetricsServer::MetricsServer(const Endpoint &at, BodyFn body, HealthFn health,
+                             MetricsServerOptions opts)
+    : body_(std::move(body)), health_(std::move(health)), opts_(opts), local_(at) {
     sockaddr_storage ss{};
     socklen_t len = at.to_sockaddr(ss);
     listen_fd_.reset(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -342,7 +367,7 @@ void MetricsServer::serve() {
             c.in.append(buf, static_cast<std::size_t>(n));
             std::string_view window(c.in.data(), std::min(c.in.size(), opts_.max_request_bytes));
             if (auto len = head_length(window)) {
-                c.out = respond(window.substr(0, *len), body_);
+                c.out = respond(window.substr(0, *len), body_, health_);
             } else if (c.in.size() >= opts_.max_request_bytes) {
                 c.out = error_response(431, false);
             } else {

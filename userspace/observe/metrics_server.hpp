@@ -1,6 +1,6 @@
-// A deliberately small HTTP/1.1 server for a Prometheus scrape endpoint: GET and HEAD on
-// /metrics, one request per connection (Connection: close), on its own thread. It knows
-// nothing about BPF: the body comes from a callback.
+// A deliberately small HTTP/1.1 server for a Prometheus scrape endpoint and a health check:
+// GET and HEAD on /metrics and /healthz, one request per connection (Connection: close), on
+// its own thread. It knows nothing about BPF: the answers come from callbacks.
 //
 // One thread multiplexes every connection with poll(), and each connection has one deadline
 // for its whole life (request in, response out), so a client that sends nothing, trickles a
@@ -33,11 +33,17 @@ class MetricsServer {
     // Produces the /metrics body. Runs on the server's thread, once per GET or HEAD; an
     // exception becomes a 500 whose body is its what().
     using BodyFn = std::function<std::string()>;
+    // Produces the /healthz answer: "" when healthy (200, body "ok"), else the reason on one
+    // line (503, the reason as the body). Runs on the server's thread, once per GET or HEAD;
+    // an exception is a 503 whose body is its what(): a check that cannot run is a failed
+    // check. Without one, /healthz is 404.
+    using HealthFn = std::function<std::string()>;
 
     // Binds and listens at `at` before returning (port 0 picks a free port; "[::]" takes
     // IPv4 too), then serves on a new thread. Throws std::runtime_error with one line such
     // as "metrics: bind 127.0.0.1:9477: Address already in use".
-    MetricsServer(const Endpoint &at, BodyFn body, MetricsServerOptions opts = {});
+    MetricsServer(const Endpoint &at, BodyFn body, HealthFn health = {},
+                  MetricsServerOptions opts = {});
     // stop().
     ~MetricsServer();
     MetricsServer(const MetricsServer &) = delete;
@@ -54,6 +60,7 @@ class MetricsServer {
     void serve();
 
     BodyFn body_;
+    HealthFn health_;
     MetricsServerOptions opts_;
     Endpoint local_;
     Fd listen_fd_;
