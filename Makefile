@@ -3,7 +3,7 @@ BUILD ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: build deps test vmtest demo bench deb clean format
+.PHONY: build deps test test-asan fuzz vmtest demo bench deb clean format
 
 build: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
@@ -18,6 +18,26 @@ deps:
 test: deps
 	$(MAKE) build
 	cd $(BUILD) && ctest --output-on-failure
+
+# The tests again in an ASan + UBSan build of its own (any report fails the test):
+# ASAN_TESTS is the ctest regex, by default the unit tests (codec, config, CLI, fuzz
+# replays) and the namespace tests that run the daemon (lifecycle, TCP relays, UDP).
+ASAN_BUILD ?= build-asan
+ASAN_TESTS ?= .
+test-asan: deps
+	cmake -S . -B $(ASAN_BUILD) $(CMAKE_FLAGS) -DPPINJECT_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ctest --output-on-failure -R '$(ASAN_TESTS)'
+
+# The libFuzzer targets of tests/fuzz/ (clang, ASan + UBSan) in a build of their own, each
+# replaying its seeds and regressions and then fuzzing for FUZZ_SECONDS; any finding fails.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	cmake -S . -B $(FUZZ_BUILD) $(CMAKE_FLAGS) -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_CXX_COMPILER=clang++ -DPPINJECT_FUZZ=ON
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz.sh $(FUZZ_BUILD) $(FUZZ_TARGETS)
 
 # The kernel-level tests again, inside a VM on Debian's 6.1 LTS kernel (or KERNEL=vmlinuz|.deb).
 # tools/vmtest.sh --help has the options; PPINJECT_VMTEST_REGEX=... narrows the tests.

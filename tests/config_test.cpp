@@ -518,7 +518,10 @@ INSTANTIATE_TEST_SUITE_P(
                           "(line 2: "},
                       Bad{"unterminated string", "[global]\nbpffs = \"/x\n", 2, "TOML syntax: "},
                       Bad{"missing value", "[global]\nbpffs =\n", 2, "missing value"},
-                      Bad{"two values", "[global]\nudp_max_flows = 1 2\n", 2, "expected newline"}),
+                      Bad{"two values", "[global]\nudp_max_flows = 1 2\n", 2, "expected newline"},
+                      // toml11 places this error on line 2 (after the newline it adds).
+                      Bad{"error at the end of a file without a final newline", "i=[", 1,
+                          "(line 1: array starts here)"}),
     name_of);
 
 INSTANTIATE_TEST_SUITE_P(

@@ -277,7 +277,10 @@ toml_value parse_toml(std::string_view text, const std::string &display_path) {
         return toml::parse<toml::discard_comments>(in, display_path);
     } catch (const toml::exception &e) {
         auto line = static_cast<unsigned>(e.location().line());
-        throw ConfigError(display_path, line ? line : 1, syntax_reason(e.what(), line));
+        // toml11 adds a newline to a text that lacks one and reports an error at the end
+        // on the line after it, which the file does not have.
+        auto last = static_cast<unsigned>(std::count(text.begin(), text.end(), '\n')) + 1;
+        throw ConfigError(display_path, std::clamp(line, 1u, last), syntax_reason(e.what(), line));
     }
 }
 
