@@ -21,6 +21,7 @@
 
 #include "codec/proxy.hpp"
 #include "config/config.hpp"
+#include "support/decode_exact.hpp"
 #include "support/endpoint.hpp"
 #include "tcp/header.hpp"
 
@@ -30,6 +31,7 @@ using namespace ppinject;
 using ppinject::tcp::build_header;
 using ppinject::tcp::ConnectionFacts;
 using ppinject::tcp::max_header_len;
+using pptest::Decoded;
 using pptest::ep;
 using V = std::vector<std::uint8_t>;
 
@@ -102,11 +104,6 @@ Built build(const Service &svc, const ConnectionFacts &f, std::size_t size) {
     }
     return b;
 }
-
-// A decoded header together with the bytes its views (TLVs, names) point into.
-struct Decoded : proxy::AnyHeader {
-    std::shared_ptr<const V> bytes;
-};
 
 // Builds into a buffer of max_header_len(svc) and decodes the result, which must be one
 // whole header, nothing more and nothing less.

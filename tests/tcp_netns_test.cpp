@@ -37,6 +37,7 @@
 #include <nlohmann/json.hpp>
 
 #include "codec/proxy.hpp"
+#include "support/decode_exact.hpp"
 #include "support/hosts.hpp"
 #include "support/privileges.hpp"
 #include "support/process.hpp"
@@ -223,19 +224,21 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
     }
 
     // Reads the PROXY header at the start of a backend connection.
-    proxy::AnyHeader read_header(int fd) {
-        std::string got;
-        proxy::AnyHeader h;
+    pptest::Decoded read_header(int fd) {
+        std::vector<std::uint8_t> got;
+        pptest::Decoded h;
         for (;;) {
-            char c;
+            std::uint8_t c;
             if (recv(fd, &c, 1, 0) != 1) {  // byte by byte: nothing past the header
                 ADD_FAILURE() << "connection ended inside the header";
                 return h;
             }
             got.push_back(c);
-            auto st = proxy::decode_any(
-                {reinterpret_cast<const std::uint8_t *>(got.data()), got.size()}, h);
+            auto st = proxy::decode_any(got, h);
             if (st.ok()) {
+                // Decoded again from the bytes it keeps: its views point into them.
+                h.bytes = std::make_shared<const std::vector<std::uint8_t>>(std::move(got));
+                proxy::decode_any(*h.bytes, h);
                 return h;
             }
             if (st.error != proxy::Error::need_more) {
@@ -252,7 +255,7 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
         Endpoint client = local_of(c.get());
         send_all(c.get(), "ping");
         Fd b = accept_backend(backend_v4);
-        proxy::AnyHeader h = read_header(b.get());
+        pptest::Decoded h = read_header(b.get());
         if (h.kind == proxy::Kind::v1) {
             EXPECT_EQ(h.v1.source, client);
             EXPECT_EQ(h.v1.destination, to);
@@ -390,12 +393,13 @@ class CountingStream {
         return buf_;
     }
 
-    // Stream offset of the bytes at `p` (at least 16 of them), if they are from the stream.
-    static std::optional<std::size_t> offset_of(const char *p) {
-        for (std::size_t shift = 0; shift < 8; shift++) {
+    // Stream offset of the start of `bytes`, if they are from the stream: two whole words
+    // must be in them, so an offset 8k + r needs 16 + (8 - r) % 8 bytes (23 at most).
+    static std::optional<std::size_t> offset_of(std::string_view bytes) {
+        for (std::size_t shift = 0; shift < 8 && shift + 16 <= bytes.size(); shift++) {
             std::uint64_t w0, w1;
-            std::memcpy(&w0, p + shift, 8);
-            std::memcpy(&w1, p + shift + 8, 8);
+            std::memcpy(&w0, bytes.data() + shift, 8);
+            std::memcpy(&w1, bytes.data() + shift + 8, 8);
             std::uint64_t k = w0 * inverse() - 1;
             if ((k + 2) * kMix == w1) {
                 return k * 8 - shift;
@@ -457,7 +461,8 @@ std::size_t receive_stream(int fd) {
                 }
                 std::string why = "fewer than 16 bytes left in this read to tell";
                 if (static_cast<std::size_t>(n) - (i + d) >= 16) {
-                    auto from = CountingStream::offset_of(buf.data() + i + d);
+                    auto from = CountingStream::offset_of(std::string_view(
+                        buf.data() + i + d, static_cast<std::size_t>(n) - (i + d)));
                     why = !from ? "those bytes are not from the stream"
                           : *from < pos + d
                               ? "they are bytes from offset " + std::to_string(*from) + ": " +
@@ -482,9 +487,12 @@ TEST(CountingStream, BytesNameTheirOffset) {
     two += s.block(1);
     for (std::size_t at : {0ul, 1ul, 7ul, 8ul, 12345ul, CountingStream::kBlock - 9,
                            2 * CountingStream::kBlock - 16}) {
-        EXPECT_EQ(CountingStream::offset_of(two.data() + at), at);
+        EXPECT_EQ(CountingStream::offset_of(std::string_view(two).substr(at)), at);
     }
-    EXPECT_EQ(CountingStream::offset_of(random_bytes(16, 4).data()), std::nullopt);
+    EXPECT_EQ(CountingStream::offset_of(random_bytes(16, 4)), std::nullopt);
+    // Too few bytes to hold two whole words: no answer, and nothing read past them.
+    EXPECT_EQ(CountingStream::offset_of(std::string_view(two).substr(1, 22)), std::nullopt);
+    EXPECT_EQ(CountingStream::offset_of(std::string_view(two).substr(1, 23)), 1u);
 }
 
 TEST(CountingStream, ReceiverNamesRepeatedAndSkippedBytes) {
@@ -512,7 +520,7 @@ TEST_P(TcpNetns, RetransmissionOverlappingQueuedBytesPassesThemOnce) {
     pptest::TunTcpClient client(*front_, "tn0", "192.0.2.130");
     ASSERT_TRUE(client.connect("192.0.2.1", 7000, 40000));
     Fd b = accept_backend(true);
-    proxy::AnyHeader h = read_header(b.get());
+    pptest::Decoded h = read_header(b.get());
     ASSERT_EQ(h.kind, proxy::Kind::v1);
     EXPECT_EQ(h.v1.source, ep("192.0.2.130:40000"));
 
@@ -702,7 +710,7 @@ TEST_P(TcpNetns, HealthChecksTakeBackendsOutAndBackIn) {
             }
             Fd b(accept4(l, nullptr, nullptr, SOCK_CLOEXEC));
             set_timeouts(b.get());
-            proxy::AnyHeader h = read_header(b.get());
+            pptest::Decoded h = read_header(b.get());
             if (h.kind == proxy::Kind::v2 && h.v2.command == proxy::Command::proxy) {
                 return read_exactly(b.get(), 2) == "hi";
             }
@@ -742,7 +750,7 @@ TEST_P(TcpNetns, SniOfATlsClientBecomesTheAuthority) {
                             "", std::chrono::seconds(10));
     });
     Fd b = accept_backend(false);
-    proxy::AnyHeader h = read_header(b.get());
+    pptest::Decoded h = read_header(b.get());
     b.reset();  // no TLS server here: s_client gives up
     tls.join();
     ASSERT_EQ(h.kind, proxy::Kind::v2);
@@ -1022,7 +1030,7 @@ TEST_P(TcpNetns, AThousandConcurrentConnections) {
         if (backends.back().get() < 0) {
             FAIL() << "only " << i << " connections arrived";
         }
-        proxy::AnyHeader h = read_header(backends.back().get());
+        pptest::Decoded h = read_header(backends.back().get());
         std::string line;
         char ch;
         while (recv(backends.back().get(), &ch, 1, 0) == 1 && ch != '\n') {

@@ -1,5 +1,6 @@
 // The codec tests' way to call a decoder: on an exact-size heap copy of the input, so a read
-// past its end is a real overread that AddressSanitizer or valgrind reports.
+// past its end is a real overread that AddressSanitizer or valgrind reports; and a decoded
+// header that owns the bytes its views point into.
 #pragma once
 
 #include <algorithm>
@@ -10,6 +11,12 @@
 #include "codec/proxy.hpp"
 
 namespace pptest {
+
+// A decoded header together with the bytes its views (v2 TLVs, UNIX paths) point into, so
+// it can be returned and copied without its views dangling.
+struct Decoded : ppinject::proxy::AnyHeader {
+    std::shared_ptr<const std::vector<std::uint8_t>> bytes;
+};
 
 // `decode` (decode_v1, decode_v2, decode_spp, decode_any) on a copy of `in`. The copy lives
 // until the next call with the same header type and decoder, so views into it that `out`
