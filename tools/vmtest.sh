@@ -5,7 +5,7 @@
 # out. By default it boots Debian bookworm's generic 6.1 LTS and then its 6.12 backport, one
 # VM each (apt-get download, cached), and reports per kernel.
 # The exit status is the command's; a VM that cannot start, dies, panics or hangs fails.
-# How to run it and what it costs: README.md, "Testing on another kernel"; the measured facts
+# How to run it and what it costs: README.md, "Kernels" and "Testing on other kernels"; the measured facts
 # it is built on: the design notes, notes/vmtest.md beside DESIGN.md ("Tests").
 set -euo pipefail
 
@@ -32,7 +32,7 @@ Options:
                    directory; default: next to the vmlinuz if unpacked from a .deb, else
                    /lib/modules/<version>)
   --timeout SECS   whole-VM time limit per kernel, boot included (default $VMTEST_TIMEOUT
-                   or 1500)
+                   or 2400)
   --mem MB         guest memory; the overlay's writes live in it (default 2048)
   --smp N          guest CPUs (default: host CPUs, at most 4)
   --out DIR        keep the results share here (cmd.sh, rc, console.log, summary, verdict,
@@ -75,7 +75,7 @@ here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)
 repo=$(dirname "$here")
 vmdir=$here/vm
 
-tree='' kernels=() modules_arg='' timeout_s=${VMTEST_TIMEOUT:-1500} mem=2048 out_arg='' verbose=0
+tree='' kernels=() modules_arg='' timeout_s=${VMTEST_TIMEOUT:-2400} mem=2048 out_arg='' verbose=0
 smp=$(nproc 2>/dev/null || echo 1)
 [ "$smp" -le 4 ] || smp=4
 while [ $# -gt 0 ]; do
