@@ -40,8 +40,10 @@ fuzz: deps
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz.sh $(FUZZ_BUILD) $(FUZZ_TARGETS)
 
-# The kernel-level tests again, inside a VM on Debian's 6.1 LTS kernel (or KERNEL=vmlinuz|.deb).
-# tools/vmtest.sh --help has the options; PPINJECT_VMTEST_REGEX=... narrows the tests.
+# The kernel-level tests again, in a VM on Debian's 6.1 LTS kernel, then in one on its 6.12
+# (one result line each; any failure fails). KERNEL=6.12 (a Debian series), KERNEL=x.deb or
+# KERNEL=vmlinuz picks one. tools/vmtest.sh --help has the options; PPINJECT_VMTEST_REGEX=...
+# narrows the tests.
 vmtest: deps
 	$(MAKE) build
 	VMTEST_BUILD=$(BUILD) tools/vmtest.sh $(KERNEL)

@@ -2,39 +2,50 @@
 # Run commands (by default the kernel-level tests) inside a VM on another kernel, virtme style:
 # the host's / shared read-only over virtio-9p with a tmpfs overlay on top, so the repository
 # and build tree are visible at the same paths; a second, writable 9p share carries the result
-# out. The default kernel is Debian bookworm's generic 6.1 LTS (apt-get download, cached).
+# out. By default it boots Debian bookworm's generic 6.1 LTS and then its 6.12 backport, one
+# VM each (apt-get download, cached), and reports per kernel.
 # The exit status is the command's; a VM that cannot start, dies, panics or hangs fails.
-# How to run it and what it costs: README.md, "Testing on another kernel"; the measured facts
+# How to run it and what it costs: README.md, "Kernels" and "Testing on other kernels"; the measured facts
 # it is built on: the design notes, notes/vmtest.md beside DESIGN.md ("Tests").
 set -euo pipefail
 
 usage() {
 	cat <<'EOF'
-Usage: tools/vmtest.sh [OPTIONS] [KERNEL] [-- COMMAND [ARG...]]
+Usage: tools/vmtest.sh [OPTIONS] [KERNEL...] [-- COMMAND [ARG...]]
 
-KERNEL is a vmlinuz/bzImage or a linux-image .deb (same as --kernel). Boot a kernel under qemu-system-x86_64 with the host's root filesystem (read-only, tmpfs
+Boot a kernel under qemu-system-x86_64 with the host's root filesystem (read-only, tmpfs
 overlay on top), run COMMAND as root in the current directory, print the guest's kernel
 version and a result line ("VMTEST RESULT: PASS" / "VMTEST RESULT: FAIL rc=N"), power off.
 Default COMMAND: tools/vm/run-tests.sh <repo>/build (ctest -L kernel, then a summary that
 lists every skipped test with its reason; PPINJECT_VMTEST_REGEX / PPINJECT_VMTEST_EXCLUDE
 narrow the set with ctest -R / -E)
 
+KERNEL is a Debian series ("6.1", "6.12": the newest generic linux-image package of that
+series in apt's lists, fetched with apt-get download and cached), a linux-image .deb or a
+vmlinuz/bzImage. Several KERNELs: one VM each, one after the other, then a result line per
+kernel; the exit status is the first failing kernel's. Default: $VMTEST_KERNELS, else
+"6.1 6.12" (Debian bookworm's 6.1 LTS and its 6.12 backport).
+
 Options:
-  --kernel PATH    a vmlinuz/bzImage, or a linux-image .deb (default: the newest
-                   linux-image-6.1.0-*-amd64-unsigned from apt's lists, via apt-get download)
-  --modules DIR    the module tree for --kernel vmlinuz (a lib/modules/<version> directory;
-                   default: next to the vmlinuz if unpacked from a .deb, else /lib/modules/<version>)
-  --timeout SECS   whole-VM time limit, boot included (default $VMTEST_TIMEOUT or 1500)
+  --kernel KERNEL  same as a KERNEL argument
+  --modules DIR    the module tree for a single --kernel vmlinuz (a lib/modules/<version>
+                   directory; default: next to the vmlinuz if unpacked from a .deb, else
+                   /lib/modules/<version>)
+  --timeout SECS   whole-VM time limit per kernel, boot included (default $VMTEST_TIMEOUT
+                   or 2400)
   --mem MB         guest memory; the overlay's writes live in it (default 2048)
   --smp N          guest CPUs (default: host CPUs, at most 4)
-  --out DIR        keep the results share here (cmd.sh, rc, console.log, anything the command
-                   writes to $VMTEST_OUT) instead of a temp dir removed on exit
+  --out DIR        keep the results share here (cmd.sh, rc, console.log, summary, verdict,
+                   anything the command writes to $VMTEST_OUT; with several kernels one
+                   subdirectory each) instead of a temp dir removed on exit
   --verbose        kernel messages on the console
   -h, --help       this text
 
 Environment:
   VMTEST_CACHE          cache dir (default ${XDG_CACHE_HOME:-/var/cache}/ppinject-vmtest)
-  VMTEST_KERNEL_PKG     Debian package to use instead of the newest 6.1 generic one
+  VMTEST_KERNELS        the kernels when none is given (default "6.1 6.12")
+  VMTEST_KERNEL_PKG     a Debian package to boot when no KERNEL is given (instead of
+                        VMTEST_KERNELS), e.g. linux-image-6.12.118+deb12-amd64-unsigned
   VMTEST_ACCEL          auto (KVM if /dev/kvm boots the guest, else TCG), kvm or tcg
   VMTEST_QEMU           the qemu-system-x86_64 binary
   VMTEST_EXTRA_MODULES  more module names to load in the guest (see tools/vm/modules.list)
@@ -49,10 +60,12 @@ EOF
 
 t0=$(date +%s.%N)
 prog=vmtest
-fail() {  # fail RC MESSAGE: one clear line, then exit
+out=
+fail() {  # fail RC MESSAGE: one clear line (also the verdict once the results share exists), exit
 	local rc=$1
 	shift
 	echo "$prog: error: $*" >&2
+	[ -z "$out" ] || echo "FAIL rc=$rc: $*" >"$out/verdict" 2>/dev/null || true
 	exit "$rc"
 }
 die() { fail 125 "$@"; }
@@ -62,13 +75,13 @@ here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)
 repo=$(dirname "$here")
 vmdir=$here/vm
 
-tree='' kernel_arg='' modules_arg='' timeout_s=${VMTEST_TIMEOUT:-1500} mem=2048 out_arg='' verbose=0
+tree='' kernels=() modules_arg='' timeout_s=${VMTEST_TIMEOUT:-2400} mem=2048 out_arg='' verbose=0
 smp=$(nproc 2>/dev/null || echo 1)
 [ "$smp" -le 4 ] || smp=4
 while [ $# -gt 0 ]; do
 	case $1 in
-	--kernel) [ $# -ge 2 ] || die "--kernel needs a path"; kernel_arg=$2; shift 2 ;;
-	--kernel=*) kernel_arg=${1#*=}; shift ;;
+	--kernel) [ $# -ge 2 ] || die "--kernel needs a series or a path"; kernels+=("$2"); shift 2 ;;
+	--kernel=*) kernels+=("${1#*=}"); shift ;;
 	--modules) [ $# -ge 2 ] || die "--modules needs a directory"; modules_arg=$2; shift 2 ;;
 	--modules=*) modules_arg=${1#*=}; shift ;;
 	--timeout) [ $# -ge 2 ] || die "--timeout needs seconds"; timeout_s=$2; shift 2 ;;
@@ -83,21 +96,59 @@ while [ $# -gt 0 ]; do
 	-h | --help) usage; exit 0 ;;
 	--) shift; break ;;
 	-*) die "unknown option $1 (see --help)" ;;
-	*)
-		[ -z "$kernel_arg" ] || die "one kernel only ('$kernel_arg' and '$1'); a command goes after --"
-		kernel_arg=$1
-		shift
-		;;
+	*) kernels+=("$1"); shift ;;
 	esac
 done
 for v in timeout_s mem smp; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "--${v%_s} must be a positive integer, not '${!v}'"
+done
+if [ ${#kernels[@]} -eq 0 ] && [ -z "${VMTEST_KERNEL_PKG:-}" ]; then
+	read -r -a kernels <<<"${VMTEST_KERNELS-6.1 6.12}"
+	[ ${#kernels[@]} -gt 0 ] || die "VMTEST_KERNELS is empty"
+fi
+is_series() { [ ! -e "$1" ] && [[ $1 =~ ^[0-9]+\.[0-9]+$ ]]; }
+for k in "${kernels[@]}"; do
+	is_series "$k" || [ -f "$k" ] ||
+		die "kernel '$k': neither a Debian series (6.1, 6.12) nor a file (.deb, vmlinuz); a command goes after --"
 done
 if [ $# -eq 0 ]; then
 	build=${VMTEST_BUILD:-$repo/build}
 	[ -f "$build/CTestTestfile.cmake" ] || die "no CTest tree in $build: run 'make build' first"
 	set -- "$here/vm/run-tests.sh" "$(readlink -f "$build")"
 fi
+
+# --- several kernels: one VM each, in turn, then one result line per kernel ----------------
+if [ ${#kernels[@]} -gt 1 ]; then
+	[ -z "$modules_arg" ] || die "--modules goes with a single --kernel vmlinuz"
+	pass=(--timeout "$timeout_s" --mem "$mem" --smp "$smp")
+	[ "$verbose" = 0 ] || pass+=(--verbose)
+	if [ -n "$out_arg" ]; then
+		mkdir -p "$out_arg" || die "cannot create --out $out_arg"
+		outs=$(readlink -f "$out_arg")
+	else
+		outs=$(mktemp -d "${TMPDIR:-/tmp}/vmtest.XXXXXX")
+		trap 'rm -rf "$outs"' EXIT
+	fi
+	results=() first_rc=0 i=0
+	for k in "${kernels[@]}"; do
+		i=$((i + 1))
+		note "kernel $i of ${#kernels[@]}: $k"
+		kout=$outs/$i-${k##*/}
+		rc=0
+		"${BASH_SOURCE[0]}" "${pass[@]}" --out "$kout" "$k" -- "$@" || rc=$?
+		# Interrupted: no further kernels.
+		[ "$rc" -ne 130 ] && [ "$rc" -ne 143 ] || exit "$rc"
+		verdict=$(cat "$kout/verdict" 2>/dev/null) || verdict="FAIL rc=$rc before the VM ran (see above)"
+		results+=("$k: $verdict")
+		[ "$rc" -eq 0 ] || [ "$first_rc" -ne 0 ] || first_rc=$rc
+	done
+	note "results per kernel:"
+	for r in "${results[@]}"; do echo "  $r" >&2; done
+	if [ "$first_rc" -eq 0 ]; then note "PASS on every kernel (${kernels[*]})"
+	else note "FAIL (exit status $first_rc): not every kernel passed"; fi
+	exit "$first_rc"
+fi
+kernel_arg=${kernels[0]:-}
 
 # --- tools ---------------------------------------------------------------------------------
 need() {  # need TOOL PACKAGE
@@ -178,10 +229,12 @@ use_tree() {
 	[ -d "$moddir" ] || moddir=
 }
 
-# The newest Debian 6.1 generic kernel package apt knows (none when the lists lack it).
-newest_61() {
-	apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$' 2>/dev/null |
-		cut -d' ' -f1 | sort -V | tail -n1 || true
+# A Debian kernel series ("6.1", "6.12"): its generic flavour, the newest package apt knows
+# (linux-image-6.1.0-N-amd64-unsigned, linux-image-6.12.N+deb12-amd64-unsigned; the signed
+# linux-image-...-amd64 boots as well). None when the lists lack the series.
+newest_pkg() {  # newest_pkg SERIES
+	local re="^linux-image-${1//./\\.}\\.[0-9]+(-[0-9]+|\\+deb[0-9]+)?-amd64(-unsigned)?\$"
+	apt-cache search --names-only "$re" 2>/dev/null | cut -d' ' -f1 | sort -V | tail -n1 || true
 }
 # apt-get update, once, when apt does not know the package we need and the cache cannot help.
 apt_update() {
@@ -191,17 +244,21 @@ apt_update() {
 	apt-get update -qq >"$tmp/apt.log" 2>&1 ||
 		die "apt-get update failed: $(grep -E '^(E|W|Err):' "$tmp/apt.log" | head -n1)"
 }
-cached_61() {
-	ls -1d "$cache"/kernels/linux-image-6.1.0-*-amd64-unsigned_* 2>/dev/null | sort -V | tail -n1 || true
+cached_tree() {  # cached_tree SERIES: the newest kernel of the series already unpacked
+	ls -1d "$cache"/kernels/linux-image-"$1".*-amd64{,-unsigned}_* 2>/dev/null | sort -V | tail -n1 || true
 }
 
-if [ -z "$kernel_arg" ]; then
+series=
+if [ -z "$kernel_arg" ] || is_series "$kernel_arg"; then
+	series=$kernel_arg
+fi
+if [ -z "$kernel_arg" ] || [ -n "$series" ]; then
 	pkg=${VMTEST_KERNEL_PKG:-}
-	if [ -z "$pkg" ]; then
-		pkg=$(newest_61)
-		if [ -z "$pkg" ] && [ -z "$(cached_61)" ]; then
-			apt_update "linux-image-6.1.0-*-amd64-unsigned"
-			pkg=$(newest_61)
+	if [ -n "$series" ]; then
+		pkg=$(newest_pkg "$series")
+		if [ -z "$pkg" ] && [ -z "$(cached_tree "$series")" ]; then
+			apt_update "linux-image-$series.* package"
+			pkg=$(newest_pkg "$series")
 		fi
 	fi
 	deb=
@@ -210,7 +267,7 @@ if [ -z "$kernel_arg" ]; then
 		if [ -z "$deb" ]; then
 			need apt-get apt
 			apt-cache show "$pkg" >/dev/null 2>&1 || apt_update "$pkg"
-			note "downloading $pkg (about 70 MB, once)"
+			note "downloading $pkg (70-110 MB, once)"
 			dl=$(mktemp -d "$cache/debs/.dl.XXXXXX")
 			chmod 0755 "$dl"
 			chown _apt "$dl" 2>/dev/null || true  # apt's download sandbox user
@@ -228,10 +285,10 @@ if [ -z "$kernel_arg" ]; then
 		unpack_deb "$deb" "$(basename "$deb" .deb)"
 		use_tree "$tree"
 	else
-		# No apt lists (offline, never updated): the newest kernel already in the cache.
-		tree=$(cached_61)
-		[ -n "$tree" ] || die "no linux-image-6.1.0-*-amd64-unsigned in apt's lists, even after apt-get update"
-		note "apt knows no 6.1 kernel package; using the cached $(basename "$tree")"
+		# No apt lists (offline, never updated): the newest kernel of the series in the cache.
+		tree=$(cached_tree "$series")
+		[ -n "$tree" ] || die "no linux-image-$series.* package in apt's lists, even after apt-get update"
+		note "apt knows no $series kernel package; using the cached $(basename "$tree")"
 		use_tree "$tree"
 	fi
 	kernel_desc=${pkg:-$(basename "$tree")}
@@ -250,10 +307,8 @@ elif [ -f "$kernel_arg" ]; then
 	done
 	[ -z "$modules_arg" ] || [ -n "$moddir" ] || die "--modules $modules_arg is not a directory"
 	kernel_desc=$vmlinuz
-else
-	die "--kernel $kernel_arg: no such file"
 fi
-[ -z "$modules_arg" ] || [ "$kernel_arg" ] || die "--modules only goes with --kernel vmlinuz"
+[ -z "$modules_arg" ] || [ -z "$tree" ] || die "--modules only goes with --kernel vmlinuz"
 
 # Boot the uncompressed vmlinux through qemu's PVH entry when the kernel has one: it skips the
 # firmware and the in-guest decompression, about 3 s of the boot under TCG. Extracted once.
@@ -383,7 +438,7 @@ flock -u 9
 if [ -n "$out_arg" ]; then
 	mkdir -p "$out_arg" || die "cannot create --out $out_arg"
 	out=$(readlink -f "$out_arg")
-	rm -f "$out"/{rc,rc.tmp,started,ended,cmd.sh,config,console.log}
+	rm -f "$out"/{rc,rc.tmp,started,ended,cmd.sh,config,console.log,summary,verdict}
 else
 	out=$tmp/out
 	mkdir -p "$out"
@@ -495,8 +550,13 @@ fi
 if [ -f "$out/rc" ]; then
 	rc=$(cat "$out/rc")
 	[[ $rc =~ ^[0-9]+$ ]] || die "unreadable exit status '$rc' from the guest"
-	if [ "$rc" -eq 0 ]; then note "PASS on $kver, $accel_desc ($timing)"
-	else note "FAIL rc=$rc on $kver, $accel_desc ($timing)"; fi
+	# The command's own one-line summary, if it wrote one (run-tests.sh: the test counts).
+	summary=$(head -n1 "$out/summary" 2>/dev/null | cut -c1-200 || true)
+	if [ "$rc" -eq 0 ]; then verdict="PASS on $kver, $accel_desc"
+	else verdict="FAIL rc=$rc on $kver, $accel_desc"; fi
+	verdict+="${summary:+: $summary} ($timing)"
+	echo "$verdict" >"$out/verdict"
+	note "$verdict"
 	exit "$rc"
 fi
 err=$(grep -a -m1 -E 'VMTEST ERROR:|Kernel panic|qemu-system-x86_64:' "$log" | tr -d '\r' || true)

@@ -23,9 +23,11 @@ sel=(-L "$label")
 [ -z "${PPINJECT_VMTEST_EXCLUDE:-}" ] || sel+=(-E "$PPINJECT_VMTEST_EXCLUDE")
 
 echo "run-tests: guest kernel $(uname -r); ctest ${sel[*]}"
+ctest_out=$(mktemp)
+trap 'rm -f "$ctest_out"' EXIT
 rc=0
 ctest --test-dir "$build" "${sel[@]}" --timeout "${PPINJECT_VMTEST_TEST_TIMEOUT:-300}" \
-	--output-on-failure --no-tests=error || rc=$?
+	--output-on-failure --no-tests=error 2>&1 | tee "$ctest_out" || rc=$?
 
 # Skipped tests and their messages, from CTest's log of this run: the lines gtest prints
 # between "FILE:LINE: Skipped" and "[  SKIPPED ] Name".
@@ -57,7 +59,18 @@ if [ -n "$skips" ]; then
 fi
 nskip=0
 [ -z "$skips" ] || nskip=$(printf '%s\n' "$skips" | wc -l)
-echo "run-tests: $(uname -r): ctest exit status $rc, $nskip skipped"
+# CTest's summary ("100% tests passed, 0 tests failed out of 167") counts a skipped test as
+# passed; the counts here do not.
+read -r failed total < <(sed -n 's/.* \([0-9][0-9]*\) tests failed out of \([0-9][0-9]*\)$/\1 \2/p' \
+	"$ctest_out" | tail -n1) || true
+if [ -n "${total:-}" ]; then
+	counts="$total tests: $((total - failed - nskip)) passed, $failed failed, $nskip skipped"
+else
+	counts="no test summary from ctest"
+fi
+echo "run-tests: $(uname -r): ctest exit status $rc; $counts"
+# The line tools/vmtest.sh puts on its result line.
+[ -z "${VMTEST_OUT:-}" ] || echo "$counts" >"$VMTEST_OUT/summary" || true
 if [ "$rc" -eq 0 ] && [ "$bad" -ne 0 ]; then
 	echo "run-tests: a test skipped without naming the missing kernel feature" >&2
 	rc=1
