@@ -20,25 +20,30 @@ test: deps
 	cd $(BUILD) && ctest --output-on-failure
 
 # Every test again in an ASan + UBSan build of its own, daemon included (any report fails
-# the test). ASAN_TARGETS (default all) and ASAN_TESTS (a ctest regex, default every test)
-# narrow it; .ci/run shows a subset.
+# the test). ASAN_TARGETS (default all) narrows the build, and with it the tests: only built
+# binaries have tests; ASAN_TESTS and ASAN_EXCLUDE (ctest regexes) narrow the run. .ci/run
+# shows a subset.
 ASAN_BUILD ?= build-asan
 ASAN_TARGETS ?= all
 ASAN_TESTS ?= .
+ASAN_EXCLUDE ?=
 test-asan: deps
 	cmake -S . -B $(ASAN_BUILD) $(CMAKE_FLAGS) -DPPINJECT_SANITIZE=ON
 	cmake --build $(ASAN_BUILD) -j $(JOBS) --target $(ASAN_TARGETS)
-	cd $(ASAN_BUILD) && ctest --output-on-failure -R '$(ASAN_TESTS)'
+	cd $(ASAN_BUILD) && ctest --output-on-failure -R '$(ASAN_TESTS)' \
+	  $(if $(ASAN_EXCLUDE),-E '$(ASAN_EXCLUDE)')
 
 # The libFuzzer targets of tests/fuzz/ (clang, ASan + UBSan) in a build of their own, each
-# replaying its seeds and regressions and then fuzzing for FUZZ_SECONDS; any finding fails.
+# replaying its seeds and regressions and then fuzzing for FUZZ_SECONDS, FUZZ_JOBS targets
+# at a time (FUZZ_TARGETS picks some); any finding fails.
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= $(JOBS)
 fuzz: deps
 	cmake -S . -B $(FUZZ_BUILD) $(CMAKE_FLAGS) -DCMAKE_C_COMPILER=clang \
 	  -DCMAKE_CXX_COMPILER=clang++ -DPPINJECT_FUZZ=ON
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
-	FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz.sh $(FUZZ_BUILD) $(FUZZ_TARGETS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) tools/fuzz.sh $(FUZZ_BUILD) $(FUZZ_TARGETS)
 
 # The kernel-level tests again, in a VM on Debian's 6.1 LTS kernel, then in one on its 6.12
 # (one result line each; any failure fails). KERNEL=6.12 (a Debian series), KERNEL=x.deb or
