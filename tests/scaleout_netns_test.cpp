@@ -69,6 +69,8 @@ constexpr int kFronts = 3;
 constexpr int kMaxFronts = 16;
 // Flows (UDP) and connections (TCP) opened per header mode and address family.
 constexpr int kFlowsPerKind = 16;
+// UDP flows per family in the rehash comparison.
+constexpr int kRehashFlows = 128;
 // The health checker's interval and BGP's hold time (the bound for a front that dies
 // without a withdrawal, not used by the checks below).
 constexpr const char *kHealthInterval = "0.2";
@@ -475,20 +477,24 @@ class Scaleout : public ::testing::Test {
         return -1;
     }
 
-    void open_udp_flows() {
-        for (int m = 0; m < kUdpModes; m++) {
+    // `per_kind` new flows (client sockets on ports of their own) per family for each of
+    // `modes`.
+    std::vector<UdpFlow> open_udp_flows(const std::vector<UdpMode> &modes, int per_kind) {
+        std::vector<UdpFlow> out;
+        for (UdpMode m : modes) {
             for (bool v4 : {true, false}) {
-                for (int k = 0; k < kFlowsPerKind; k++) {
+                for (int k = 0; k < per_kind; k++) {
                     UdpFlow f;
                     f.sock = client_->socket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM);
                     bind_to(f.sock.get(), ep(v4 ? "192.0.2.2" : "2001:db8:1::2", 0));
                     f.client = sock_name(f.sock.get(), false);
-                    f.mode = static_cast<UdpMode>(m);
+                    f.mode = m;
                     f.v4 = v4;
-                    udp_.push_back(std::move(f));
+                    out.push_back(std::move(f));
                 }
             }
         }
+        return out;
     }
 
     // One datagram on every flow of `flows`, collected at the backend. Checks each header
@@ -773,7 +779,7 @@ TEST_F(Scaleout, BgpEcmpSpreadsWithdrawsUnhealthyFrontsAndTakesThemBack) {
     ASSERT_TRUE(up);
     std::cout << "[ scaleout ] " << n_ << " fronts announced after " << up->count() << " ms\n";
 
-    open_udp_flows();
+    udp_ = open_udp_flows({kFirst, kEvery, kSpp}, kFlowsPerKind);
     udp_round(udp_, 0);  // every flow's first datagram: a header everywhere
     EXPECT_EQ(udp_round(udp_, 1), 0) << "flows stay on their front while nothing changes";
     tcp_ = open_tcp_batch(0);
@@ -848,6 +854,72 @@ TEST_F(Scaleout, BgpEcmpSpreadsWithdrawsUnhealthyFrontsAndTakesThemBack) {
         for (auto &c : after) {
             tcp_.push_back(std::move(c));
         }
+    }
+}
+
+// The same fronts behind static next hops on the router, no BIRD: one front goes away
+// (its next hop is deleted, as a withdrawal does) under a plain hash-threshold group and
+// under a resilient group. Resilient moves exactly the gone front's flows; plain ECMP
+// re-cuts the hash space and usually moves flows of fronts that are still there (how many
+// depends on the hash seed, so it is reported, not asserted).
+TEST_F(Scaleout, ResilientNexthopsMoveOnlyTheGoneFrontsFlows) {
+    // iproute2 and the kernel must both know resilient groups (Linux 5.13, iproute2 5.15).
+    auto probe = pptest::run_process(
+        {"/bin/sh", "-c",
+         router_->prefix() + "ip nexthop add id 9990 via " + front_up4(0) + " dev br0 && " +
+             router_->prefix() + "ip nexthop add id 9991 group 9990 type resilient buckets 8"});
+    router_->exec("ip nexthop flush >/dev/null");
+    if (probe.exit_code != 0) {
+        PP_SKIP_MISSING_KERNEL_FEATURE("resilient nexthop groups (Linux 5.13): " + probe.err);
+    }
+    // Any member would do: a hash-threshold group re-cuts the hash space into equal parts
+    // whichever goes, so every boundary moves.
+    const int victim = 0;
+    for (const char *type : {"plain", "resilient"}) {
+        SCOPED_TRACE(type);
+        std::string group_type =
+            std::string(type) == "resilient" ? " type resilient buckets 64 idle_timer 120" : "";
+        std::string v4_members, v6_members;
+        for (int i = 0; i < n_; i++) {
+            router_->exec("ip nexthop add id " + std::to_string(1 + i) + " via " + front_up4(i) +
+                          " dev br0 && ip nexthop add id " + std::to_string(101 + i) + " via " +
+                          front_up6(i) + " dev br0");
+            v4_members += (i ? "/" : "") + std::to_string(1 + i);
+            v6_members += (i ? "/" : "") + std::to_string(101 + i);
+        }
+        router_->exec("ip nexthop add id 1000 group " + v4_members + group_type +
+                      " && ip nexthop add id 1001 group " + v6_members + group_type +
+                      " && ip route replace " + kService4 +
+                      "/32 nhid 1000 && ip -6 route replace " + kService6 + "/128 nhid 1001");
+        std::vector<UdpFlow> flows = open_udp_flows({kEvery}, kRehashFlows);
+        udp_round(flows, 0);
+        std::vector<int> before;
+        for (const auto &f : flows) {
+            before.push_back(f.front);
+        }
+        EXPECT_EQ(spread(flows, {}, n_, true).find("/0"), std::string::npos);
+
+        router_->exec("ip nexthop del id " + std::to_string(1 + victim) + " && ip nexthop del id " +
+                      std::to_string(101 + victim));
+        udp_round(flows, 1);
+        int of_victim = 0, victim_moved = 0, others_moved = 0;
+        for (size_t k = 0; k < flows.size(); k++) {
+            if (before[k] == victim) {
+                of_victim++;
+                victim_moved += flows[k].front != victim;
+            } else {
+                others_moved += flows[k].front != before[k];
+            }
+        }
+        EXPECT_EQ(victim_moved, of_victim) << "a flow still reached the removed front";
+        if (std::string(type) == "resilient") {
+            EXPECT_EQ(others_moved, 0) << "resilient hashing moved flows of a front that stayed";
+        }
+        std::cout << "[ scaleout ] " << type << " ECMP, front " << victim << " of " << n_
+                  << " gone: its " << of_victim << " flows moved; " << others_moved << " of "
+                  << flows.size() - static_cast<size_t>(of_victim)
+                  << " flows of the other fronts moved too\n";
+        router_->exec("ip nexthop flush");
     }
 }
 
