@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "codec/proxy.hpp"
+#include "support/http_client.hpp"
 #include "support/netns.hpp"
 #include "support/privileges.hpp"
 #include "support/process.hpp"
@@ -792,35 +793,56 @@ TEST_F(Scaleout, BgpEcmpSpreadsWithdrawsUnhealthyFrontsAndTakesThemBack) {
     }
     std::string baseline_filters = filters(0);
 
-    // Front 0 stopped cleanly (SIGTERM: it detaches and removes its pins), then the last
-    // front killed (SIGKILL: its UDP data path and pinned flow table stay).
+    // Front 0 stopped cleanly (SIGTERM: it detaches and removes its pins); the last front
+    // killed (SIGKILL: its UDP data path and pinned flow table stay); front 1 still running
+    // but unhealthy (its tc filters deleted under it: /healthz says 503 and why).
+    enum class How { sigterm, sigkill, unhealthy };
     int round = 2, next_id = 1000;
-    for (int sig : {SIGTERM, SIGKILL}) {
-        int victim = sig == SIGTERM ? 0 : n_ - 1;
+    for (How how : {How::sigterm, How::sigkill, How::unhealthy}) {
+        int victim = how == How::sigterm ? 0 : how == How::sigkill ? n_ - 1 : 1;
         Front &v = fronts_[static_cast<size_t>(victim)];
-        SCOPED_TRACE(std::string(sig == SIGTERM ? "SIGTERM" : "SIGKILL") + " front " +
-                     std::to_string(victim));
-        EXPECT_EQ(v.ppinject->stop(sig), sig == SIGTERM ? 0 : 128 + SIGKILL) << v.ppinject->log();
+        const char *name = how == How::sigterm   ? "SIGTERM"
+                           : how == How::sigkill ? "SIGKILL"
+                                                 : "503";
+        SCOPED_TRACE(std::string(name) + " front " + std::to_string(victim));
+        if (how == How::unhealthy) {
+            v.ns->exec("tc qdisc del dev u0 clsact");
+            pptest::HttpResponse r;
+            v.ns->run_inside([&] {
+                r = pptest::roundtrip(*Endpoint::parse("127.0.0.1:9477"), pptest::get("/healthz"));
+            });
+            EXPECT_EQ(r.status, 503) << r.body;
+            EXPECT_NE(r.body.find("tc ingress on u0 is not attached"), std::string::npos) << r.body;
+        } else {
+            int sig = how == How::sigterm ? SIGTERM : SIGKILL;
+            EXPECT_EQ(v.ppinject->stop(sig), how == How::sigterm ? 0 : 128 + SIGKILL)
+                << v.ppinject->log();
+        }
         auto check = pptest::run_process(
             v.ns->command({pptest::ppinject_binary(), "status", "--check", "--bpffs", v.pin_root}));
         EXPECT_EQ(check.exit_code, 1) << check.out;
         auto down = wait_routes(victim, kRouteBound);
         ASSERT_TRUE(down);
-        std::cout << "[ scaleout ] " << (sig == SIGTERM ? "SIGTERM" : "SIGKILL") << ": front "
-                  << victim << " withdrawn after " << down->count()
-                  << " ms (status --check: " << check.out.substr(0, check.out.find('(')) << ")\n";
+        std::cout << "[ scaleout ] " << name << ": front " << victim << " withdrawn after "
+                  << down->count() << " ms (status --check: "
+                  << check.out.substr(0, std::min<size_t>(check.out.find('('), 60)) << ")\n";
 
+        std::vector<int> before;
+        for (const auto &f : udp_) {
+            before.push_back(f.front);
+        }
         first_moved_ = first_moved_with_header_ = 0;
         int moved = udp_round(udp_, round++);
-        int from_victim = 0;
-        for (const auto &f : udp_) {
-            EXPECT_NE(f.front, victim);
+        int of_victim = 0;
+        for (size_t k = 0; k < udp_.size(); k++) {
+            EXPECT_NE(udp_[k].front, victim);
+            of_victim += before[k] == victim;
         }
         std::cout << "[ scaleout ]   UDP: " << moved << " of " << udp_.size()
-                  << " flows changed front; moved first flows with a new header at the new "
-                     "front: "
-                  << first_moved_with_header_ << " of " << first_moved_ << "\n";
-        (void)from_victim;
+                  << " flows changed front (" << of_victim << " from the withdrawn one, "
+                  << moved - of_victim << " between the others); moved `first` flows with a "
+                  << "new header at the new front: " << first_moved_with_header_ << " of "
+                  << first_moved_ << "\n";
         std::cout << "[ scaleout ]   TCP relay connections: " << probe_all(tcp_, victim) << "\n";
         auto during = open_tcp_batch(next_id);
         next_id += static_cast<int>(during.size());
@@ -831,8 +853,11 @@ TEST_F(Scaleout, BgpEcmpSpreadsWithdrawsUnhealthyFrontsAndTakesThemBack) {
             tcp_.push_back(std::move(c));
         }
 
-        // Back: a clean stop took the flow table with it; a killed run's is adopted.
-        if (sig == SIGTERM) {
+        // Back: a clean stop takes the flow table with it; a killed run's is adopted.
+        if (how == How::unhealthy) {
+            EXPECT_EQ(v.ppinject->stop(SIGTERM), 0) << v.ppinject->log();
+        }
+        if (how != How::sigkill) {
             for (auto &f : udp_) {
                 f.remembered_by.erase(victim);
             }
