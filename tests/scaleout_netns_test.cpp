@@ -86,10 +86,15 @@ constexpr const char *kService4 = "203.0.113.10", *kService6 = "2001:db8:3::10";
 constexpr const char *kBackend4 = "198.51.100.129", *kBackend6 = "2001:db8:20::1";
 constexpr const char *kRouter4 = "198.51.100.1", *kRouter6 = "2001:db8:10::1";
 
+// kFronts, or PPINJECT_SCALEOUT_FRONTS when set; 0 when that is not a number in 2..16.
 int front_count() {
     const char *env = std::getenv("PPINJECT_SCALEOUT_FRONTS");
-    int n = env ? std::atoi(env) : kFronts;
-    return n >= 2 && n <= kMaxFronts ? n : kFronts;
+    if (!env) {
+        return kFronts;
+    }
+    char *end = nullptr;
+    long n = std::strtol(env, &end, 10);
+    return *env && !*end && n >= 2 && n <= kMaxFronts ? static_cast<int>(n) : 0;
 }
 
 std::string bgp_dir() {
@@ -214,13 +219,14 @@ class Scaleout : public ::testing::Test {
   protected:
     void SetUp() override {
         PP_REQUIRE_ROOT();
-        if (run_process_ok({"bird", "--version"}) != 0 || run_process_ok({"curl", "--version"})) {
+        if (exit_code_of({"bird", "--version"}) != 0 || exit_code_of({"curl", "--version"})) {
             FAIL() << "bird (Debian bird2) and curl are needed: tools/install-deps.sh";
         }
         // Every flow's socket lives in this process.
         rlimit rl{8192, 8192};
         setrlimit(RLIMIT_NOFILE, &rl);
         n_ = front_count();
+        ASSERT_NE(n_, 0) << "PPINJECT_SCALEOUT_FRONTS must be a number from 2 to " << kMaxFronts;
         // Files, not a directory: what a killed test leaves is removed by the next one
         // (pptest::remove_leftovers_of_killed_tests).
         tmp_ = "/tmp/ppt" + std::to_string(getpid()) + "-so-";
@@ -272,7 +278,7 @@ class Scaleout : public ::testing::Test {
         }
     }
 
-    static int run_process_ok(const std::vector<std::string> &argv) {
+    static int exit_code_of(const std::vector<std::string> &argv) {
         return pptest::run_process(argv).exit_code;
     }
 
