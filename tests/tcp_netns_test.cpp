@@ -41,6 +41,7 @@
 #include "support/hosts.hpp"
 #include "support/privileges.hpp"
 #include "support/process.hpp"
+#include "support/proxy_check.hpp"
 #include "support/tun_tcp.hpp"
 #include "tcp/pipe_relay.hpp"
 #include "sys/fd.hpp"
@@ -224,29 +225,7 @@ class TcpNetns : public ::testing::TestWithParam<const char *> {
     }
 
     // Reads the PROXY header at the start of a backend connection.
-    pptest::Decoded read_header(int fd) {
-        std::vector<std::uint8_t> got;
-        pptest::Decoded h;
-        for (;;) {
-            std::uint8_t c;
-            if (recv(fd, &c, 1, 0) != 1) {  // byte by byte: nothing past the header
-                ADD_FAILURE() << "connection ended inside the header";
-                return h;
-            }
-            got.push_back(c);
-            auto st = proxy::decode_any(got, h);
-            if (st.ok()) {
-                // Decoded again from the bytes it keeps: its views point into them.
-                h.bytes = std::make_shared<const std::vector<std::uint8_t>>(std::move(got));
-                proxy::decode_any(*h.bytes, h);
-                return h;
-            }
-            if (st.error != proxy::Error::need_more) {
-                ADD_FAILURE() << "bad header: " << proxy::describe(st);
-                return h;
-            }
-        }
-    }
+    pptest::Decoded read_header(int fd) { return pptest::read_proxy_header(fd); }
 
     // One request/response exchange: checks the header names `client` -> `dialled`.
     void exchange(const Endpoint &to, bool backend_v4) {

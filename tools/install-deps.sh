@@ -17,10 +17,12 @@ build_pkgs=(
 # metapackage adding the http echo module; `listen ... proxy_protocol` in `stream {}`
 # needs libnginx-mod-stream) and HAProxy (`bind ... accept-proxy`). Tests run private
 # instances; the packaged services must stay stopped. strace shows that the daemon reads
-# no payload in sockmap mode.
+# no payload in sockmap mode. The scale-out test runs BIRD 2 (bird2) as the routers' and
+# fronts' BGP speaker, and its health checker (tools/bgp/ppinject-bgp-health) asks
+# /healthz with curl; bird2's own service must stay stopped too.
 test_pkgs=(
   iproute2 ethtool nftables procps kmod util-linux socat strace openssl
-  nginx libnginx-mod-stream haproxy
+  nginx libnginx-mod-stream haproxy bird2 curl
 )
 # VM tests (make vmtest): QEMU, a static busybox for the initramfs init, cpio to pack it,
 # dpkg-deb/apt-get (always present on Debian) fetch and unpack the guest kernel package.
@@ -51,7 +53,7 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  # Packaged daemons (nginx, haproxy) must not start on install: tests start their own,
+  # Packaged daemons (nginx, haproxy, bird) must not start on install: tests start their own,
   # and a system nginx would hold port 80 on the host. invoke-rc.d (and, under systemd,
   # deb-systemd-invoke) asks /usr/sbin/policy-rc.d; exit 101 means "action forbidden".
   # An existing policy that would allow the start is moved aside and put back afterwards.
@@ -79,10 +81,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   trap restore_policy EXIT
   # Receiver daemons already running belong to someone else and are left alone; only one
   # that appears during this install (its packaged service, despite the policy) is stopped.
-  before=$(pgrep -x 'nginx|haproxy' || true)
+  before=$(pgrep -x 'nginx|haproxy|bird' || true)
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  for pidfile in /run/nginx.pid /run/haproxy.pid; do
+  for pidfile in /run/nginx.pid /run/haproxy.pid /run/bird/bird.pid; do
     pid=$(cat "$pidfile" 2>/dev/null || true)
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && ! grep -qx "$pid" <<<"$before"; then
       echo "install-deps: stopping the service the install started ($pidfile, pid $pid)"

@@ -1,6 +1,10 @@
 #include "support/proxy_check.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <memory>
+#include <vector>
 
 #include "codec/proxy.hpp"
 
@@ -33,6 +37,30 @@ void expect_spp_dgram(const std::string &datagram, const ppinject::Endpoint &cli
     EXPECT_EQ(h.client, client) << h.client.to_string();
     EXPECT_EQ(h.proxy, service) << h.proxy.to_string();
     EXPECT_EQ(datagram.substr(kSppLen), payload);
+}
+
+Decoded read_proxy_header(int fd) {
+    std::vector<std::uint8_t> got;
+    Decoded h;
+    for (;;) {
+        std::uint8_t c;
+        if (recv(fd, &c, 1, 0) != 1) {
+            ADD_FAILURE() << "connection ended inside the header";
+            return h;
+        }
+        got.push_back(c);
+        auto st = decode_any(got, h);
+        if (st.ok()) {
+            // Decoded again from the bytes it keeps: its views point into them.
+            h.bytes = std::make_shared<const std::vector<std::uint8_t>>(std::move(got));
+            decode_any(*h.bytes, h);
+            return h;
+        }
+        if (st.error != Error::need_more) {
+            ADD_FAILURE() << "bad header: " << describe(st);
+            return h;
+        }
+    }
 }
 
 }  // namespace pptest

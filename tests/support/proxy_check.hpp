@@ -5,6 +5,7 @@
 #include <string>
 
 #include "codec/address.hpp"
+#include "support/decode_exact.hpp"
 
 namespace pptest {
 
@@ -14,5 +15,10 @@ void expect_v2_dgram(const std::string &datagram, const ppinject::Endpoint &clie
 // `datagram` is a 38-byte SPP header for client -> service, then `payload`.
 void expect_spp_dgram(const std::string &datagram, const ppinject::Endpoint &client,
                       const ppinject::Endpoint &service, const std::string &payload);
+
+// Reads the PROXY header (v1 or v2) at the start of TCP connection `fd`, byte by byte so
+// nothing past it is consumed. A connection that ends inside the header, or a header that
+// does not decode, is a test failure (and an empty result).
+Decoded read_proxy_header(int fd);
 
 }  // namespace pptest
