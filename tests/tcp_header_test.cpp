@@ -113,7 +113,7 @@ Decoded build_and_decode(const Service &svc, const ConnectionFacts &f) {
     EXPECT_TRUE(b.guards_intact);
     Decoded d;
     d.bytes = std::make_shared<const V>(std::move(b.bytes));
-    proxy::Status s = proxy::decode_any(*d.bytes, d);
+    proxy::Status s = proxy::decode_any(*d.bytes, d.header());
     EXPECT_EQ(s, proxy::Error::ok) << s;
     EXPECT_EQ(d.length, d.bytes->size());
     return d;

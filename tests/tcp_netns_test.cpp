@@ -745,7 +745,7 @@ TEST_P(TcpNetns, SilentClientOfAnSniServiceWaitsSniTimeout) {
     auto start = std::chrono::steady_clock::now();
     Fd c = dial(ep("192.0.2.1:7800"));
     Fd b = accept_backend(false);
-    proxy::AnyHeader h = read_header(b.get());
+    pptest::Decoded h = read_header(b.get());
     auto waited = std::chrono::steady_clock::now() - start;
     ASSERT_EQ(h.kind, proxy::Kind::v2);
     EXPECT_FALSE(h.v2.authority());
@@ -1072,7 +1072,7 @@ TEST_P(TcpNetns, EightThousandConnectionsOnTwoDescriptorsEach) {
         for (int j = i; j < i + kBatch; j++) {
             backends.push_back(accept_backend(true));
             ASSERT_GE(backends.back().get(), 0) << "only " << j << " connections arrived";
-            proxy::AnyHeader h = read_header(backends.back().get());
+            pptest::Decoded h = read_header(backends.back().get());
             auto it = index_of.find(h.v1.source.to_string());
             ASSERT_NE(it, index_of.end()) << "a header names no client of this test";
             backend_of[it->second] = j;
@@ -1133,7 +1133,7 @@ TEST_P(TcpNetns, AHundredReloadsUnderLoadLoseNoConnectionAndLeakNoDescriptor) {
     for (int i = 0; i < kConns; i++) {
         backends.push_back(accept_backend(true));
         ASSERT_GE(backends.back().get(), 0) << "only " << i << " connections arrived";
-        proxy::AnyHeader h = read_header(backends.back().get());
+        pptest::Decoded h = read_header(backends.back().get());
         auto it = index_of.find(h.v1.source.to_string());
         ASSERT_NE(it, index_of.end());
         backend_of[it->second] = i;

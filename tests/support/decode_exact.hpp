@@ -13,9 +13,20 @@
 namespace pptest {
 
 // A decoded header together with the bytes its views (v2 TLVs, UNIX paths) point into, so
-// it can be returned and copied without its views dangling.
-struct Decoded : ppinject::proxy::AnyHeader {
+// it can be returned and copied without its views dangling. The base is private so that a
+// Decoded never silently becomes a bare AnyHeader whose views point into a freed copy (as
+// `AnyHeader h = read_proxy_header(fd)` did); `header()` is the explicit way, for as long as
+// the Decoded lives.
+struct Decoded : private ppinject::proxy::AnyHeader {
+    using AnyHeader::kind;
+    using AnyHeader::length;
+    using AnyHeader::spp;
+    using AnyHeader::v1;
+    using AnyHeader::v2;
     std::shared_ptr<const std::vector<std::uint8_t>> bytes;
+
+    ppinject::proxy::AnyHeader &header() { return *this; }
+    const ppinject::proxy::AnyHeader &header() const { return *this; }
 };
 
 // `decode` (decode_v1, decode_v2, decode_spp, decode_any) on a copy of `in`. The copy lives

@@ -49,11 +49,11 @@ Decoded read_proxy_header(int fd) {
             return h;
         }
         got.push_back(c);
-        auto st = decode_any(got, h);
+        auto st = decode_any(got, h.header());
         if (st.ok()) {
             // Decoded again from the bytes it keeps: its views point into them.
             h.bytes = std::make_shared<const std::vector<std::uint8_t>>(std::move(got));
-            decode_any(*h.bytes, h);
+            decode_any(*h.bytes, h.header());
             return h;
         }
         if (st.error != Error::need_more) {
