@@ -7,8 +7,8 @@
 // The client sends to the service address on the front; nftables DNATs it to the backend
 // and masquerades, so the backend's socket sees the front as the source. Only the header
 // that ppinject inserted on f0's ingress tells the backend who the client was. Each check
-// runs at both hooks, with the client's TX checksum offload on and off, and no namespace may
-// count a UDP checksum error.
+// runs at tc with the client's TX checksum offload on and off, and at XDP with it off (see
+// the instantiation), and no namespace may count a UDP checksum error.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -319,8 +319,15 @@ TEST_P(UdpNetns, FragmentsDropped) {
     }
 }
 
+// XDP with the client's TX checksum offload on is left out on purpose: a CHECKSUM_PARTIAL
+// skb from the veth peer reaches XDP as plain bytes, and after the head moved its
+// csum_start still points at the old UDP header, so whoever completes the checksum later
+// (a device without offload) sums the wrong bytes (README, "XDP and checksum offload").
+// Over veth to the backend the partial checksum is only trusted, so it would pass here
+// without proving anything.
 INSTANTIATE_TEST_SUITE_P(TxChecksumOffload, UdpNetns,
-                         ::testing::Combine(::testing::Bool(), ::testing::Bool()),
+                         ::testing::Values(std::tuple{true, false}, std::tuple{false, false},
+                                           std::tuple{false, true}),
                          [](const auto &info) {
                              return std::string(std::get<0>(info.param) ? "TxOffloadOn"
                                                                         : "TxOffloadOff") +
