@@ -262,6 +262,27 @@ static __always_inline int xdp_fix_lengths(struct xdp_md *ctx, const struct pkt 
     return 0;
 }
 
+/*
+ * Move the first `n` bytes at data + shift to data (n a constant, shift >= 8: copying 8-byte
+ * words front to back never overwrites a word before it is read). Returns -1 when the frame
+ * is too short, which parse_frame() already ruled out.
+ */
+static __always_inline int move_front(void *data, void *data_end, __u32 shift, const __u32 n) {
+    __u8 *src = data + shift;
+    __u8 *dst = data;
+
+    if ((void *)(src + n) > data_end)
+        return -1;
+#pragma unroll
+    for (__u32 i = 0; i + 8 <= n; i += 8)
+        *(__u64 *)(dst + i) = *(__u64 *)(src + i);
+    if (n % 8 >= 4)
+        *(__u32 *)(dst + n / 8 * 8) = *(__u32 *)(src + n / 8 * 8);
+    if (n % 4 >= 2)
+        *(__u16 *)(dst + n / 4 * 4) = *(__u16 *)(src + n / 4 * 4);
+    return 0;
+}
+
 /* How a grow went: done, refused with the frame unchanged, or failed half-way. */
 enum grow {
     GROW_DONE,
@@ -285,14 +306,28 @@ static __always_inline enum grow xdp_grow(struct xdp_md *ctx, const struct pkt *
         return GROW_REFUSED; /* never: parse_frame() bounds l4_off and l3_end */
     if (bpf_xdp_adjust_head(ctx, -(int)hlen) < 0)
         return GROW_REFUSED; /* no headroom: the frame is as it was */
-    /* From here on the frame is half-rewritten until the end. The headers go through the
-     * scratch buffer: a helper copy of a size the verifier bounds once, where a copy loop
-     * in place would be checked for every offset. Same [1, 512] form as in move_chunk. */
-    barrier_var(hdrs);
-    hdrs = ((hdrs - 1) & 511) + 1;
-    if (bpf_xdp_load_bytes(ctx, hlen, buf->buf, hdrs) < 0 ||
-        bpf_xdp_store_bytes(ctx, 0, buf->buf, hdrs) < 0 ||
-        bpf_xdp_store_bytes(ctx, hdrs, (void *)hdr, hlen) < 0)
+    /* From here on the frame is half-rewritten until the end. Untagged IPv4 without
+     * options and IPv6 without extension headers (nearly every datagram) move in place
+     * with constant-size word copies. Other layouts go through the scratch buffer: a
+     * helper copy of a size the verifier bounds once, where a copy loop in place would be
+     * checked for every offset. Same [1, 512] form as in move_chunk. */
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    int moved = -1;
+    if (hdrs == ETH_HLEN + sizeof(struct iphdr) + sizeof(struct udphdr))
+        moved = move_front(data, data_end, hlen,
+                           ETH_HLEN + sizeof(struct iphdr) + sizeof(struct udphdr));
+    else if (hdrs == ETH_HLEN + sizeof(struct ipv6hdr) + sizeof(struct udphdr))
+        moved = move_front(data, data_end, hlen,
+                           ETH_HLEN + sizeof(struct ipv6hdr) + sizeof(struct udphdr));
+    if (moved < 0) {
+        barrier_var(hdrs);
+        hdrs = ((hdrs - 1) & 511) + 1;
+        if (bpf_xdp_load_bytes(ctx, hlen, buf->buf, hdrs) < 0 ||
+            bpf_xdp_store_bytes(ctx, 0, buf->buf, hdrs) < 0)
+            return GROW_BROKEN;
+    }
+    if (bpf_xdp_store_bytes(ctx, hdrs, (void *)hdr, hlen) < 0)
         return GROW_BROKEN;
     if (frame > p->l3_end && bpf_xdp_adjust_tail(ctx, -(int)(frame - p->l3_end)) < 0)
         return GROW_BROKEN;

@@ -31,8 +31,9 @@ TCP_PEERS = ("tcp", "nginx")  # the sinks, ppinject, HAProxy; nginx (TCP and UDP
 def bpf(bench):
     out = sh([bench.bpf_bench, "20000"], timeout=60)
     rows = json.loads(out)
-    base = rows[0]
+    empty = {}  # hook -> its empty program's row, which comes first of the hook's rows
     for r in rows:
+        base = empty.setdefault(r.get("hook", "tc"), r)
         r["single_above_empty_ns"] = r["single_mean_ns"] - base["single_mean_ns"]
         r["repeat_above_empty_ns"] = (r["repeat_ns"] - base["repeat_ns"]
                                       if r["repeat_ns"] >= 0 else None)
