@@ -436,6 +436,13 @@ class UdpProgTest : public ::testing::Test {
         EXPECT_EQ(counters(kPass), counts({{"seen", 1}, {"error_passed", 1}}));
     }
 
+    // Ingress runs at `h` from now on, with a fresh skeleton (maps and counters empty).
+    void use_hook(Hook h) {
+        hook_ = h;
+        skel_.reset();
+        SetUp();
+    }
+
     ppinject::Skeleton<udp_bpf> skel_;
     Hook hook_ = Hook::tc;
 };
@@ -1072,26 +1079,35 @@ TEST_F(UdpProgTest, GsoTrainsNeverShareOneHeader) {
 
 TEST_F(UdpProgTest, HeaderThatWouldExceedTheMtuIsRefused) {
     // test_run makes ctx->ifindex (looked up in the caller's namespace) the skb's device,
-    // and bpf_check_mtu uses its MTU. This kernel has no dummy driver: a veth in a
+    // and bpf_check_mtu uses its MTU; at XDP the same interface is the frame's ingress
+    // device (xdp_md.ingress_ifindex). This kernel has no dummy driver: a veth in a
     // namespace of its own serves, removed with the namespace even when the test fails.
     pptest::Netns ns("mtu");
     ns.exec("ip link add mtu0 type veth peer name mtu1 && ip link set mtu0 mtu 1280 up");
-    ns.run_inside([&] { check_mtu_refusals(if_nametoindex("mtu0")); });
+    for (Hook h : {Hook::tc, Hook::xdp}) {
+        SCOPED_TRACE(h == Hook::xdp ? "xdp" : "tc");
+        use_hook(h);
+        ns.run_inside([&] { check_mtu_refusals(if_nametoindex("mtu0")); });
+    }
 }
 
 // The MTU concerns the IP packet: VLAN tags in the frame do not count against it.
 TEST_F(UdpProgTest, TaggedDatagramThatFitsTheMtuGetsItsHeader) {
     pptest::Netns ns("mtuvlan");
     ns.exec("ip link add mtu0 type veth peer name mtu1 && ip link set mtu0 mtu 1280 up");
-    ns.run_inside([&] {
-        __sk_buff ctx{};
-        ctx.ifindex = if_nametoindex("mtu0");
-        ASSERT_GT(ctx.ifindex, 1u);
-        Packet p = request("192.0.2.4", 53, pattern(1280 - 20 - 8 - 28)).vlan(0x8100, 7);
-        expect_output(run_ok(Dir::ingress, p.build(), &ctx), with_header(p, v2_of(p)),
-                      "IP packet of exactly the MTU with the header, one 802.1Q tag");
-    });
-    EXPECT_EQ(all_counters(), (AllCounts{{kEvery, injected_v2()}}));
+    for (Hook h : {Hook::tc, Hook::xdp}) {
+        SCOPED_TRACE(h == Hook::xdp ? "xdp" : "tc");
+        use_hook(h);
+        ns.run_inside([&] {
+            __sk_buff ctx{};
+            ctx.ifindex = if_nametoindex("mtu0");
+            ASSERT_GT(ctx.ifindex, 1u);
+            Packet p = request("192.0.2.4", 53, pattern(1280 - 20 - 8 - 28)).vlan(0x8100, 7);
+            expect_output(run_ok(Dir::ingress, p.build(), &ctx), with_header(p, v2_of(p)),
+                          "IP packet of exactly the MTU with the header, one 802.1Q tag");
+        });
+        EXPECT_EQ(all_counters(), (AllCounts{{kEvery, injected_v2()}}));
+    }
 }
 
 // A datagram to a service must not reach it bare with a client-made header as its payload,
