@@ -283,6 +283,44 @@ static __always_inline int move_front(void *data, void *data_end, __u32 shift, c
     return 0;
 }
 
+/*
+ * The one's-complement sum (unfolded, as bpf_csum_diff gives it) of a header built into a
+ * zero-padded 56-byte buffer: 28 16-bit words in the order they go on the wire, inline
+ * instead of a helper call.
+ */
+static __always_inline __u32 header_sum(const __u8 hdr[56]) {
+    __u32 sum = 0;
+#pragma unroll
+    for (int i = 0; i < 56; i += 2)
+        sum += *(const __u16 *)(hdr + i);
+    return sum;
+}
+
+/*
+ * Write the header (hlen: 28, 38 or 52 bytes) at `at` inside the frame with constant-size
+ * copies, one per length: a helper copy of a variable size costs more than the copy.
+ */
+static __always_inline int put_header(__u8 *at, void *data_end, const __u8 *hdr, __u32 hlen) {
+#define PUT(n)                                                                        \
+    do {                                                                              \
+        if ((void *)(at + (n)) > data_end)                                            \
+            return -1;                                                                \
+        _Pragma("unroll") for (int i = 0; i + 4 <= (n); i += 4) * (__u32 *)(at + i) = \
+            *(const __u32 *)(hdr + i);                                                \
+        if ((n) % 4)                                                                  \
+            *(__u16 *)(at + (n) / 4 * 4) = *(const __u16 *)(hdr + (n) / 4 * 4);       \
+        return 0;                                                                     \
+    } while (0)
+    if (hlen == PP_V2_HDR_LEN_INET)
+        PUT(PP_V2_HDR_LEN_INET);
+    if (hlen == PP_SPP_HDR_LEN)
+        PUT(PP_SPP_HDR_LEN);
+    if (hlen == PP_V2_HDR_LEN_INET6)
+        PUT(PP_V2_HDR_LEN_INET6);
+#undef PUT
+    return -1;
+}
+
 /* How a grow went: done, refused with the frame unchanged, or failed half-way. */
 enum grow {
     GROW_DONE,
@@ -327,7 +365,10 @@ static __always_inline enum grow xdp_grow(struct xdp_md *ctx, const struct pkt *
             bpf_xdp_store_bytes(ctx, 0, buf->buf, hdrs) < 0)
             return GROW_BROKEN;
     }
-    if (bpf_xdp_store_bytes(ctx, hdrs, (void *)hdr, hlen) < 0)
+    data = (void *)(long)ctx->data; /* the helpers above invalidate packet pointers */
+    data_end = (void *)(long)ctx->data_end;
+    if (hdrs > MAX_HEADERS_LEN + sizeof(struct udphdr) ||
+        put_header(data + hdrs, data_end, hdr, hlen) < 0)
         return GROW_BROKEN;
     if (frame > p->l3_end && bpf_xdp_adjust_tail(ctx, -(int)(frame - p->l3_end)) < 0)
         return GROW_BROKEN;
@@ -407,7 +448,7 @@ static __always_inline enum verdict ingress(void *ctx, const int xdp) {
     if (!xdp && ((struct __sk_buff *)ctx)->gso_segs > 1)
         return refuse(svc, c, &c->gso_dropped);
 
-    __u8 hdr[56] = {}; /* whole 4-byte words for bpf_csum_diff; bytes past the header are 0 */
+    __u8 hdr[56] = {}; /* bytes past the header stay 0: they add nothing to its sum */
     __u32 hlen = build_header(svc, &p, hdr);
     __u32 mtu = p.l3_end - p.l3_off; /* the IP packet: tags and padding do not count */
     if (bpf_check_mtu(ctx, 0, &mtu, hlen, 0) != BPF_MTU_CHK_RET_SUCCESS)
@@ -415,7 +456,7 @@ static __always_inline enum verdict ingress(void *ctx, const int xdp) {
     if (p.udp_len + hlen > 0xFFFF)
         return refuse(svc, c, &c->mtu_dropped);
 
-    __s64 hsum = bpf_csum_diff(0, 0, (__be32 *)hdr, (hlen + 3) & ~3u, 0);
+    __s64 hsum = header_sum(hdr);
     enum grow g = xdp ? xdp_grow(ctx, &p, hdr, hlen, hsum) : skb_grow(ctx, &p, hdr, hlen, hsum);
     if (g == GROW_REFUSED)
         return refuse(svc, c, &c->grow_failed);
