@@ -116,15 +116,22 @@ struct pp_flow {
  */
 #define PP_ATTACHMENT_SERVICE_WORDS (PP_MAX_SERVICES / 32)
 struct pp_attachment {
-    __u32 ingress_prog_id; /* 0: nothing of ours on ingress */
-    __u32 egress_prog_id;  /* 0: nothing of ours on egress */
+    __u32 ingress_prog_id; /* 0: nothing of ours on tc ingress */
+    __u32 egress_prog_id;  /* 0: nothing of ours on tc egress */
+    __u32 xdp_prog_id;     /* 0: nothing of ours at XDP (attach = "xdp" injects there) */
     __u8 created_clsact;   /* 1: ppinject created the clsact qdisc and may delete it */
-    __u8 pad0[3];
+    __u8 xdp_mode;         /* PP_XDP_MODE_*: how xdp_prog_id is attached */
+    __u8 pad0[2];
     char ifname[16]; /* IFNAMSIZ, NUL-padded */
     /* The UDP services that name this interface: bit id % 32 of word id / 32. */
     __u32 services[PP_ATTACHMENT_SERVICE_WORDS];
 };
 #define PP_MAX_ATTACHMENTS 256
+
+/* pp_attachment.xdp_mode: native where the driver runs XDP (veth does), generic otherwise. */
+#define PP_XDP_MODE_NONE 0
+#define PP_XDP_MODE_NATIVE 1  /* XDP_FLAGS_DRV_MODE */
+#define PP_XDP_MODE_GENERIC 2 /* XDP_FLAGS_SKB_MODE */
 
 /*
  * counters: per-CPU array indexed by service id, one pp_counters per entry. The list

@@ -1,34 +1,36 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * UDP data path: TC (clsact) programs on the client-facing interfaces.
+ * UDP data path: TC (clsact) programs on the client-facing interfaces, and the same
+ * ingress at XDP for services with attach = "xdp".
  *
- * udp_ingress inserts a PROXY v2 or SPP header right after the UDP header of datagrams
- * sent to a service; udp_egress strips the SPP header a backend echoes on its replies.
+ * udp_ingress (tc) and udp_xdp (XDP) insert a PROXY v2 or SPP header right after the UDP
+ * header of datagrams sent to a service; both are ingress() below, with one branch per
+ * hook where the packet is grown. udp_egress (tc) strips the SPP header a backend echoes
+ * on its replies, whichever hook inserted it.
  *
- * How the packet grows: bpf_skb_adjust_room() inserts at a fixed offset after a 20/40
- * byte IP header (wrong with IPv4 options or IPv6 extension headers) and leaves the
+ * How the packet grows at tc: bpf_skb_adjust_room() inserts at a fixed offset after a
+ * 20/40 byte IP header (wrong with IPv4 options or IPv6 extension headers) and leaves the
  * transport header and csum_start where they were, so a CHECKSUM_PARTIAL skb would get
  * its checksum written into the inserted header. Instead the packet grows at the tail
  * (bpf_skb_change_tail), the payload is shifted towards the tail and the header is
  * written into the hole: the IP and UDP headers never move. Stripping is the mirror.
  *
+ * At XDP the frame has headroom (XDP_PACKET_HEADROOM, native or generic): the head
+ * grows by the header's length, the Ethernet to UDP headers (at most MAX_HEADERS_LEN + 8
+ * bytes) move to the new start and the header is written behind them. The payload never
+ * moves, and no skb exists yet.
+ *
  * Checksums: the header is inserted at an even offset and the payload shifted by an even
  * amount, so the payload's contribution to the UDP checksum is unchanged; only the
  * header's bytes and the length (in the UDP header and in the pseudo-header) are folded
- * in, with bpf_l4_csum_replace, which also does the right thing for CHECKSUM_PARTIAL
- * (only the pseudo-header seed changes). bpf_skb_change_tail turns CHECKSUM_COMPLETE
- * into CHECKSUM_NONE, so skb->csum never needs fixing.
+ * in. At tc with bpf_l4_csum_replace, which also does the right thing for
+ * CHECKSUM_PARTIAL (only the pseudo-header seed changes); bpf_skb_change_tail turns
+ * CHECKSUM_COMPLETE into CHECKSUM_NONE, so skb->csum never needs fixing. At XDP the
+ * frame has no checksum state: the field is a full checksum, updated in place.
  */
 #include <linux/bpf.h>
-#include <linux/if_ether.h>
-#include <linux/in.h>
-#include <linux/ip.h>
-#include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
-#include <linux/udp.h>
-#include <bpf/bpf_endian.h>
-#include <bpf/bpf_helpers.h>
-#include "maps.bpf.h"
+#include "udp_parse.bpf.h"
 
 /*
  * Packets we let through (changed or not) leave with TC_ACT_UNSPEC: classification goes on
@@ -37,36 +39,9 @@
  */
 #define TC_PASS TC_ACT_UNSPEC
 
-#define ETH_P_8021Q 0x8100
-#define ETH_P_8021AD 0x88A8
-#define IP_MF 0x2000
-#define IP_OFFSET 0x1FFF
-#define IPV6_FRAG_OFFSET_MASK 0xFFF8
-#define MAX_VLAN_TAGS 2
-#define MAX_IPV6_EXT_HEADERS 4
-/* PP_SPP_MAGIC's two bytes in the order they are on the wire. */
-#define SPP_MAGIC_0 (PP_SPP_MAGIC >> 8)
-#define SPP_MAGIC_1 (PP_SPP_MAGIC & 0xFF)
-/* Headers are read from the linear part; this much is pulled in when it is shorter. */
-#define MAX_HEADERS_LEN 256
-
 /* Shifting the payload goes through a per-CPU scratch buffer, CHUNK bytes at a time. */
 #define CHUNK 2048
 #define MAX_CHUNKS 32 /* 64 KiB: any UDP datagram */
-
-struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 65536); /* udp_max_flows; the loader sets it before load */
-    __type(key, struct pp_flow_key);
-    __type(value, struct pp_flow);
-} udp_flows SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, PP_UDP_PORT_WORDS);
-    __type(key, __u32);
-    __type(value, __u64);
-} udp_ports SEC(".maps");
 
 struct scratch {
     __u8 buf[CHUNK];
@@ -79,67 +54,17 @@ struct {
     __type(value, struct scratch);
 } shift_buf SEC(".maps");
 
-/* What the parser found out about a packet. Addresses are IPv4-mapped for IPv4. */
-struct pkt {
-    __u8 saddr[16];
-    __u8 daddr[16];
-    __u32 l3_off; /* IP header */
-    __u32 l4_off; /* UDP header */
-    __u32 l3_end; /* end of the IP packet as its header says (trailing padding excluded) */
-    __be16 sport;
-    __be16 dport;
-    __u16 udp_len; /* from the UDP header */
-    __u8 ipv6;
-    __u8 frag; /* 1: an IP fragment; the UDP header is there only for the first */
-};
-
-enum parse_result {
-    PARSE_UDP,       /* a UDP datagram (or first fragment) with its ports */
-    PARSE_OTHER,     /* not UDP, later fragment, or too short to tell: never touched */
-    PARSE_MALFORMED, /* a UDP datagram whose IP/UDP lengths do not hold together */
-    PARSE_UNREACHED, /* IPv6 whose extension headers go on past what is walked */
-};
-
-static const __u8 v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-static const __u8 v2_signature[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
-                                      0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
-
-/* memcmp() == 0 for short constant lengths; clang has no memcmp for BPF. */
-static __always_inline int bytes_equal(const __u8 *a, const __u8 *b, const int n) {
-    __u8 diff = 0;
-#pragma unroll
-    for (int i = 0; i < n; i++)
-        diff |= a[i] ^ b[i];
-    return diff == 0;
-}
-
-static __always_inline void map_v4(__u8 out[16], __be32 addr) {
-    __builtin_memcpy(out, v4_mapped_prefix, 12);
-    __builtin_memcpy(out + 12, &addr, 4);
-}
-
-/* The IPv6 extension headers parse() walks to find UDP. */
-static __always_inline int is_ipv6_ext(__u8 nexthdr) {
-    return nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING || nexthdr == IPPROTO_DSTOPTS ||
-           nexthdr == IPPROTO_FRAGMENT;
-}
-
 /*
- * Parse Ethernet (up to two 802.1Q/802.1ad tags), IPv4 (any IHL) or IPv6 (hop-by-hop,
- * routing, destination options and fragment headers skipped), then UDP.
- *
- * A global function, not inlined: the verifier checks it once, on its own, and its
- * callers go on with one state in which the result and *p are unknown values. Inlined,
- * each way through the parser (tag count, header lengths, fragment flag, result) left
- * its own offsets and flags behind, and the rest of udp_ingress was verified once for
- * each. The callers therefore bound every field of *p they use as an offset or a size.
+ * The parser as one global function per hook, not inlined: the verifier checks it once,
+ * on its own, and its callers go on with one state in which the result and *p are
+ * unknown values. Inlined, each way through the parser (tag count, header lengths,
+ * fragment flag, result) left its own offsets and flags behind, and the rest of the
+ * ingress program was verified once for each. The callers therefore bound every field of
+ * *p they use as an offset or a size.
  */
-__noinline enum parse_result parse(struct __sk_buff *skb, struct pkt *p) {
+__noinline enum parse_result parse_skb(struct __sk_buff *skb, struct pkt *p) {
     void *data = (void *)(long)skb->data;
     void *data_end = (void *)(long)skb->data_end;
-    __u32 off = sizeof(struct ethhdr);
-    __be16 proto;
-    __u8 l4proto;
 
     if (!p)
         return PARSE_OTHER; /* never: the verifier takes a global function's pointer as nullable */
@@ -149,129 +74,20 @@ __noinline enum parse_result parse(struct __sk_buff *skb, struct pkt *p) {
         data = (void *)(long)skb->data;
         data_end = (void *)(long)skb->data_end;
     }
+    return parse_frame(data, data_end, skb->len, p);
+}
 
-    struct ethhdr *eth = data;
-    if ((void *)(eth + 1) > data_end)
+/*
+ * At XDP only the first buffer of a multi-buffer frame can be read in place; headers past
+ * it are PARSE_UNREACHED (dropped and counted as chain_dropped for a service address).
+ * Drivers put at least the first page in the first buffer, so this never happens to a
+ * real frame's headers; a payload that starts in a fragment is read by copy.
+ */
+__noinline enum parse_result parse_xdp(struct xdp_md *ctx, struct pkt *p) {
+    if (!p)
         return PARSE_OTHER;
-    proto = eth->h_proto;
-
-#pragma unroll
-    for (int i = 0; i < MAX_VLAN_TAGS; i++) {
-        if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
-            break;
-        /* A VLAN tag is 2 bytes of TCI and 2 bytes of inner EtherType. */
-        __be16 *tag = data + off;
-        if ((void *)(tag + 2) > data_end)
-            return PARSE_OTHER;
-        proto = tag[1];
-        off += 4;
-    }
-    p->l3_off = off;
-
-    if (proto == bpf_htons(ETH_P_IP)) {
-        struct iphdr *ip = data + off;
-        if ((void *)(ip + 1) > data_end)
-            return PARSE_OTHER;
-        __u32 ihl = ip->ihl * 4;
-        if (ip->version != 4 || ihl < sizeof(*ip))
-            return PARSE_OTHER;
-        if (ip->protocol != IPPROTO_UDP)
-            return PARSE_OTHER;
-        __u16 frag = bpf_ntohs(ip->frag_off);
-        if (frag & IP_OFFSET)
-            return PARSE_OTHER; /* no UDP header here: its first fragment decides */
-        p->frag = (frag & IP_MF) ? 1 : 0;
-        p->ipv6 = 0;
-        p->l3_end = off + bpf_ntohs(ip->tot_len);
-        if (bpf_ntohs(ip->tot_len) < ihl)
-            return PARSE_OTHER;
-        map_v4(p->saddr, ip->saddr);
-        map_v4(p->daddr, ip->daddr);
-        off += ihl;
-    } else if (proto == bpf_htons(ETH_P_IPV6)) {
-        struct ipv6hdr *ip6 = data + off;
-        if ((void *)(ip6 + 1) > data_end)
-            return PARSE_OTHER;
-        if (ip6->version != 6)
-            return PARSE_OTHER;
-        p->ipv6 = 1;
-        p->frag = 0;
-        p->l3_end = off + sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
-        __builtin_memcpy(p->saddr, &ip6->saddr, 16);
-        __builtin_memcpy(p->daddr, &ip6->daddr, 16);
-        l4proto = ip6->nexthdr;
-        off += sizeof(*ip6);
-
-#pragma unroll
-        for (int i = 0; i < MAX_IPV6_EXT_HEADERS; i++) {
-            if (!is_ipv6_ext(l4proto))
-                break;
-            __u8 *ext = data + off;
-            if ((void *)(ext + 8) > data_end)
-                return off + 8 <= skb->len ? PARSE_UNREACHED : PARSE_OTHER;
-            if (l4proto == IPPROTO_FRAGMENT) {
-                /* Fragment header: next, reserved, offset (13 bits) + flags, id. */
-                __u16 frag = bpf_ntohs(*(__be16 *)(ext + 2));
-                if (frag & IPV6_FRAG_OFFSET_MASK)
-                    return PARSE_OTHER;
-                p->frag = frag & 1; /* M flag; an atomic fragment is whole */
-                off += 8;
-            } else {
-                off += (ext[1] + 1) * 8;
-            }
-            l4proto = ext[0];
-            if (off > MAX_HEADERS_LEN)
-                return PARSE_UNREACHED;
-        }
-        if (is_ipv6_ext(l4proto))
-            return PARSE_UNREACHED;
-        if (l4proto != IPPROTO_UDP)
-            return PARSE_OTHER;
-    } else {
-        return PARSE_OTHER;
-    }
-
-    if (off > MAX_HEADERS_LEN)
-        return PARSE_UNREACHED;
-    struct udphdr *udp = data + off;
-    if ((void *)(udp + 1) > data_end)
-        return off + sizeof(*udp) <= skb->len ? PARSE_UNREACHED : PARSE_OTHER;
-    p->l4_off = off;
-    p->sport = udp->source;
-    p->dport = udp->dest;
-    p->udp_len = bpf_ntohs(udp->len);
-
-    /* The UDP header must fill the IP payload exactly, and the skb must hold it all. */
-    if (p->l3_end > skb->len || p->l3_end < off + sizeof(*udp))
-        return PARSE_MALFORMED;
-    if (!p->frag && p->udp_len != p->l3_end - off)
-        return PARSE_MALFORMED;
-    return PARSE_UDP;
-}
-
-/* Whether some UDP service listens on `port` (see udp_ports): a cheap test first. */
-static __always_inline int port_served(__be16 port) {
-    __u32 p = bpf_ntohs(port);
-    __u32 word = p / 64;
-    __u64 *bits = bpf_map_lookup_elem(&udp_ports, &word);
-    return bits && ((*bits >> (p % 64)) & 1);
-}
-
-static __always_inline struct pp_service *lookup_service(const __u8 addr[16], __be16 port) {
-    struct pp_service_key key = {
-        .prefixlen = PP_SERVICE_KEY_FIXED_BITS + 128,
-        .protocol = IPPROTO_UDP,
-        .port = port,
-    };
-    __builtin_memcpy(key.addr, addr, 16);
-    return bpf_map_lookup_elem(&services, &key);
-}
-
-/* Some UDP service listening on `addr`, whatever the port (see udp_addresses). */
-static __always_inline struct pp_service *lookup_address(const __u8 addr[16]) {
-    struct pp_address_key key = {.prefixlen = 128};
-    __builtin_memcpy(key.addr, addr, 16);
-    return bpf_map_lookup_elem(&udp_addresses, &key);
+    return parse_frame((void *)(long)ctx->data, (void *)(long)ctx->data_end,
+                       bpf_xdp_get_buff_len(ctx), p);
 }
 
 /*
@@ -346,14 +162,6 @@ static __always_inline int move_bytes(struct __sk_buff *skb, __u64 from, __u64 t
     return 0;
 }
 
-/* RFC 1624 eqn. 3: a 16-bit one's-complement checksum after one 16-bit word changed. */
-static __always_inline __sum16 csum16_replace(__sum16 check, __be16 from, __be16 to) {
-    __u32 sum = (__u16)~check + (__u16)~from + (__u16)to;
-    sum = (sum & 0xFFFF) + (sum >> 16);
-    sum = (sum & 0xFFFF) + (sum >> 16);
-    return (__sum16)~sum;
-}
-
 /*
  * Fix lengths and checksums after `diff` bytes whose one's-complement sum is `hdr_sum`
  * were inserted (diff > 0) or removed (diff < 0, hdr_sum negated) right after the UDP
@@ -406,113 +214,215 @@ static __always_inline int fix_lengths(struct __sk_buff *skb, const struct pkt *
     return 0;
 }
 
-/* Build the header a service wants into buf (zeroed, 52 bytes are always enough); its length. */
-static __always_inline __u32 build_header(const struct pp_service *svc, const struct pkt *p,
-                                          __u8 buf[56]) {
-    if (svc->header == PP_HDR_SPP) {
-        __be16 magic = bpf_htons(PP_SPP_MAGIC);
-        __builtin_memcpy(buf, &magic, 2);
-        __builtin_memcpy(buf + 2, p->saddr, 16);
-        __builtin_memcpy(buf + 18, p->daddr, 16);
-        __builtin_memcpy(buf + 34, &p->sport, 2);
-        __builtin_memcpy(buf + 36, &p->dport, 2);
-        return PP_SPP_HDR_LEN;
-    }
-    /* PROXY v2: signature, version 2 + PROXY, family + DGRAM, length, addresses. */
-    __builtin_memcpy(buf, v2_signature, 12);
-    buf[12] = 0x21;
+/*
+ * Fix lengths and checksums at XDP after `hlen` bytes whose one's-complement sum is
+ * `hdr_sum` were inserted right after the UDP header (whose offsets in *p still hold: the
+ * headers moved with the frame's start). An XDP frame has no checksum state, so the UDP
+ * checksum field is the full checksum (or 0, no checksum, which stays 0 as at tc), updated
+ * as RFC 1624 eqn. 3 for the header's words and the length, which counts twice: in the
+ * UDP header and in the pseudo-header.
+ */
+static __always_inline int xdp_fix_lengths(struct xdp_md *ctx, const struct pkt *p, __u32 hlen,
+                                           __s64 hdr_sum) {
+    __u32 l3 = p->l3_off, l4 = p->l4_off;
+    __be16 old_ulen = bpf_htons(p->udp_len);
+    __be16 new_ulen = bpf_htons(p->udp_len + hlen);
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+
+    if (l3 > MAX_HEADERS_LEN || l4 > MAX_HEADERS_LEN)
+        return -1;
+    struct udphdr *udp = data + l4;
+    if ((void *)(udp + 1) > data_end)
+        return -1;
     if (p->ipv6) {
-        buf[13] = 0x22;
-        buf[14] = 0;
-        buf[15] = 36;
-        __builtin_memcpy(buf + 16, p->saddr, 16);
-        __builtin_memcpy(buf + 32, p->daddr, 16);
-        __builtin_memcpy(buf + 48, &p->sport, 2);
-        __builtin_memcpy(buf + 50, &p->dport, 2);
-        return PP_V2_HDR_LEN_INET6;
+        struct ipv6hdr *ip6 = data + l3;
+        if ((void *)(ip6 + 1) > data_end)
+            return -1;
+        ip6->payload_len = bpf_htons(p->l3_end - l3 - sizeof(struct ipv6hdr) + hlen);
+    } else {
+        struct iphdr *ip = data + l3;
+        if ((void *)(ip + 1) > data_end)
+            return -1;
+        __be16 new_tot = bpf_htons(p->l3_end - l3 + hlen);
+        ip->check = csum16_replace(ip->check, ip->tot_len, new_tot);
+        ip->tot_len = new_tot;
     }
-    buf[13] = 0x12;
-    buf[14] = 0;
-    buf[15] = 12;
-    __builtin_memcpy(buf + 16, p->saddr + 12, 4);
-    __builtin_memcpy(buf + 20, p->daddr + 12, 4);
-    __builtin_memcpy(buf + 24, &p->sport, 2);
-    __builtin_memcpy(buf + 26, &p->dport, 2);
-    return PP_V2_HDR_LEN_INET;
+    udp->len = new_ulen;
+    if (udp->check == 0)
+        return 0; /* IPv4 "no checksum" (and what tc's BPF_F_MARK_MANGLED_0 keeps) */
+    __u64 sum = (__u16)~udp->check + (__u64)(__u32)hdr_sum +
+                2 * ((__u64)(__u16)~old_ulen + (__u16)new_ulen);
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    __u16 check = ~sum & 0xFFFF;
+    /* 0 is sent as 0xFFFF (RFC 768; for IPv6 0 means no checksum, RFC 8200 8.1). */
+    udp->check = check ? check : 0xFFFF;
+    return 0;
 }
 
 /*
- * Does the payload already start with a PROXY v2 signature or an SPP magic? Read in
- * place when the linear part holds it (nearly always), else through a copy.
+ * Move the first `n` bytes at data + shift to data (n a constant, shift >= 8: copying 8-byte
+ * words front to back never overwrites a word before it is read). Returns -1 when the frame
+ * is too short, which parse_frame() already ruled out.
  */
-static __always_inline int is_forged(struct __sk_buff *skb, const struct pkt *p) {
-    void *data = (void *)(long)skb->data;
-    void *data_end = (void *)(long)skb->data_end;
-    __u32 plen = p->udp_len - sizeof(struct udphdr);
-    __u32 off = p->l4_off + sizeof(struct udphdr);
-    __u64 copy[2];
-    const __u64 *head = data + off;
-    __u64 sig0;
-    __u32 sig1;
+static __always_inline int move_front(void *data, void *data_end, __u32 shift, const __u32 n) {
+    __u8 *src = data + shift;
+    __u8 *dst = data;
 
-    if (plen < sizeof(v2_signature) || off > MAX_HEADERS_LEN + sizeof(struct udphdr))
-        return 0; /* too short to carry one; parse() never returns a longer off */
-    if ((void *)head + sizeof(v2_signature) > data_end) {
-        if (bpf_skb_load_bytes(skb, off, copy, sizeof(v2_signature)) < 0)
-            return 0;
-        head = copy;
-    }
-    if (plen >= PP_SPP_HDR_LEN && ((const __u8 *)head)[0] == SPP_MAGIC_0 &&
-        ((const __u8 *)head)[1] == SPP_MAGIC_1)
-        return 1;
-    __builtin_memcpy(&sig0, v2_signature, 8); /* constants, in the packet's byte order */
-    __builtin_memcpy(&sig1, v2_signature + 8, 4);
-    return head[0] == sig0 && *(const __u32 *)(head + 1) == sig1;
+    if ((void *)(src + n) > data_end)
+        return -1;
+#pragma unroll
+    for (__u32 i = 0; i + 8 <= n; i += 8)
+        *(__u64 *)(dst + i) = *(__u64 *)(src + i);
+    if (n % 8 >= 4)
+        *(__u32 *)(dst + n / 8 * 8) = *(__u32 *)(src + n / 8 * 8);
+    if (n % 4 >= 2)
+        *(__u16 *)(dst + n / 4 * 4) = *(__u16 *)(src + n / 4 * 4);
+    return 0;
 }
 
 /*
- * A datagram of `svc` that cannot carry its header: dropped and counted under `reason`,
- * or passed bare when the service says on_error = "pass".
+ * The one's-complement sum (unfolded, as bpf_csum_diff gives it) of a header built into a
+ * zero-padded 56-byte buffer: 28 16-bit words in the order they go on the wire, inline
+ * instead of a helper call.
  */
-static __always_inline int refuse(const struct pp_service *svc, struct pp_counters *c,
-                                  __u64 *reason) {
-    if (svc->on_error == PP_ON_ERROR_PASS) {
-        c->error_passed++;
-        return TC_PASS;
-    }
-    (*reason)++;
-    return TC_ACT_SHOT;
+static __always_inline __u32 header_sum(const __u8 hdr[56]) {
+    __u32 sum = 0;
+#pragma unroll
+    for (int i = 0; i < 56; i += 2)
+        sum += *(const __u16 *)(hdr + i);
+    return sum;
 }
 
-SEC("tc")
-int udp_ingress(struct __sk_buff *skb) {
+/*
+ * Write the header (hlen: 28, 38 or 52 bytes) at `at` inside the frame with constant-size
+ * copies, one per length: a helper copy of a variable size costs more than the copy.
+ */
+static __always_inline int put_header(__u8 *at, void *data_end, const __u8 *hdr, __u32 hlen) {
+#define PUT(n)                                                                        \
+    do {                                                                              \
+        if ((void *)(at + (n)) > data_end)                                            \
+            return -1;                                                                \
+        _Pragma("unroll") for (int i = 0; i + 4 <= (n); i += 4) * (__u32 *)(at + i) = \
+            *(const __u32 *)(hdr + i);                                                \
+        if ((n) % 4)                                                                  \
+            *(__u16 *)(at + (n) / 4 * 4) = *(const __u16 *)(hdr + (n) / 4 * 4);       \
+        return 0;                                                                     \
+    } while (0)
+    if (hlen == PP_V2_HDR_LEN_INET)
+        PUT(PP_V2_HDR_LEN_INET);
+    if (hlen == PP_SPP_HDR_LEN)
+        PUT(PP_SPP_HDR_LEN);
+    if (hlen == PP_V2_HDR_LEN_INET6)
+        PUT(PP_V2_HDR_LEN_INET6);
+#undef PUT
+    return -1;
+}
+
+/* How a grow went: done, refused with the frame unchanged, or failed half-way. */
+enum grow {
+    GROW_DONE,
+    GROW_REFUSED,
+    GROW_BROKEN,
+};
+
+/*
+ * Insert `hlen` bytes of `hdr` after the UDP header of the frame at XDP: grow the head,
+ * move the Ethernet..UDP headers to the new start, write the header behind them, cut
+ * trailing padding (frame past the IP packet), fix lengths and checksums.
+ */
+static __always_inline enum grow xdp_grow(struct xdp_md *ctx, const struct pkt *p, const __u8 *hdr,
+                                          __u32 hlen, __s64 hsum) {
+    __u32 zero = 0;
+    __u64 hdrs = p->l4_off + sizeof(struct udphdr); /* 64-bit: see move_chunk */
+    __u32 frame = bpf_xdp_get_buff_len(ctx);
+    struct scratch *buf = bpf_map_lookup_elem(&shift_buf, &zero);
+
+    if (!buf || hdrs > MAX_HEADERS_LEN + sizeof(struct udphdr) || frame < p->l3_end)
+        return GROW_REFUSED; /* never: parse_frame() bounds l4_off and l3_end */
+    if (bpf_xdp_adjust_head(ctx, -(int)hlen) < 0)
+        return GROW_REFUSED; /* no headroom: the frame is as it was */
+    /* From here on the frame is half-rewritten until the end. Untagged IPv4 without
+     * options and IPv6 without extension headers (nearly every datagram) move in place
+     * with constant-size word copies. Other layouts go through the scratch buffer: a
+     * helper copy of a size the verifier bounds once, where a copy loop in place would be
+     * checked for every offset. Same [1, 512] form as in move_chunk. */
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    int moved = -1;
+    if (hdrs == ETH_HLEN + sizeof(struct iphdr) + sizeof(struct udphdr))
+        moved = move_front(data, data_end, hlen,
+                           ETH_HLEN + sizeof(struct iphdr) + sizeof(struct udphdr));
+    else if (hdrs == ETH_HLEN + sizeof(struct ipv6hdr) + sizeof(struct udphdr))
+        moved = move_front(data, data_end, hlen,
+                           ETH_HLEN + sizeof(struct ipv6hdr) + sizeof(struct udphdr));
+    if (moved < 0) {
+        barrier_var(hdrs);
+        hdrs = ((hdrs - 1) & 511) + 1;
+        if (bpf_xdp_load_bytes(ctx, hlen, buf->buf, hdrs) < 0 ||
+            bpf_xdp_store_bytes(ctx, 0, buf->buf, hdrs) < 0)
+            return GROW_BROKEN;
+    }
+    data = (void *)(long)ctx->data; /* the helpers above invalidate packet pointers */
+    data_end = (void *)(long)ctx->data_end;
+    if (hdrs > MAX_HEADERS_LEN + sizeof(struct udphdr) ||
+        put_header(data + hdrs, data_end, hdr, hlen) < 0)
+        return GROW_BROKEN;
+    if (frame > p->l3_end && bpf_xdp_adjust_tail(ctx, -(int)(frame - p->l3_end)) < 0)
+        return GROW_BROKEN;
+    return xdp_fix_lengths(ctx, p, hlen, hsum) < 0 ? GROW_BROKEN : GROW_DONE;
+}
+
+/* The same at tc: grow at the tail, shift the payload, write the header, fix the rest. */
+static __always_inline enum grow skb_grow(struct __sk_buff *skb, const struct pkt *p,
+                                          const __u8 *hdr, __u32 hlen, __s64 hsum) {
+    __u32 payload = p->l4_off + sizeof(struct udphdr);
+    __u32 payload_len = p->udp_len - sizeof(struct udphdr);
+
+    /* The packet is unchanged if this fails (trailing padding goes). */
+    if (bpf_skb_change_tail(skb, p->l3_end + hlen, 0) < 0)
+        return GROW_REFUSED;
+    if (move_bytes(skb, payload, payload + hlen, payload_len) < 0 ||
+        bpf_skb_store_bytes(skb, payload, hdr, hlen, 0) < 0 || fix_lengths(skb, p, hlen, hsum) < 0)
+        return GROW_BROKEN;
+    return GROW_DONE;
+}
+
+/*
+ * Ingress, at either hook (`xdp` is a constant: each program gets its own copy with one
+ * branch of each choice). Looks the datagram's service up, refuses what cannot carry a
+ * header, keeps the flow table, and inserts the header the service wants.
+ */
+static __always_inline enum verdict ingress(void *ctx, const int xdp) {
     struct pkt p = {};
-    enum parse_result r = parse(skb, &p);
+    enum parse_result r = xdp ? parse_xdp(ctx, &p) : parse_skb(ctx, &p);
     if (r == PARSE_OTHER || (r != PARSE_UNREACHED && !port_served(p.dport)))
-        return TC_PASS;
+        return VERDICT_PASS;
 
     struct pp_service *svc =
         r == PARSE_UNREACHED ? lookup_address(p.daddr) : lookup_service(p.daddr, p.dport);
     if (!svc)
-        return TC_PASS; /* not ours: untouched */
+        return VERDICT_PASS; /* not ours: untouched */
     struct pp_counters *c = counters_of(svc->id);
     if (!c)
-        return TC_PASS;
+        return VERDICT_PASS;
     c->seen++;
 
     /* No port and no payload to check for a forged header: never passed, whatever on_error. */
     if (r == PARSE_UNREACHED) {
         c->chain_dropped++;
-        return TC_ACT_SHOT;
+        return VERDICT_DROP;
     }
     if (r == PARSE_MALFORMED)
         return refuse(svc, c, &c->malformed_dropped);
     if (p.frag)
         return refuse(svc, c, &c->frag_dropped);
     /* A client must not be able to choose the address the backend will believe. */
-    if (is_forged(skb, &p)) {
+    if (is_forged(ctx, xdp, &p)) {
         c->spoof_dropped++;
-        return TC_ACT_SHOT;
+        return VERDICT_DROP;
     }
 
     __u64 now = bpf_ktime_get_coarse_ns(); /* one tick's precision is plenty for timeouts */
@@ -528,33 +438,35 @@ int udp_ingress(struct __sk_buff *skb) {
         flow->bytes += payload_len;
         if (svc->header == PP_HDR_V2 && svc->udp_header == PP_UDP_FIRST) {
             c->passed++;
-            return TC_PASS;
+            return VERDICT_PASS;
         }
     }
 
-    /* One header for a GRO/GSO train of many datagrams would corrupt all but the first. */
-    if (skb->gso_segs > 1)
+    /* One header for a GRO/GSO train of many datagrams would corrupt all but the first.
+     * XDP runs before GRO (native), or sees what generic XDP made linear: one datagram
+     * unless UDP GRO forwarding is on (README). */
+    if (!xdp && ((struct __sk_buff *)ctx)->gso_segs > 1)
         return refuse(svc, c, &c->gso_dropped);
 
-    __u8 hdr[56] = {}; /* whole 4-byte words for bpf_csum_diff; bytes past the header are 0 */
+    __u8 hdr[56] = {}; /* bytes past the header stay 0: they add nothing to its sum */
     __u32 hlen = build_header(svc, &p, hdr);
     __u32 mtu = p.l3_end - p.l3_off; /* the IP packet: tags and padding do not count */
-    if (bpf_check_mtu(skb, 0, &mtu, hlen, 0) != BPF_MTU_CHK_RET_SUCCESS)
+    if (bpf_check_mtu(ctx, 0, &mtu, hlen, 0) != BPF_MTU_CHK_RET_SUCCESS)
         return refuse(svc, c, &c->mtu_dropped);
     if (p.udp_len + hlen > 0xFFFF)
         return refuse(svc, c, &c->mtu_dropped);
 
-    __s64 hsum = bpf_csum_diff(0, 0, (__be32 *)hdr, (hlen + 3) & ~3u, 0);
-    __u32 payload = p.l4_off + sizeof(struct udphdr);
-    /* Grow at the tail; the packet is unchanged if this fails (trailing padding goes). */
-    if (bpf_skb_change_tail(skb, p.l3_end + hlen, 0) < 0)
+    __s64 hsum = header_sum(hdr);
+    /* Summed here, into one register: left to itself clang loaded the 28 words here and
+     * added them after the helper calls, spilling each to the stack (6.1 then refused the
+     * combined stack of udp_ingress and move_chunk, 544 > 512 bytes). */
+    barrier_var(hsum);
+    enum grow g = xdp ? xdp_grow(ctx, &p, hdr, hlen, hsum) : skb_grow(ctx, &p, hdr, hlen, hsum);
+    if (g == GROW_REFUSED)
         return refuse(svc, c, &c->grow_failed);
-    /* From here on a failure leaves the packet half-rewritten: always drop it. */
-    if (move_bytes(skb, payload, payload + hlen, payload_len) < 0 ||
-        bpf_skb_store_bytes(skb, payload, hdr, hlen, 0) < 0 ||
-        fix_lengths(skb, &p, hlen, hsum) < 0) {
-        c->grow_failed++;
-        return TC_ACT_SHOT;
+    if (g != GROW_DONE) {
+        c->grow_failed++; /* half-rewritten: never passed, whatever on_error */
+        return VERDICT_DROP;
     }
 
     if (svc->header == PP_HDR_SPP)
@@ -572,7 +484,21 @@ int udp_ingress(struct __sk_buff *skb) {
         bpf_map_update_elem(&udp_flows, &fk, &nf, BPF_ANY);
         c->flows_new++;
     }
-    return TC_PASS;
+    return VERDICT_PASS;
+}
+
+SEC("tc")
+int udp_ingress(struct __sk_buff *skb) {
+    return ingress(skb, 0) == VERDICT_PASS ? TC_PASS : TC_ACT_SHOT;
+}
+
+/*
+ * The same ingress at XDP (attach = "xdp"). xdp.frags: it takes multi-buffer frames
+ * (jumbo MTUs), whose headers are in the first buffer and whose payload may not be.
+ */
+SEC("xdp.frags")
+int udp_xdp(struct xdp_md *ctx) {
+    return ingress(ctx, 1) == VERDICT_PASS ? XDP_PASS : XDP_DROP;
 }
 
 /*
@@ -582,7 +508,7 @@ int udp_ingress(struct __sk_buff *skb) {
 SEC("tc")
 int udp_egress(struct __sk_buff *skb) {
     struct pkt p = {};
-    enum parse_result r = parse(skb, &p);
+    enum parse_result r = parse_skb(skb, &p);
     if (r == PARSE_OTHER || r == PARSE_UNREACHED)
         return TC_PASS; /* a reply hides no client address: at worst it shows the client its own */
 

@@ -93,7 +93,9 @@ const std::vector<Layout> &shared_structs() {
         PP_STRUCT(pp_attachment,                             //
                   PP_FIELD(pp_attachment, ingress_prog_id),  //
                   PP_FIELD(pp_attachment, egress_prog_id),   //
+                  PP_FIELD(pp_attachment, xdp_prog_id),      //
                   PP_FIELD(pp_attachment, created_clsact),   //
+                  PP_FIELD(pp_attachment, xdp_mode),         //
                   PP_FIELD(pp_attachment, pad0),             //
                   PP_FIELD(pp_attachment, ifname),           //
                   PP_FIELD(pp_attachment, services)),

@@ -66,6 +66,7 @@ TEST(Config, DesignExampleResolves) {
     EXPECT_EQ(dns.header, HeaderMode::v2);
     EXPECT_EQ(dns.udp_header, UdpHeaderPolicy::first);
     EXPECT_EQ(dns.on_error, OnError::drop);
+    EXPECT_EQ(dns.attach, AttachHook::tc);
 
     const Service &web = c.services[1];
     EXPECT_EQ(web.id, 2u);
@@ -172,6 +173,30 @@ on_error = "pass"
     EXPECT_EQ(s.interfaces, std::vector<std::string>{"veth0"});
     EXPECT_EQ(s.on_error, OnError::pass);
     EXPECT_EQ(service_key_count(c), 1001u + 1 + 1 + 1 + 1 + 1 + 2);
+}
+
+// attach: tc unless said; xdp for a service, and for another service on other interfaces
+// tc beside it; services sharing an interface at the same hook.
+TEST(Config, AttachHooks) {
+    Config c = parse_config(kUdp + "attach = \"xdp\"\n" +
+                                "[[service]]\nname = \"b\"\nprotocol = \"udp\"\n"
+                                "listen = \"192.0.2.2:53\"\ninterfaces = [\"eth1\"]\n"
+                                "header = \"spp\"\n"
+                                "[[service]]\nname = \"c\"\nprotocol = \"udp\"\n"
+                                "listen = \"192.0.2.3:53\"\ninterfaces = [\"eth0\"]\n"
+                                "header = \"spp\"\nattach = \"xdp\"\n",
+                            "a.toml");
+    ASSERT_EQ(c.services.size(), 3u);
+    EXPECT_EQ(c.services[0].attach, AttachHook::xdp);
+    EXPECT_EQ(c.services[1].attach, AttachHook::tc);
+    EXPECT_EQ(c.services[2].attach, AttachHook::xdp);
+    EXPECT_EQ(to_json(c)["services"][0]["attach"], "xdp");
+    std::string d = describe(c);
+    EXPECT_NE(d.find("interfaces  eth0, ingress at XDP\n"), std::string::npos) << d;
+    EXPECT_NE(d.find("interfaces  eth1, ingress at tc, replies at tc egress\n"), std::string::npos)
+        << d;
+    EXPECT_NE(d.find("interfaces  eth0, ingress at XDP, replies at tc egress\n"), std::string::npos)
+        << d;
 }
 
 TEST(Config, TcpKeys) {
@@ -665,6 +690,23 @@ INSTANTIATE_TEST_SUITE_P(
             7, "'udp_header' in service 'a' applies to UDP services with header = \"v2\" only"},
         Bad{"bad udp_header", kUdp + "udp_header = \"all\"\n", 7, "allowed: \"first\" | \"every\""},
         Bad{"bad on_error", kUdp + "on_error = \"ignore\"\n", 7, "allowed: \"drop\" | \"pass\""},
+        Bad{"bad attach", kUdp + "attach = \"xdpgeneric\"\n", 7, "allowed: \"tc\" | \"xdp\""},
+        // One injector per interface: the later service's attach (or [[service]]) is named.
+        Bad{"both hooks on one interface",
+            kUdp + "attach = \"xdp\"\n[[service]]\nname = \"b\"\nprotocol = \"udp\"\n"
+                   "listen = \"192.0.2.2:53\"\ninterfaces = [\"eth1\", \"eth0\"]\n"
+                   "header = \"spp\"\nattach = \"tc\"\n",
+            14,
+            "service 'b' injects on \"eth0\" at tc but service 'a' (line 1) injects there at "
+            "xdp: one injector per interface"},
+        Bad{"both hooks, the default tc",
+            kUdp + "[[service]]\nname = \"b\"\nprotocol = \"udp\"\nlisten = \"192.0.2.2:53\"\n"
+                   "interfaces = [\"eth0\"]\nheader = \"v2\"\nattach = \"xdp\"\n",
+            13, "service 'b' injects on \"eth0\" at xdp but service 'a' (line 1)"},
+        Bad{"both hooks, attach not written",
+            kUdp + "attach = \"xdp\"\n[[service]]\nname = \"b\"\nprotocol = \"udp\"\n"
+                   "listen = \"192.0.2.2:53\"\ninterfaces = [\"eth0\"]\nheader = \"v2\"\n",
+            8, "service 'b' injects on \"eth0\" at tc"},
         Bad{"backends on udp", kUdp + "backends = [\"198.51.100.1:53\"]\n", 7,
             "'backends' in service 'a' is for TCP services"},
         Bad{"transparent on udp", kUdp + "transparent = true\n", 7, "'transparent' in service"},
@@ -688,6 +730,8 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"udp_header on tcp", kTcp + "udp_header = \"every\"\n", 7, "'udp_header'"},
         Bad{"on_error on tcp", kTcp + "on_error = \"pass\"\n", 7,
             "'on_error' in service 't' is for UDP"},
+        Bad{"attach on tcp", kTcp + "attach = \"xdp\"\n", 7,
+            "'attach' in service 't' is for UDP services"},
         Bad{"tlv on v1",
             kTcpHead + "listen = \"192.0.2.1:443\"\nbackends = [\"198.51.100.1:443\"]\n"
                        "header = \"v1\"\ntlv = { crc32c = true }\n",

@@ -1,16 +1,20 @@
 // The daemon's lifecycle as an operator meets it: a killed run keeps injecting and
 // `detach` removes all of it; a new run adopts what a killed one left; a failed or
 // refused start attaches nothing; a second run is refused; pins show named fields; a
-// clsact qdisc ppinject did not create survives it.
+// clsact qdisc ppinject did not create survives it. The same for attach = "xdp", where
+// someone else's XDP program is never replaced.
 //
 //   client ns                      front ns
-//   c0 192.0.2.2/24  ----------   f0 192.0.2.1/24   (ppinject: tc on f0)
+//   c0 192.0.2.2/24  ----------   f0 192.0.2.1/24   (ppinject: tc or XDP on f0)
 //                                 f9 (no address; a second interface)
 //
 // The service is local to the front (no forwarding): a UDP socket on the front receives
 // the datagrams with their headers.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <net/if.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -61,7 +65,7 @@ class Lifecycle : public ::testing::Test {
     }
 
     void write_config(const std::vector<std::string> &interfaces, bool spp = false,
-                      unsigned port = 7000) {
+                      unsigned port = 7000, bool xdp = false) {
         std::string ifs;
         for (const auto &i : interfaces) {
             ifs += (ifs.empty() ? "\"" : ", \"") + i + "\"";
@@ -70,7 +74,13 @@ class Lifecycle : public ::testing::Test {
                                << "[[service]]\nname = \"echo\"\nprotocol = \"udp\"\n"
                                << "listen = \"192.0.2.1:" << port << "\"\ninterfaces = [" << ifs
                                << "]\n"
-                               << "header = \"" << (spp ? "spp" : "v2") << "\"\n";
+                               << "header = \"" << (spp ? "spp" : "v2") << "\"\n"
+                               << (xdp ? "attach = \"xdp\"\n" : "");
+    }
+
+    // `ip -d link show dev IF` in the front: "prog/xdp id N" while an XDP program runs.
+    std::string link(const char *ifname = "f0") const {
+        return front_->exec(std::string("ip -d link show dev ") + ifname);
     }
 
     std::vector<std::string> run_argv() const {
@@ -153,6 +163,84 @@ TEST_F(Lifecycle, KilledRunKeepsInjectingAndDetachRemovesEverything) {
     d = roundtrip("after detach");
     ASSERT_TRUE(d);
     EXPECT_EQ(*d, "after detach");
+}
+
+// attach = "xdp": a killed run's XDP program keeps injecting, a new run takes its place
+// (one program, swapped), and `detach` after another kill removes it.
+TEST_F(Lifecycle, KilledXdpRunIsAdoptedAndDetachRemovesIt) {
+    write_config({"f0"}, false, 7000, true);
+    {
+        pptest::Child run(run_argv());
+        ASSERT_TRUE(run.wait_for_output("running")) << run.log();
+        EXPECT_NE(run.log().find("attached XDP (native) on f0"), std::string::npos) << run.log();
+        ASSERT_EQ(run.stop(SIGKILL), 128 + SIGKILL);
+    }
+    auto d = roundtrip("after the crash");
+    ASSERT_TRUE(d);
+    EXPECT_TRUE(has_v2_header(*d));
+    EXPECT_NE(link().find("prog/xdp"), std::string::npos) << link();
+    EXPECT_EQ(filters(), "") << "attach = \"xdp\" puts nothing at tc ingress";
+    EXPECT_EQ(front_->exec("tc qdisc show dev f0").find("clsact"), std::string::npos)
+        << "and needs no clsact qdisc without SPP";
+    auto st = cli({"status", "--bpffs", pin_root_});
+    EXPECT_NE(st.out.find("interface f0: ingress xdp (native), egress -"), std::string::npos)
+        << st.out;
+    auto js = cli({"status", "--json", "--bpffs", pin_root_});
+    EXPECT_NE(js.out.find("\"xdp_mode\": \"native\""), std::string::npos) << js.out;
+    {
+        pptest::Child run(run_argv());
+        ASSERT_TRUE(run.wait_for_output("running")) << run.log();
+        auto again = roundtrip("adopted");  // the flow is live: bare
+        ASSERT_TRUE(again);
+        EXPECT_EQ(*again, "adopted");
+        EXPECT_EQ(cli({"status", "--check", "--bpffs", pin_root_}).exit_code, 0)
+            << cli({"status", "--check", "--bpffs", pin_root_}).out;
+        ASSERT_EQ(run.stop(SIGKILL), 128 + SIGKILL);
+    }
+    auto r = cli({"detach", "--config", config_});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("detached XDP on f0"), std::string::npos) << r.err;
+    EXPECT_EQ(link().find("prog/xdp"), std::string::npos) << link();
+    EXPECT_FALSE(std::filesystem::exists(pin_root_));
+    d = roundtrip("after detach");
+    ASSERT_TRUE(d);
+    EXPECT_EQ(*d, "after detach");
+}
+
+// Someone else's XDP program on an interface is never replaced: the run fails with one
+// line naming it, and what it attached before (XDP on f0) is rolled back.
+TEST_F(Lifecycle, ForeignXdpProgramIsNeverReplaced) {
+    // XDP_PASS, under a name of nobody's: r0 = 2; exit.
+    const bpf_insn prog[] = {
+        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, XDP_PASS},
+        {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+    };
+    ppinject::Fd foreign(bpf_prog_load(BPF_PROG_TYPE_XDP, "foreign_xdp", "GPL", prog, 2, nullptr));
+    ASSERT_TRUE(foreign) << "load a foreign XDP program: " << std::strerror(errno);
+    int err = 0;
+    front_->run_inside([&] {
+        err = bpf_xdp_attach(static_cast<int>(if_nametoindex("f9")), foreign.get(),
+                             XDP_FLAGS_SKB_MODE, nullptr);
+    });
+    ASSERT_EQ(err, 0) << "attach the foreign program to f9: " << std::strerror(-err);
+    std::string before = link("f9");
+    ASSERT_NE(before.find("prog/xdp"), std::string::npos) << before;
+
+    write_config({"f0", "f9"}, false, 7000, true);  // f0 is attached first
+    EXPECT_EQ(cli({"check", "--config", config_}).exit_code, 0) << "check cannot know";
+    auto r = pptest::run_process(run_argv());
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("attach XDP on f9: the interface runs another XDP program (id "),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("\"foreign_xdp\"); ppinject never replaces it"), std::string::npos)
+        << r.err;
+    EXPECT_EQ(link().find("prog/xdp"), std::string::npos) << "f0 must be rolled back: " << link();
+    EXPECT_EQ(link("f9"), before) << "the foreign program stays, in its mode";
+    EXPECT_FALSE(std::filesystem::exists(pin_root_));
+    // detach leaves it too.
+    EXPECT_EQ(cli({"detach", "--config", config_}).exit_code, 0);
+    EXPECT_EQ(link("f9"), before);
 }
 
 TEST_F(Lifecycle, NewRunAdoptsWhatAKilledRunLeft) {
@@ -278,6 +366,28 @@ TEST_F(Lifecycle, ReloadOnSighupMovesAttachments) {
     EXPECT_EQ(kill(run.pid(), 0), 0) << run.log();
     EXPECT_NE(front_->exec("tc filter show dev f9 ingress").find("udp_ingress"), std::string::npos);
     EXPECT_EQ(run.stop(SIGTERM), 0) << run.log();
+}
+
+// A reload that moves a service from tc to XDP: the XDP program comes, tc ingress goes,
+// the SPP reply stripping stays at tc egress; a clean stop removes all of it.
+TEST_F(Lifecycle, ReloadMovesIngressFromTcToXdp) {
+    write_config({"f0"}, true);
+    pptest::Child run(run_argv());
+    ASSERT_TRUE(run.wait_for_output("running")) << run.log();
+    EXPECT_NE(filters().find("udp_ingress"), std::string::npos);
+    write_config({"f0"}, true, 7000, true);
+    kill(run.pid(), SIGHUP);
+    ASSERT_TRUE(run.wait_for_output("reloaded")) << run.log();
+    EXPECT_EQ(filters(), "") << "tc ingress must go once XDP injects";
+    EXPECT_NE(filters("egress").find("udp_egress"), std::string::npos);
+    EXPECT_NE(link().find("prog/xdp"), std::string::npos) << link();
+    auto d = roundtrip("spp at xdp");
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->size(), 38 + std::string("spp at xdp").size());
+    EXPECT_EQ(d->substr(38), "spp at xdp");
+    EXPECT_EQ(run.stop(SIGTERM), 0) << run.log();
+    EXPECT_EQ(link().find("prog/xdp"), std::string::npos) << link();
+    EXPECT_EQ(filters("egress"), "");
 }
 
 // Whether `port`'s bit is set in the pinned udp_ports bitmap.

@@ -1,13 +1,14 @@
 // UDP data path with real packets through real network namespaces.
 //
-// Client, front and backend as in support/hosts.hpp; ppinject's tc programs on f0, nftables
-// DNAT and masquerade on the front.
+// Client, front and backend as in support/hosts.hpp; ppinject's ingress on f0 at tc or, with
+// attach = "xdp", at XDP (native: f0 is a veth), the SPP reply stripping at tc egress on
+// f0; nftables DNAT and masquerade on the front.
 //
 // The client sends to the service address on the front; nftables DNATs it to the backend
 // and masquerades, so the backend's socket sees the front as the source. Only the header
 // that ppinject inserted on f0's ingress tells the backend who the client was. Each check
-// runs with the client's TX checksum offload on and off, and no namespace may count a
-// UDP checksum error.
+// runs at tc with the client's TX checksum offload on and off, and at XDP with it off (see
+// the instantiation), and no namespace may count a UDP checksum error.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -22,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "codec/address.hpp"
@@ -82,8 +84,12 @@ Endpoint local_endpoint(int fd) {
     return *Endpoint::from_sockaddr(reinterpret_cast<sockaddr *>(&ss));
 }
 
-class UdpNetns : public ::testing::TestWithParam<bool> {
+// (client TX checksum offload on, ingress at XDP)
+class UdpNetns : public ::testing::TestWithParam<std::tuple<bool, bool>> {
   protected:
+    bool offload() const { return std::get<0>(GetParam()); }
+    bool xdp() const { return std::get<1>(GetParam()); }
+
     void SetUp() override {
         PP_REQUIRE_ROOT();
         hosts_ = std::make_unique<pptest::Hosts>();
@@ -104,11 +110,12 @@ class UdpNetns : public ::testing::TestWithParam<bool> {
             "EOF");
         // The sender's TX checksum offload: on, the local stack may trust bad checksums
         // and forward CHECKSUM_PARTIAL packets; off, every checksum is really computed.
-        client_->exec(std::string("ethtool -K c0 tx ") + (GetParam() ? "on" : "off") +
+        client_->exec(std::string("ethtool -K c0 tx ") + (offload() ? "on" : "off") +
                       " >/dev/null");
 
         pin_root_ = "/sys/fs/bpf/ppt" + std::to_string(getpid()) + "-udp";
         config_path_ = "/tmp/ppt" + std::to_string(getpid()) + "-udp.toml";
+        const std::string attach = xdp() ? "attach = \"xdp\"\n" : "";
         std::ofstream(config_path_) << "[global]\n"
                                     << "bpffs = \"" << pin_root_ << "\"\n"
                                     << "udp_flow_timeout = \"400ms\"\n"
@@ -118,14 +125,14 @@ name = "first"
 protocol = "udp"
 listen = ["192.0.2.1:5000", "[2001:db8:1::1]:5000"]
 interfaces = ["f0"]
-header = "v2"
+)" << attach << R"(header = "v2"
 
 [[service]]
 name = "every"
 protocol = "udp"
 listen = ["192.0.2.1:5001", "[2001:db8:1::1]:5001"]
 interfaces = ["f0"]
-header = "v2"
+)" << attach << R"(header = "v2"
 udp_header = "every"
 
 [[service]]
@@ -133,10 +140,17 @@ name = "spp"
 protocol = "udp"
 listen = ["192.0.2.1:5002", "[2001:db8:1::1]:5002"]
 interfaces = ["f0"]
-header = "spp"
+)" << attach << R"(header = "spp"
 )";
         daemon_ = pptest::start_ppinject_run(*front_, config_path_);
         ASSERT_FALSE(HasFailure());
+        // The hook the config asked for, and nothing at the other one (veth runs XDP natively).
+        std::string link = front_->exec("ip -d link show dev f0");
+        EXPECT_EQ(link.find("prog/xdp") != std::string::npos, xdp()) << link;
+        EXPECT_EQ(front_->exec("tc filter show dev f0 ingress").empty(), xdp());
+        if (xdp()) {
+            EXPECT_EQ(link.find(" xdpgeneric"), std::string::npos) << "native expected: " << link;
+        }
     }
 
     void TearDown() override {
@@ -145,6 +159,8 @@ header = "spp"
             // A clean stop leaves no filter and no pin behind.
             EXPECT_EQ(front_->exec("tc filter show dev f0 ingress"), "");
             EXPECT_EQ(front_->exec("tc filter show dev f0 egress"), "");
+            EXPECT_EQ(front_->exec("ip link show dev f0").find(" xdp"), std::string::npos)
+                << front_->exec("ip link show dev f0");
             EXPECT_FALSE(std::filesystem::exists(pin_root_));
         }
         for (Netns *ns : {client_, front_, backend_}) {
@@ -284,9 +300,38 @@ TEST_P(UdpNetns, ForgedHeaderDropped) {
     pptest::expect_v2_dgram(got->first, local_endpoint(client.get()), service, "honest");
 }
 
-INSTANTIATE_TEST_SUITE_P(TxChecksumOffload, UdpNetns, ::testing::Values(true, false),
+// A datagram bigger than the path MTU leaves the client in fragments: the first cannot
+// carry a header, so it is dropped (frag_dropped) and nothing reaches the backend; the
+// next small datagram of the same client still gets its header.
+TEST_P(UdpNetns, FragmentsDropped) {
+    for (const char *family : {"4", "6"}) {
+        SCOPED_TRACE(std::string("IPv") + family);
+        bool v4 = family[0] == '4';
+        Endpoint service = ep(v4 ? kService4 : kService6, kEveryPort);
+        auto backend = udp_socket(*backend_, ep(v4 ? "198.51.100.2" : "2001:db8:2::2", kEveryPort));
+        auto client = udp_socket(*client_, ep(v4 ? "192.0.2.2" : "2001:db8:1::2", 0));
+        send_to(client.get(), std::string(3000, 'f'), service);
+        EXPECT_FALSE(receive(backend.get(), 500)) << "a fragmented datagram must not arrive bare";
+        send_to(client.get(), "small", service);
+        auto got = receive(backend.get());
+        ASSERT_TRUE(got);
+        pptest::expect_v2_dgram(got->first, local_endpoint(client.get()), service, "small");
+    }
+}
+
+// XDP with the client's TX checksum offload on is left out on purpose: a CHECKSUM_PARTIAL
+// skb from the veth peer reaches XDP as plain bytes, and after the head moved its
+// csum_start still points at the old UDP header, so whoever completes the checksum later
+// (a device without offload) sums the wrong bytes (README, "XDP and checksum offload").
+// Over veth to the backend the partial checksum is only trusted, so it would pass here
+// without proving anything.
+INSTANTIATE_TEST_SUITE_P(TxChecksumOffload, UdpNetns,
+                         ::testing::Values(std::tuple{true, false}, std::tuple{false, false},
+                                           std::tuple{false, true}),
                          [](const auto &info) {
-                             return info.param ? "TxOffloadOn" : "TxOffloadOff";
+                             return std::string(std::get<0>(info.param) ? "TxOffloadOn"
+                                                                        : "TxOffloadOff") +
+                                    (std::get<1>(info.param) ? "Xdp" : "");
                          });
 
 }  // namespace

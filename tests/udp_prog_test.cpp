@@ -1,4 +1,6 @@
-// The UDP TC programs (bpf/udp.bpf.c) on crafted frames under BPF_PROG_TEST_RUN.
+// The UDP programs (bpf/udp.bpf.c) on crafted frames under BPF_PROG_TEST_RUN: tc ingress
+// and egress, and the XDP ingress, which runs the same table of ingress cases and must
+// give the same bytes.
 //
 // Every check compares the EXACT output frame with one built independently by
 // tests/support/packet.hpp (the same frame with the header after the UDP header, lengths
@@ -37,6 +39,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -228,6 +231,11 @@ Counts dropped(const char *reason) {
 // --- Fixture --------------------------------------------------------------------------
 
 enum class Dir { ingress, egress };
+// Where ingress runs: the tc program or the XDP one (attach = "xdp"). Egress is tc only.
+enum class Hook { tc, xdp };
+void PrintTo(Hook h, std::ostream *os) {
+    *os << (h == Hook::xdp ? "xdp" : "tc");
+}
 
 class UdpProgTest : public ::testing::Test {
   protected:
@@ -267,30 +275,49 @@ class UdpProgTest : public ::testing::Test {
             << std::strerror(errno);
     }
 
+    bool xdp(Dir dir) const { return dir == Dir::ingress && hook_ == Hook::xdp; }
+
     int prog_fd(Dir dir) const {
+        if (xdp(dir)) {
+            return bpf_program__fd(skel_->progs.udp_xdp);
+        }
         return bpf_program__fd(dir == Dir::ingress ? skel_->progs.udp_ingress
                                                    : skel_->progs.udp_egress);
     }
 
+    // At XDP the context is an xdp_md: only the interface the frame arrives on (ctx->ifindex
+    // here) carries over. XDP_PASS and XDP_DROP read as the tc verdicts, so that one table
+    // serves both hooks.
     Result run(Dir dir, const Bytes &in, const __sk_buff *ctx = nullptr, int repeat = 1) {
         Result r;
         r.out.assign(in.size() + 512, 0);
         __sk_buff ctx_copy{};
+        xdp_md xdp_ctx{};
         if (ctx) {
             ctx_copy = *ctx;
+            xdp_ctx.ingress_ifindex = ctx->ifindex;
         }
         LIBBPF_OPTS(bpf_test_run_opts, opts);
         opts.data_in = in.data();
         opts.data_size_in = static_cast<__u32>(in.size());
         opts.data_out = r.out.data();
         opts.data_size_out = static_cast<__u32>(r.out.size());
-        if (ctx) {
+        if (ctx && xdp(dir)) {
+            xdp_ctx.data_end = static_cast<__u32>(in.size());
+            opts.ctx_in = &xdp_ctx;
+            opts.ctx_size_in = sizeof xdp_ctx;
+        } else if (ctx) {
             opts.ctx_in = &ctx_copy;
             opts.ctx_size_in = sizeof ctx_copy;
         }
         opts.repeat = repeat;
         r.err = bpf_prog_test_run_opts(prog_fd(dir), &opts);
         r.verdict = static_cast<int>(opts.retval);
+        if (xdp(dir)) {
+            r.verdict = r.verdict == XDP_PASS   ? kUnspec
+                        : r.verdict == XDP_DROP ? kShot
+                                                : 1000 + r.verdict;  // neither: never equal
+        }
         r.out.resize(r.err == 0 ? opts.data_size_out : 0);
         r.duration_ns = opts.duration;
         return r;
@@ -409,7 +436,15 @@ class UdpProgTest : public ::testing::Test {
         EXPECT_EQ(counters(kPass), counts({{"seen", 1}, {"error_passed", 1}}));
     }
 
+    // Ingress runs at `h` from now on, with a fresh skeleton (maps and counters empty).
+    void use_hook(Hook h) {
+        hook_ = h;
+        skel_.reset();
+        SetUp();
+    }
+
     ppinject::Skeleton<udp_bpf> skel_;
+    Hook hook_ = Hook::tc;
 };
 
 // --- Table of single-datagram cases ---------------------------------------------------
@@ -748,10 +783,18 @@ std::vector<Case> egress_cases() {
     return cs;
 }
 
-class UdpProgCase : public UdpProgTest, public ::testing::WithParamInterface<Case> {};
+// Each case at each hook it applies to: ingress cases at tc and at XDP, egress at tc.
+class UdpProgCase : public UdpProgTest,
+                    public ::testing::WithParamInterface<std::tuple<Case, Hook>> {
+  protected:
+    void SetUp() override {
+        hook_ = std::get<1>(GetParam());
+        UdpProgTest::SetUp();
+    }
+};
 
 TEST_P(UdpProgCase, VerdictBytesChecksumsCounters) {
-    const Case &c = GetParam();
+    const Case &c = std::get<0>(GetParam());
     Result r = run_ok(c.dir, c.in);
     ASSERT_EQ(r.err, 0);
     EXPECT_EQ(r.verdict, c.verdict);
@@ -769,12 +812,18 @@ TEST_P(UdpProgCase, VerdictBytesChecksumsCounters) {
     EXPECT_EQ(all_counters(), c.counters);
 }
 
-std::string case_name(const ::testing::TestParamInfo<Case> &info) {
-    return info.param.name;
+std::string case_name(const ::testing::TestParamInfo<std::tuple<Case, Hook>> &info) {
+    return std::get<0>(info.param).name + (std::get<1>(info.param) == Hook::xdp ? "Xdp" : "");
 }
 
-INSTANTIATE_TEST_SUITE_P(Ingress, UdpProgCase, ::testing::ValuesIn(ingress_cases()), case_name);
-INSTANTIATE_TEST_SUITE_P(Egress, UdpProgCase, ::testing::ValuesIn(egress_cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(Ingress, UdpProgCase,
+                         ::testing::Combine(::testing::ValuesIn(ingress_cases()),
+                                            ::testing::Values(Hook::tc, Hook::xdp)),
+                         case_name);
+INSTANTIATE_TEST_SUITE_P(Egress, UdpProgCase,
+                         ::testing::Combine(::testing::ValuesIn(egress_cases()),
+                                            ::testing::Values(Hook::tc)),
+                         case_name);
 
 // --- Properties of the expectations themselves (no kernel needed) ---------------------
 
@@ -894,8 +943,8 @@ TEST_F(UdpProgTest, FirstModeInjectsOnlyTheFirstDatagramOfAFlow) {
 // udp_max_flows meets): a `first` flow quiet through the flood is evicted and its next
 // datagram gets a second header (what backends of `first` services must tolerate, as after
 // an idle timeout); one that sends a datagram every 8 flood datagrams survives (the LRU
-// keeps what is used: 0 second headers here; the count is printed). A flood of forged headers is dropped before the table: it is counted
-// and not one entry changes.
+// keeps what is used: 0 second headers here; the count is printed). A flood of forged headers is
+// dropped before the table: it is counted and not one entry changes.
 TEST_F(UdpProgTest, FullFlowTableUnderAFloodOfNewPorts) {
     skel_.reset(udp_bpf::open());
     ASSERT_TRUE(skel_) << std::strerror(errno);
@@ -1030,26 +1079,35 @@ TEST_F(UdpProgTest, GsoTrainsNeverShareOneHeader) {
 
 TEST_F(UdpProgTest, HeaderThatWouldExceedTheMtuIsRefused) {
     // test_run makes ctx->ifindex (looked up in the caller's namespace) the skb's device,
-    // and bpf_check_mtu uses its MTU. This kernel has no dummy driver: a veth in a
+    // and bpf_check_mtu uses its MTU; at XDP the same interface is the frame's ingress
+    // device (xdp_md.ingress_ifindex). This kernel has no dummy driver: a veth in a
     // namespace of its own serves, removed with the namespace even when the test fails.
     pptest::Netns ns("mtu");
     ns.exec("ip link add mtu0 type veth peer name mtu1 && ip link set mtu0 mtu 1280 up");
-    ns.run_inside([&] { check_mtu_refusals(if_nametoindex("mtu0")); });
+    for (Hook h : {Hook::tc, Hook::xdp}) {
+        SCOPED_TRACE(h == Hook::xdp ? "xdp" : "tc");
+        use_hook(h);
+        ns.run_inside([&] { check_mtu_refusals(if_nametoindex("mtu0")); });
+    }
 }
 
 // The MTU concerns the IP packet: VLAN tags in the frame do not count against it.
 TEST_F(UdpProgTest, TaggedDatagramThatFitsTheMtuGetsItsHeader) {
     pptest::Netns ns("mtuvlan");
     ns.exec("ip link add mtu0 type veth peer name mtu1 && ip link set mtu0 mtu 1280 up");
-    ns.run_inside([&] {
-        __sk_buff ctx{};
-        ctx.ifindex = if_nametoindex("mtu0");
-        ASSERT_GT(ctx.ifindex, 1u);
-        Packet p = request("192.0.2.4", 53, pattern(1280 - 20 - 8 - 28)).vlan(0x8100, 7);
-        expect_output(run_ok(Dir::ingress, p.build(), &ctx), with_header(p, v2_of(p)),
-                      "IP packet of exactly the MTU with the header, one 802.1Q tag");
-    });
-    EXPECT_EQ(all_counters(), (AllCounts{{kEvery, injected_v2()}}));
+    for (Hook h : {Hook::tc, Hook::xdp}) {
+        SCOPED_TRACE(h == Hook::xdp ? "xdp" : "tc");
+        use_hook(h);
+        ns.run_inside([&] {
+            __sk_buff ctx{};
+            ctx.ifindex = if_nametoindex("mtu0");
+            ASSERT_GT(ctx.ifindex, 1u);
+            Packet p = request("192.0.2.4", 53, pattern(1280 - 20 - 8 - 28)).vlan(0x8100, 7);
+            expect_output(run_ok(Dir::ingress, p.build(), &ctx), with_header(p, v2_of(p)),
+                          "IP packet of exactly the MTU with the header, one 802.1Q tag");
+        });
+        EXPECT_EQ(all_counters(), (AllCounts{{kEvery, injected_v2()}}));
+    }
 }
 
 // A datagram to a service must not reach it bare with a client-made header as its payload,

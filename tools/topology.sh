@@ -7,13 +7,16 @@
 #   c0 192.0.2.2     ------->  f0 192.0.2.1      f1 198.51.100.1  ----> b0 198.51.100.2
 #      2001:db8:1::2              2001:db8:1::1     2001:db8:2::1          2001:db8:2::2
 #   c2 203.0.113.2   ------->  f2 203.0.113.1
+#   c3 203.0.113.130 ------->  f3 203.0.113.129    (a /25 inside c2/f2's /24)
 #
 # Client and backend route everything through the front, which forwards.
 #
-# Usage: tools/topology.sh up PREFIX [--ipv6] [--second-link] [--local CIDR]...
+# Usage: tools/topology.sh up PREFIX [--ipv6] [--second-link] [--third-link] [--local CIDR]...
 #        tools/topology.sh down PREFIX
 #   --ipv6         the IPv6 addresses and routes too (on c0/f0 and f1/b0)
 #   --second-link  the second client link c2/f2 (IPv4 only)
+#   --third-link   a third client link c3/f3 (IPv4 only, 203.0.113.128/25: the more
+#                  specific route wins over c2/f2's /24)
 #   --local CIDR   the front delivers every address of CIDR locally, whatever was dialled
 #                  (sk_lookup sees only packets delivered locally); repeatable
 # `up` refuses when a namespace PREFIX-* exists and removes what it made if it fails;
@@ -54,11 +57,12 @@ addr() {
 
 up() {
 	ipv6=0
-	local second=0 locals=() ns l e
+	local second=0 third=0 locals=() ns l e
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--ipv6) ipv6=1 ;;
 		--second-link) second=1 ;;
+		--third-link) third=1 ;;
 		--local) [ $# -ge 2 ] || usage; locals+=("$2"); shift ;;
 		*) usage ;;
 		esac
@@ -83,6 +87,7 @@ up() {
 		"$front f1 198.51.100.1/24 2001:db8:2::1/64 $backend b0 198.51.100.2/24 2001:db8:2::2/64"
 	)
 	[ "$second" = 0 ] || links+=("$client c2 203.0.113.2/24 - $front f2 203.0.113.1/24 -")
+	[ "$third" = 0 ] || links+=("$client c3 203.0.113.130/25 - $front f3 203.0.113.129/25 -")
 	# Links up before their addresses: an IPv6 address added to a link that is still down
 	# left the first neighbour solicitation for it unanswered (the first connection waited 1 s).
 	for l in "${links[@]}"; do

@@ -1,6 +1,7 @@
 // BPF programs alone, for `make bench`: BPF_PROG_TEST_RUN nanoseconds per packet of the UDP
-// TC programs (build/bpf/udp.skel.h) next to an empty TC program (the baseline: what the
-// test-run machinery itself costs). Prints one JSON array on stdout.
+// TC programs and the XDP one (build/bpf/udp.skel.h), each next to an empty program of its
+// hook (the baseline: what the test-run machinery itself costs there). Prints one JSON
+// array on stdout; each row names its hook and its hook's baseline comes first.
 //
 // Programs that leave the packet unchanged are timed twice: with a large `repeat` (the
 // kernel's own average) and, like the mutating ones, with repeat = 1 averaged over many
@@ -44,6 +45,7 @@ struct Case {
     int fd;
     Bytes frame;
     bool mutates;
+    bool xdp = false;  // the verdict that lets the frame on is XDP_PASS
 };
 
 struct Timing {
@@ -161,7 +163,18 @@ int main(int argc, char **argv) {
     if (!empty_fd) {
         fail("load the empty program");
     }
+    // The empty XDP program: r0 = XDP_PASS; exit.
+    struct bpf_insn empty_xdp[] = {
+        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, XDP_PASS},
+        {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+    };
+    ppinject::Fd empty_xdp_fd(
+        bpf_prog_load(BPF_PROG_TYPE_XDP, "bench_empty_xdp", "GPL", empty_xdp, 2, nullptr));
+    if (!empty_xdp_fd) {
+        fail("load the empty XDP program");
+    }
     int ingress = bpf_program__fd(skel->progs.udp_ingress);
+    int xdp = bpf_program__fd(skel->progs.udp_xdp);
     const char *c4 = "203.0.113.10", *c6 = "2001:db8:100::10";
 
     // A live flow for the "first" service: its first datagram gets the header, later ones
@@ -192,6 +205,21 @@ int main(int argc, char **argv) {
         {"SPP inject IPv4 1400 B", ingress, frame(c4, "192.0.2.2", 5000, 1400), true},
         {"SPP inject IPv6 64 B", ingress, frame(c6, "2001:db8::2", 5000, 64), true},
         {"SPP inject IPv6 1400 B", ingress, frame(c6, "2001:db8::2", 5000, 1400), true},
+        // The same at XDP (attach = "xdp"), against the empty XDP program.
+        {"empty XDP program (baseline)", empty_xdp_fd.get(), frame(c4, "192.0.2.99", 53, 64), false,
+         true},
+        {"udp_xdp pass, port of no service (IPv4 64 B)", xdp, frame(c4, "192.0.2.99", 123, 64),
+         false, true},
+        {"udp_xdp pass, no service (IPv4 64 B)", xdp, frame(c4, "192.0.2.99", 53, 64), false, true},
+        {"udp_xdp pass, live flow of `first` (IPv4 64 B)", xdp, first_flow, false, true},
+        {"xdp v2 inject IPv4 64 B", xdp, frame(c4, "192.0.2.4", 53, 64), true, true},
+        {"xdp v2 inject IPv4 1400 B", xdp, frame(c4, "192.0.2.4", 53, 1400), true, true},
+        {"xdp v2 inject IPv6 64 B", xdp, frame(c6, "2001:db8::4", 53, 64), true, true},
+        {"xdp v2 inject IPv6 1400 B", xdp, frame(c6, "2001:db8::4", 53, 1400), true, true},
+        {"xdp SPP inject IPv4 64 B", xdp, frame(c4, "192.0.2.2", 5000, 64), true, true},
+        {"xdp SPP inject IPv4 1400 B", xdp, frame(c4, "192.0.2.2", 5000, 1400), true, true},
+        {"xdp SPP inject IPv6 64 B", xdp, frame(c6, "2001:db8::2", 5000, 64), true, true},
+        {"xdp SPP inject IPv6 1400 B", xdp, frame(c6, "2001:db8::2", 5000, 1400), true, true},
     };
 
     std::printf("[\n");
@@ -199,18 +227,19 @@ int main(int argc, char **argv) {
         const Case &c = cases[i];
         Timing t = measure(c, runs);
         bool grew = t.out_len > c.frame.size();
-        if (c.mutates != grew || t.verdict != TC_ACT_UNSPEC) {
+        if (c.mutates != grew || t.verdict != (c.xdp ? XDP_PASS : TC_ACT_UNSPEC)) {
             std::fprintf(stderr,
                          "bpf_bench: %s: verdict %d, %zu -> %zu bytes: not what it measures\n",
                          c.name.c_str(), t.verdict, c.frame.size(), t.out_len);
             return 1;
         }
         std::printf(
-            "  {\"case\": \"%s\", \"frame_bytes\": %zu, \"out_bytes\": %zu, \"repeat\": %d, "
-            "\"repeat_ns\": %.1f, \"single_runs\": %d, \"single_mean_ns\": %.1f, "
+            "  {\"case\": \"%s\", \"hook\": \"%s\", \"frame_bytes\": %zu, \"out_bytes\": %zu, "
+            "\"repeat\": %d, \"repeat_ns\": %.1f, \"single_runs\": %d, \"single_mean_ns\": %.1f, "
             "\"single_p50_ns\": %.1f}%s\n",
-            c.name.c_str(), c.frame.size(), t.out_len, c.mutates ? 0 : kRepeat, t.repeat_ns, runs,
-            t.single_ns, t.single_p50, i + 1 < cases.size() ? "," : "");
+            c.name.c_str(), c.xdp ? "xdp" : "tc", c.frame.size(), t.out_len,
+            c.mutates ? 0 : kRepeat, t.repeat_ns, runs, t.single_ns, t.single_p50,
+            i + 1 < cases.size() ? "," : "");
     }
     std::printf("]\n");
     return 0;

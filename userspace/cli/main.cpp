@@ -93,7 +93,8 @@ int main(int argc, char **argv) {
     run_cmd->add_flag("--verbose", run_opts.verbose, "Also print libbpf's debug messages");
     teach(run_cmd,
           "Load the BPF programs, pin their maps under the config's bpffs directory, fill the "
-          "services map and attach tc ingress (and egress for SPP) on every interface a UDP "
+          "services map and attach tc ingress or XDP (attach = \"xdp\"; tc egress for SPP) on "
+          "every interface a UDP "
           "service names; then wait. SIGHUP re-reads the file and applies the difference (a "
           "file that fails 'check' changes nothing); SIGINT/SIGTERM detach and unpin "
           "everything. Needs root. A run killed with SIGKILL leaves the data path working; "

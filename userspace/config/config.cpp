@@ -146,6 +146,9 @@ std::string to_string(UdpHeaderPolicy u) {
 std::string to_string(OnError o) {
     return std::string(name_of(kOnErrorNames, o));
 }
+std::string to_string(AttachHook a) {
+    return std::string(name_of(kAttachHookNames, a));
+}
 std::string to_string(RelayMode s) {
     return std::string(name_of(kRelayModeNames, s));
 }

@@ -27,6 +27,10 @@ enum class HeaderMode { v1, v2, spp };
 enum class UdpHeaderPolicy { first, every };
 // What happens to a UDP datagram that cannot carry its header.
 enum class OnError { drop, pass };
+// Where a UDP service's ingress injection runs on its interfaces: tc (clsact ingress) or
+// XDP (native where the driver supports it, generic otherwise). SPP replies are always
+// stripped at tc egress.
+enum class AttachHook { tc, xdp };
 // How a TCP connection's payload is relayed once the header is written.
 enum class RelayMode { sockmap, splice, copy };
 // How a TCP health check probes a backend: plain connect, or connect and send a header.
@@ -93,6 +97,7 @@ struct Service {
     HeaderMode header = HeaderMode::v2;
     // UDP
     std::vector<std::string> interfaces;  // client-facing: tc ingress (and egress for spp)
+    AttachHook attach = AttachHook::tc;   // the ingress hook on every interface of the service
     UdpHeaderPolicy udp_header = UdpHeaderPolicy::first;
     OnError on_error = OnError::drop;
     // TCP
@@ -160,6 +165,7 @@ std::string to_string(Protocol p);
 std::string to_string(HeaderMode h);
 std::string to_string(UdpHeaderPolicy u);
 std::string to_string(OnError o);
+std::string to_string(AttachHook a);
 std::string to_string(RelayMode s);
 std::string to_string(HealthMode m);
 // "192.0.2.0/24:1000-2000", "[2001:db8::/64]:443", "192.0.2.1:53": the canonical form of a

@@ -81,7 +81,9 @@ std::string describe(const Config &cfg) {
                                quote(l.text), l.line);
         }
         if (!s.interfaces.empty()) {
-            out += fmt::format("  interfaces  {}\n", fmt::join(s.interfaces, ", "));
+            out += fmt::format("  interfaces  {}, ingress at {}{}\n", fmt::join(s.interfaces, ", "),
+                               s.attach == AttachHook::xdp ? "XDP" : "tc",
+                               s.header == HeaderMode::spp ? ", replies at tc egress" : "");
         }
         if (!s.backends.empty()) {
             std::vector<std::string> b;
@@ -157,6 +159,7 @@ nlohmann::json to_json(const Config &cfg) {
                 js["udp_header"] = to_string(s.udp_header);
             }
             js["on_error"] = to_string(s.on_error);
+            js["attach"] = to_string(s.attach);
             j["services"].push_back(js);
             continue;
         }

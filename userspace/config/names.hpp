@@ -54,6 +54,11 @@ inline constexpr std::array kOnErrorNames = {
     KernelEnumName<OnError>{OnError::drop, "drop", PP_ON_ERROR_DROP},
     KernelEnumName<OnError>{OnError::pass, "pass", PP_ON_ERROR_PASS},
 };
+// Userspace only: the loader picks the program and the hook; the maps never hold it.
+inline constexpr std::array kAttachHookNames = {
+    EnumName<AttachHook>{AttachHook::tc, "tc"},
+    EnumName<AttachHook>{AttachHook::xdp, "xdp"},
+};
 // Userspace only: the acceptor relays, the kernel never sees the mode.
 inline constexpr std::array kRelayModeNames = {
     EnumName<RelayMode>{RelayMode::sockmap, "sockmap"},

@@ -521,7 +521,7 @@ const std::vector<std::string_view> kServiceKeys = {
     "name",         "protocol",        "listen",      "header",          "interfaces",
     "udp_header",   "on_error",        "transparent", "backends",        "relay",
     "idle_timeout", "connect_timeout", "sni_timeout", "max_connections", "tlv",
-    "health_check", "tcp_congestion"};
+    "health_check", "tcp_congestion",  "attach"};
 
 Service parse_service(const std::string &file, const toml_value &v, std::uint32_t id) {
     Service s;
@@ -594,6 +594,7 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
     only("udp_header", udp && s.header == HeaderMode::v2,
          "applies to UDP services with header = \"v2\" only");
     only("on_error", udp, "is for UDP services");
+    only("attach", udp, "is for UDP services (TCP services are reached through sockets)");
     only("transparent", !udp, "is for TCP services");
     only("backends", !udp, "is for TCP services (UDP is forwarded by nftables, IPVS or a relay)");
     only("relay", !udp, "is for TCP services");
@@ -626,6 +627,7 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
         s.udp_header =
             t.choice("udp_header", kUdpHeaderPolicyNames).value_or(UdpHeaderPolicy::first);
         s.on_error = t.choice("on_error", kOnErrorNames).value_or(OnError::drop);
+        s.attach = t.choice("attach", kAttachHookNames).value_or(AttachHook::tc);
         return s;
     }
 
@@ -724,6 +726,31 @@ void check_overlaps(const std::string &file, const std::vector<Service> &service
     }
 }
 
+// One injector per interface: every UDP service on an interface attaches at the same hook
+// (a datagram injected at XDP would reach tc ingress already carrying a header, and be
+// dropped there as forged). Points at the later service's 'attach' (or its [[service]]).
+void check_hooks(const std::string &file, const toml_value &root,
+                 const std::vector<Service> &services) {
+    std::map<std::string, const Service *> first;
+    for (std::size_t i = 0; i < services.size(); i++) {
+        const Service &s = services[i];
+        for (const auto &ifname : s.interfaces) {
+            auto [it, fresh] = first.emplace(ifname, &s);
+            const Service &o = *it->second;
+            if (fresh || o.attach == s.attach) {
+                continue;
+            }
+            const toml_value &v = root.as_table().at("service").as_array().at(i);
+            const toml_value *at = v.as_table().count("attach") ? &v.as_table().at("attach") : &v;
+            fail(file, *at,
+                 "service '" + s.name + "' injects on " + quote(ifname) + " at " +
+                     to_string(s.attach) + " but service '" + o.name + "' (line " +
+                     std::to_string(o.line) + ") injects there at " + to_string(o.attach) +
+                     ": one injector per interface, give both the same 'attach'");
+        }
+    }
+}
+
 void parse_global(const std::string &file, const toml_value &g, GlobalConfig &out) {
     Table t(file, g, "[global]", {"bpffs", "udp_flow_timeout", "udp_max_flows", "metrics"});
     t.no_unknown_keys();
@@ -798,6 +825,7 @@ Config parse_value(const toml_value &root, const std::string &file) {
         cfg.services.push_back(std::move(s));
     }
     check_overlaps(file, cfg.services);
+    check_hooks(file, root, cfg.services);
     return cfg;
 }
 

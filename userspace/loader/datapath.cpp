@@ -25,16 +25,19 @@
 #include "loader/pins.hpp"
 #include "loader/service_key.hpp"
 #include "loader/tc.hpp"
+#include "loader/xdp.hpp"
 #include "sys/error.hpp"
 #include "tcp.skel.h"
 #include "udp.skel.h"
 
 namespace ppinject {
 
-// An interface the UDP services name: its index in this network namespace, whether an SPP
+// An interface the UDP services name: its index in this network namespace, the hook
+// ingress runs at (config validation makes every service on it agree), whether an SPP
 // service needs the egress program, and which services it serves.
 struct WantedInterface {
     int ifindex = 0;
+    bool xdp = false;
     bool egress = false;
     std::uint32_t services[PP_ATTACHMENT_SERVICE_WORDS] = {};
 };
@@ -54,6 +57,7 @@ std::map<std::string, WantedInterface> wanted_interfaces(const Config &cfg) {
             if (w.ifindex == 0) {
                 w.ifindex = interface_index(ifname);
             }
+            w.xdp = svc.attach == AttachHook::xdp;
             w.egress = w.egress || svc.header == HeaderMode::spp;
             w.services[svc.id / 32] |= std::uint32_t{1} << (svc.id % 32);
         }
@@ -372,6 +376,7 @@ void Datapath::sync_interfaces(const std::map<std::string, WantedInterface> &wan
     int fd = bpf_map__fd(udp_->maps.attachments);
     std::uint32_t ingress_id = prog_id(udp_->progs.udp_ingress);
     std::uint32_t egress_id = prog_id(udp_->progs.udp_egress);
+    std::uint32_t xdp_id = prog_id(udp_->progs.udp_xdp);
 
     // What an earlier run (or this one) recorded, by interface name.
     std::map<std::string, std::pair<std::uint32_t, pp_attachment>> recorded;
@@ -390,7 +395,7 @@ void Datapath::sync_interfaces(const std::map<std::string, WantedInterface> &wan
         }
         std::strncpy(a.ifname, ifname.c_str(), sizeof a.ifname - 1);
         std::memcpy(a.services, w.services, sizeof a.services);
-        if (ensure_clsact(ifindex, ifname)) {
+        if ((!w.xdp || egress) && ensure_clsact(ifindex, ifname)) {
             a.created_clsact = 1;
             log_("created clsact qdisc on " + ifname);
         }
@@ -400,8 +405,24 @@ void Datapath::sync_interfaces(const std::map<std::string, WantedInterface> &wan
             int err = -errno;
             throw std::runtime_error(error_text("record attachment of " + ifname, err));
         }
-        tc_attach(ifindex, ifname, TcHook::ingress, bpf_program__fd(udp_->progs.udp_ingress));
-        a.ingress_prog_id = ingress_id;
+        // The new ingress first, then the other hook's goes: while both run, a datagram
+        // injected at XDP is dropped at tc as forged; none passes without its header.
+        if (w.xdp) {
+            a.xdp_mode = xdp_attach(ifindex, ifname, bpf_program__fd(udp_->progs.udp_xdp), is_ours);
+            a.xdp_prog_id = xdp_id;
+            if (a.ingress_prog_id != 0 || tc_query(ifindex, TcHook::ingress)) {
+                tc_detach(ifindex, ifname, TcHook::ingress);
+            }
+            a.ingress_prog_id = 0;
+        } else {
+            tc_attach(ifindex, ifname, TcHook::ingress, bpf_program__fd(udp_->progs.udp_ingress));
+            a.ingress_prog_id = ingress_id;
+            if (a.xdp_prog_id != 0) {
+                xdp_detach(ifindex, ifname, is_ours);
+            }
+            a.xdp_prog_id = 0;
+            a.xdp_mode = PP_XDP_MODE_NONE;
+        }
         if (egress) {
             tc_attach(ifindex, ifname, TcHook::egress, bpf_program__fd(udp_->progs.udp_egress));
             a.egress_prog_id = egress_id;
@@ -413,7 +434,9 @@ void Datapath::sync_interfaces(const std::map<std::string, WantedInterface> &wan
             int err = -errno;
             throw std::runtime_error(error_text("record attachment of " + ifname, err));
         }
-        log_("attached tc ingress" + std::string(egress ? " and egress" : "") + " on " + ifname);
+        std::string ingress = w.xdp ? std::string("XDP (") + xdp_mode_name(a.xdp_mode) + ")"
+                                    : std::string("tc ingress");
+        log_("attached " + ingress + (egress ? " and tc egress" : "") + " on " + ifname);
     }
 
     // Interfaces no service names any more, and records of interfaces deleted under the
@@ -426,6 +449,7 @@ void Datapath::sync_interfaces(const std::map<std::string, WantedInterface> &wan
         }
         bool there = interface_is(static_cast<int>(ifindex), ifname);
         if (there) {
+            xdp_detach(static_cast<int>(ifindex), ifname, is_ours);
             for (TcHook hook : {TcHook::ingress, TcHook::egress}) {
                 tc_detach(static_cast<int>(ifindex), ifname, hook);
             }

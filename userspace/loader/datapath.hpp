@@ -1,7 +1,8 @@
 // The kernel side of a configuration: BPF objects loaded, maps pinned under the pin root,
-// `services` filled, TC programs attached. Construction does it all or nothing; a clean
-// stop undoes it all. What a killed run leaves keeps working (TC filters live in the
-// kernel, not in this process) until a new run adopts it or `ppinject detach` removes it.
+// `services` filled, TC (and, for attach = "xdp", XDP) programs attached. Construction does
+// it all or nothing; a clean stop undoes it all. What a killed run leaves keeps working (TC
+// filters and XDP programs live in the kernel, not in this process) until a new run adopts
+// it or `ppinject detach` removes it.
 #pragma once
 
 #include <functional>

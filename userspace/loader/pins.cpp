@@ -15,6 +15,7 @@
 #include "loader/map_iter.hpp"
 #include "loader/skeleton.hpp"
 #include "loader/tc.hpp"
+#include "loader/xdp.hpp"
 #include "sys/error.hpp"
 #include "sys/fd.hpp"
 #include "tcp.skel.h"
@@ -32,14 +33,6 @@ std::string prog_name(std::uint32_t id) {
         return {};
     }
     return info.name;
-}
-
-// A filter at ppinject's handle and priority running one of its TC programs is its own.
-bool is_ours(std::uint32_t prog_id) {
-    std::string name = prog_name(prog_id);
-    const udp_bpf &udp = udp_object();
-    return name == bpf_program__name(udp.progs.udp_ingress) ||
-           name == bpf_program__name(udp.progs.udp_egress);
 }
 
 template <typename Skel>
@@ -71,6 +64,14 @@ std::vector<Interface> interfaces() {
 }
 
 }  // namespace
+
+bool is_ours(std::uint32_t prog_id) {
+    std::string name = prog_name(prog_id);
+    const udp_bpf &udp = udp_object();
+    return name == bpf_program__name(udp.progs.udp_ingress) ||
+           name == bpf_program__name(udp.progs.udp_egress) ||
+           name == bpf_program__name(udp.progs.udp_xdp);
+}
 
 std::array<bpf_map *, 6> adopted_maps(const udp_bpf &udp) {
     return {udp.maps.services, udp.maps.udp_addresses, udp.maps.udp_ports,
@@ -118,6 +119,11 @@ int detach_all(const std::string &root, const std::function<void(const std::stri
         if (!interface_is(ifindex, name)) {
             log("interface " + name + " is gone; its filters went with it");
         } else {
+            attempt([&] {
+                if (xdp_detach(ifindex, name, is_ours)) {
+                    log("detached XDP on " + name);
+                }
+            });
             for (TcHook hook : {TcHook::ingress, TcHook::egress}) {
                 auto id = tc_query(ifindex, hook);
                 if (id && is_ours(*id)) {
@@ -141,6 +147,11 @@ int detach_all(const std::string &root, const std::function<void(const std::stri
 
     // 2. Filters of ours that no record names (the record was lost or never written).
     for (const auto &itf : interfaces()) {
+        attempt([&] {
+            if (xdp_detach(itf.ifindex, itf.name, is_ours)) {
+                log("detached unrecorded XDP on " + itf.name);
+            }
+        });
         for (TcHook hook : {TcHook::ingress, TcHook::egress}) {
             auto id = tc_query(itf.ifindex, hook);
             if (id && is_ours(*id)) {

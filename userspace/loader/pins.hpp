@@ -1,10 +1,11 @@
 // What ppinject leaves in the kernel between runs, and the one way to remove it: pinned
-// maps under the pin root, and TC filters recorded in the pinned `attachments` map. Which
-// maps are pinned, and under which names, comes from the skeletons: the file of a map
+// maps under the pin root, and TC filters and XDP programs recorded in the pinned `attachments`
+// map. Which maps are pinned, and under which names, comes from the skeletons: the file of a map
 // under the pin root is its name in the BPF object.
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -28,6 +29,10 @@ std::array<bpf_map *, 3> run_maps(const tcp_bpf &tcp);
 // throws std::runtime_error if they cannot be.
 const udp_bpf &udp_object();
 const tcp_bpf &tcp_object();
+
+// Whether program `prog_id` is one of ppinject's UDP programs (by name: udp_ingress,
+// udp_egress, udp_xdp), so that a run or `detach` replaces or removes it and nobody else's.
+bool is_ours(std::uint32_t prog_id);
 
 // Path of a pinned map under `root`.
 std::string pin_path(const std::string &root, const bpf_map *map);

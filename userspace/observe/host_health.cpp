@@ -18,6 +18,7 @@
 #include "loader/datapath.hpp"
 #include "loader/pins.hpp"
 #include "loader/tc.hpp"
+#include "loader/xdp.hpp"
 #include "observe/inspect.hpp"
 #include "sys/error.hpp"
 #include "sys/fd.hpp"
@@ -113,7 +114,11 @@ class Check {
                 problem(svc, "interface " + a.ifname + " is gone");
                 continue;
             }
-            hook(svc, a, TcHook::ingress, a.value.ingress_prog_id);
+            if (a.value.xdp_prog_id) {
+                xdp(svc, a);
+            } else {
+                hook(svc, a, TcHook::ingress, a.value.ingress_prog_id);
+            }
             if (svc.value.header == PP_HDR_SPP) {
                 hook(svc, a, TcHook::egress, a.value.egress_prog_id);
             }
@@ -143,6 +148,14 @@ class Check {
         if (recorded == 0 || !id || *id != recorded) {
             problem(svc, std::string("tc ") + to_string(h) + " on " + a.ifname +
                              (id ? " runs another program" : " is not attached"));
+        }
+    }
+
+    // The interface runs at XDP the program the run recorded, in the mode recorded.
+    void xdp(const ServiceView &svc, const AttachmentView &a) {
+        std::optional<XdpProgram> p = xdp_query(a.ifindex);
+        if (!p || p->prog_id != a.value.xdp_prog_id || p->mode != a.value.xdp_mode) {
+            problem(svc, "XDP on " + a.ifname + (p ? " runs another program" : " is not attached"));
         }
     }
 

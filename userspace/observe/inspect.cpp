@@ -18,6 +18,7 @@
 #include "config/names.hpp"
 #include "loader/map_iter.hpp"
 #include "loader/pins.hpp"
+#include "loader/xdp.hpp"
 #include "sys/error.hpp"
 #include "sys/fd.hpp"
 #include "tcp.skel.h"
@@ -256,9 +257,12 @@ std::string render_text(const Snapshot &s) {
         }
     }
     for (const auto &a : s.attachments) {
-        out += fmt::format("interface {}: ingress {}, egress {}{}\n", a.ifname,
-                           a.value.ingress_prog_id ? "attached" : "-",
-                           a.value.egress_prog_id ? "attached" : "-",
+        std::string ingress = a.value.xdp_prog_id
+                                  ? fmt::format("xdp ({})", xdp_mode_name(a.value.xdp_mode))
+                              : a.value.ingress_prog_id ? "tc"
+                                                        : "-";
+        out += fmt::format("interface {}: ingress {}, egress {}{}\n", a.ifname, ingress,
+                           a.value.egress_prog_id ? "tc" : "-",
                            a.value.created_clsact ? " (clsact created by ppinject)" : "");
     }
     out += fmt::format("udp flows: {} of {}\n", s.flows, s.max_flows);
@@ -293,6 +297,11 @@ nlohmann::json to_json(const Snapshot &s) {
                                     {"ifindex", a.ifindex},
                                     {"ingress_prog_id", a.value.ingress_prog_id},
                                     {"egress_prog_id", a.value.egress_prog_id},
+                                    {"xdp_prog_id", a.value.xdp_prog_id},
+                                    {"xdp_mode", xdp_mode_name(a.value.xdp_mode)},
+                                    {"ingress_hook", a.value.xdp_prog_id       ? "xdp"
+                                                     : a.value.ingress_prog_id ? "tc"
+                                                                               : "-"},
                                     {"created_clsact", a.value.created_clsact != 0}});
     }
     j["udp_flows"] = {{"count", s.flows}, {"max", s.max_flows}};

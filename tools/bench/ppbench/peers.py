@@ -5,7 +5,7 @@ import json
 import os
 
 from .procs import sh
-from .topology import BACKEND, FRONT, LO, NS_BACKEND, NS_FRONT, PLAIN_FRONT, UDP_SINK
+from .topology import BACKEND, FRONT, LO, NS_BACKEND, NS_FRONT, PLAIN_FRONT, UDP_SINK, XDP_FRONT
 
 # What every nginx and HAProxy of the project shares (the tests' receivers too).
 PEERS_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -50,6 +50,11 @@ UDP_CASES = [  # name, address the client sends to, proxy process key
     ("ppinject every", f"{FRONT}:9602", "ppinject-udp"),
     ("ppinject spp", f"{FRONT}:9603", "ppinject-udp"),
     ("nginx udp proxy_protocol", f"{PLAIN_FRONT}:9604", "nginx"),
+    # attach = "xdp" on f3 (native: veth); 9610 is DNAT only with the XDP program there.
+    ("xdp attached, no service (DNAT only)", f"{XDP_FRONT}:9610", "ppinject-udp"),
+    ("ppinject xdp first", f"{XDP_FRONT}:9611", "ppinject-udp"),
+    ("ppinject xdp every", f"{XDP_FRONT}:9612", "ppinject-udp"),
+    ("ppinject xdp spp", f"{XDP_FRONT}:9613", "ppinject-udp"),
 ]
 
 # ppinject's pin roots under /sys/fs/bpf, one per run, each run's config in ROOT.toml;
@@ -116,6 +121,32 @@ name = "bench-spp"
 protocol = "udp"
 listen = "{FRONT}:9603"
 interfaces = ["f0"]
+header = "spp"
+
+[[service]]
+name = "bench-xdp-first"
+protocol = "udp"
+listen = "{XDP_FRONT}:9611"
+interfaces = ["f3"]
+attach = "xdp"
+header = "v2"
+udp_header = "first"
+
+[[service]]
+name = "bench-xdp-every"
+protocol = "udp"
+listen = "{XDP_FRONT}:9612"
+interfaces = ["f3"]
+attach = "xdp"
+header = "v2"
+udp_header = "every"
+
+[[service]]
+name = "bench-xdp-spp"
+protocol = "udp"
+listen = "{XDP_FRONT}:9613"
+interfaces = ["f3"]
+attach = "xdp"
 header = "spp"
 """)
     bench.procs.spawn("ppinject-udp", ["nsenter", f"--net=/run/netns/{NS_FRONT}", bench.ppinject,

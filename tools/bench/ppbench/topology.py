@@ -4,9 +4,11 @@ with the second client link (c2/f2), plus what only the bench sets in them.
     ppb-client                 ppb-front                              ppb-backend
     c0 192.0.2.2    -------->  f0 192.0.2.1    f1 198.51.100.1  ----> b0 198.51.100.2
     c2 203.0.113.2  -------->  f2 203.0.113.1
+    c3 203.0.113.130 ------->  f3 203.0.113.129
                                UDP: nftables DNAT 192.0.2.1:9601-9603 (ppinject's tc
-                               programs on f0) and 203.0.113.1:9600 (f2, no tc at all)
-                               -> 198.51.100.2:9500
+                               programs on f0), 203.0.113.129:9610-9613 (its XDP program
+                               on f3; 9610 is no service) and 203.0.113.1:9600 (f2, no tc
+                               at all) -> 198.51.100.2:9500
 """
 import os
 
@@ -17,6 +19,7 @@ NS_CLIENT, NS_FRONT, NS_BACKEND = f"{PREFIX}-client", f"{PREFIX}-front", f"{PREF
 # Addresses tools/topology.sh gives them.
 FRONT, BACKEND = "192.0.2.1", "198.51.100.2"
 PLAIN_FRONT = "203.0.113.1"  # the front's address on f2, where no tc program runs
+XDP_FRONT = "203.0.113.129"  # the front's address on f3, where ppinject runs at XDP
 LO = "127.0.0.1"
 UDP_SINK = 9500  # the UDP sink's port in the backend, where the DNAT rules send
 
@@ -26,7 +29,7 @@ TOPOLOGY_SH = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__fi
 
 def up(tmp, congestion):
     """Builds the hosts; returns the TCP congestion control their sockets start with."""
-    sh([TOPOLOGY_SH, "up", PREFIX, "--second-link"])
+    sh([TOPOLOGY_SH, "up", PREFIX, "--second-link", "--third-link"])
     for ns in (NS_CLIENT, NS_FRONT, NS_BACKEND):
         # Many short connections: reuse TIME_WAIT ports for new outgoing connections.
         sh(["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1",
@@ -44,6 +47,7 @@ def up(tmp, congestion):
         "  chain pre { type nat hook prerouting priority dstnat;\n"
         f"    iifname \"f0\" ip daddr {FRONT} udp dport 9601-9603 dnat to {BACKEND}:{UDP_SINK}\n"
         f"    iifname \"f2\" ip daddr {PLAIN_FRONT} udp dport 9600 dnat to {BACKEND}:{UDP_SINK}\n"
+        f"    iifname \"f3\" ip daddr {XDP_FRONT} udp dport 9610-9613 dnat to {BACKEND}:{UDP_SINK}\n"
         "  }\n"
         "  chain post { type nat hook postrouting priority srcnat;\n"
         "    oifname \"f1\" ip protocol udp masquerade\n"
