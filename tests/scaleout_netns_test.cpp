@@ -227,9 +227,6 @@ class Scaleout : public ::testing::Test {
         setrlimit(RLIMIT_NOFILE, &rl);
         n_ = front_count();
         ASSERT_NE(n_, 0) << "PPINJECT_SCALEOUT_FRONTS must be a number from 2 to " << kMaxFronts;
-        // Files, not a directory: what a killed test leaves is removed by the next one
-        // (pptest::remove_leftovers_of_killed_tests).
-        tmp_ = "/tmp/ppt" + std::to_string(getpid()) + "-so-";
         build_topology();
     }
 
@@ -753,7 +750,11 @@ class Scaleout : public ::testing::Test {
     }
 
     int n_ = kFronts;
-    std::string tmp_;
+    // The prefix of this test's files in /tmp. Files, not a directory: what a killed test
+    // leaves is removed by the next one (pptest::remove_leftovers_of_killed_tests). Set
+    // before SetUp can fail, so TearDown's sweep never runs with an empty prefix (which
+    // every file in /tmp matches).
+    const std::string tmp_ = "/tmp/ppt" + std::to_string(getpid()) + "-so-";
     std::unique_ptr<Netns> client_, router_, backend_;
     std::vector<Front> fronts_;
     std::unique_ptr<pptest::Child> router_bird_;
