@@ -45,6 +45,13 @@ trap 'exit 1' INT TERM HUP
 echo "== dpkg -i $deb"
 dpkg -i "$deb"
 
+echo "== the BGP health checker and BIRD templates (README: Scaling out)"
+bgp=/usr/share/ppinject/bgp
+for f in ppinject-bgp-health front.conf router.conf; do
+  cmp -s "$bgp/$f" "$src/tools/bgp/$f" || fail "$bgp/$f is missing or not tools/bgp/$f"
+done
+[ -x "$bgp/ppinject-bgp-health" ] || fail "$bgp/ppinject-bgp-health is not executable"
+
 echo "== the binary, its config and the conffile"
 [ "$(/usr/sbin/ppinject --version)" = "ppinject $version" ] || fail "/usr/sbin/ppinject --version"
 /usr/sbin/ppinject check --config /etc/ppinject/ppinject.toml >/dev/null ||
