@@ -1052,6 +1052,80 @@ std::size_t resident_kib(int pid) {
     return 0;
 }
 
+// The lowest descriptor number a process has free: what its next open() gets.
+int lowest_free_descriptor(int pid) {
+    std::set<int> used;
+    for (const auto &e :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+        used.insert(std::stoi(e.path().filename().string()));
+    }
+    int n = 0;
+    while (used.count(n) != 0) {
+        n++;
+    }
+    return n;
+}
+
+// How often the daemon's log says `what`: each line once, plus the repeats its rate limit
+// counted ("... (and N more like it in the last 1.0s)").
+std::size_t times_logged(const std::string &log, const std::string &what) {
+    std::size_t n = 0;
+    std::istringstream in(log);
+    for (std::string line; std::getline(in, line);) {
+        if (line.find(what) == std::string::npos) {
+            continue;
+        }
+        n++;
+        if (auto at = line.find("(and "); at != std::string::npos) {
+            n += std::stoul(line.substr(at + 5));
+        }
+    }
+    return n;
+}
+
+// A daemon out of descriptors neither spins on its readable listening socket (accept
+// failing with EMFILE over and over) nor loses the connections waiting behind it: it looks
+// away for a moment at a time, and once descriptors are back it serves every one of them.
+TEST_P(TcpNetns, OutOfDescriptorsConnectionsWaitInTheBacklog) {
+    constexpr int kConns = 8;
+    const int pid = daemon_->pid();
+    const std::string emfile =
+        "the connection waits in the backlog): " + std::string(std::strerror(EMFILE));
+    // Not one descriptor more: the soft limit is the number the next open() would get.
+    rlimit tight{static_cast<rlim_t>(lowest_free_descriptor(pid)), 20000};
+    ASSERT_EQ(prlimit(pid, RLIMIT_NOFILE, &tight, nullptr), 0) << std::strerror(errno);
+    std::vector<Fd> clients;
+    for (int i = 0; i < kConns; i++) {
+        clients.push_back(dial(ep("192.0.2.1:7000")));  // the kernel completes the handshake
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the daemon at its limit
+    rlimit roomy{20000, 20000};
+    ASSERT_EQ(prlimit(pid, RLIMIT_NOFILE, &roomy, nullptr), 0) << std::strerror(errno);
+
+    std::set<std::string> clients_seen;
+    for (int i = 0; i < kConns; i++) {
+        Fd b = accept_backend(true);
+        ASSERT_GE(b.get(), 0) << i << " of " << kConns << " waiting connections were served";
+        pptest::Decoded h = read_header(b.get());
+        ASSERT_EQ(h.kind, proxy::Kind::v1);
+        clients_seen.insert(h.v1.source.to_string());
+    }
+    EXPECT_EQ(clients_seen.size(), static_cast<std::size_t>(kConns));
+    // The repeats go out with the rate limit's next flush, at most a second later.
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (daemon_->log().find("more like it") == std::string::npos &&
+           std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    std::size_t tries = times_logged(daemon_->log(), emfile);
+    std::cout << GetParam() << ": accept failed " << tries
+              << " times in 1.5 s out of descriptors\n";
+    EXPECT_GE(tries, 1u) << daemon_->log();
+    // One try per 100 ms pause and listener (a worker each): a few dozen, where a spin makes
+    // hundreds of thousands.
+    EXPECT_LE(tries, 200u) << "accept was retried without a pause";
+}
+
 // 8,000 connections at once (this machine's hard limit of 20,000 descriptors has room for
 // two each, not six): each relay mode holds them on two descriptors each, splice and copy
 // borrowing a pipe or buffer only while bytes wait in it, with the daemon's memory under

@@ -29,6 +29,8 @@ constexpr std::uint32_t kAllEdges = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 constexpr std::size_t kSniPeek = 4096;                // a ClientHello's server_name comes early
 constexpr auto kTick = std::chrono::milliseconds(5);  // drains and deadlines pending
 constexpr auto kIdleScan = std::chrono::seconds(1);
+// How long a listener is not watched after accept ran out of descriptors or memory.
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
 // Empty copy-mode buffers kept for the next reads (64 KiB each); more are freed.
 constexpr std::size_t kKeptBuffers = 256;
 
@@ -110,8 +112,49 @@ void Worker::set_service(int fd, std::shared_ptr<const ServiceRt> svc) {
 }
 
 void Worker::remove_listener(int fd) {
-    if (listeners_.erase(fd) > 0 && epoll_ctl(ep_.get(), EPOLL_CTL_DEL, fd, nullptr) != 0) {
+    auto it = listeners_.find(fd);
+    if (it == listeners_.end()) {
+        return;
+    }
+    paused_ -= it->second.paused_until ? 1 : 0;
+    listeners_.erase(it);
+    if (epoll_ctl(ep_.get(), EPOLL_CTL_DEL, fd, nullptr) != 0) {
         log_(error_text("tcp: stop watching a listening socket", -errno));
+    }
+}
+
+// accept() ran out of descriptors or memory: the connection stays in the listener's
+// backlog, and the socket stays readable, so watching it would spin on the same failure.
+// It is not watched for kAcceptPause (events 0: registered, nothing reported); then it is
+// tried again, and what waited in the backlog is accepted once there is room.
+void Worker::pause_listener(int lfd, Listener &l) {
+    epoll_event ev{};
+    ev.data.u64 = kListenerToken | static_cast<std::uint32_t>(lfd);
+    if (epoll_ctl(ep_.get(), EPOLL_CTL_MOD, lfd, &ev) != 0) {
+        log_(error_text("tcp: pause a listening socket of service '" + l.svc->cfg.name + "'",
+                        -errno));
+        return;
+    }
+    if (!l.paused_until) {
+        paused_++;
+    }
+    l.paused_until = Clock::now() + kAcceptPause;
+}
+
+void Worker::resume_listeners(Clock::time_point now) {
+    for (auto &[fd, l] : listeners_) {
+        if (!l.paused_until || now < *l.paused_until) {
+            continue;
+        }
+        l.paused_until.reset();
+        paused_--;
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = kListenerToken | static_cast<std::uint32_t>(fd);
+        if (epoll_ctl(ep_.get(), EPOLL_CTL_MOD, fd, &ev) != 0) {
+            log_(error_text("tcp: watch a listening socket of service '" + l.svc->cfg.name + "'",
+                            -errno));
+        }
     }
 }
 
@@ -177,7 +220,9 @@ void Worker::run_commands() {
 void Worker::run() {
     std::array<epoll_event, 256> events;
     while (!stopping_) {
-        int timeout = watched_.empty() && ticking_ == 0 ? 1000 : static_cast<int>(kTick.count());
+        int timeout = watched_.empty() && ticking_ == 0 && paused_ == 0
+                          ? 1000
+                          : static_cast<int>(kTick.count());
         int n = epoll_wait(ep_.get(), events.data(), static_cast<int>(events.size()), timeout);
         for (int i = 0; i < n; i++) {
             std::uint64_t token = events[i].data.u64;
@@ -202,7 +247,7 @@ void Worker::run() {
     }
 }
 
-void Worker::accept_from(int lfd, const Listener &l) {
+void Worker::accept_from(int lfd, Listener &l) {
     const std::shared_ptr<const ServiceRt> &svc = l.svc;
     for (int burst = 0; burst < 64; burst++) {
         sockaddr_storage peer{};
@@ -210,9 +255,14 @@ void Worker::accept_from(int lfd, const Listener &l) {
         Fd fd(
             accept4(lfd, reinterpret_cast<sockaddr *>(&peer), &plen, SOCK_NONBLOCK | SOCK_CLOEXEC));
         if (!fd) {
-            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-                int err = -errno;
-                log_(error_text("tcp: accept on service '" + svc->cfg.name + "'", err));
+            int err = errno;
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+                log_(error_text("tcp: accept on service '" + svc->cfg.name +
+                                    "' (the connection waits in the backlog)",
+                                -err));
+                pause_listener(lfd, l);
+            } else if (err != EAGAIN && err != EINTR && err != ECONNABORTED) {
+                log_(error_text("tcp: accept on service '" + svc->cfg.name + "'", -err));
             }
             return;
         }
@@ -463,6 +513,9 @@ void Worker::apply(Conn &c, const Step &step) {
 
 void Worker::tick() {
     auto now = Clock::now();
+    if (paused_ > 0) {
+        resume_listeners(now);
+    }
     std::vector<std::pair<std::uint32_t, std::uint32_t>> watched;
     watched.swap(watched_);
     for (auto [id, gen] : watched) {

@@ -49,6 +49,8 @@ class Worker final : private RelayHost {
         std::shared_ptr<const ServiceRt> svc;
         std::optional<Endpoint> local;  // bound to one address: every connection's own
         bool loopback = false;          // only loopback clients: see loopback_listener()
+        // Out of descriptors or memory: not watched until then (see pause_listener()).
+        std::optional<Clock::time_point> paused_until;
     };
     // A connection slot; its generation outlives the connections that use it.
     struct Slot {
@@ -58,7 +60,9 @@ class Worker final : private RelayHost {
 
     void run();
     void run_commands();
-    void accept_from(int lfd, const Listener &l);
+    void accept_from(int lfd, Listener &l);
+    void pause_listener(int lfd, Listener &l);
+    void resume_listeners(Clock::time_point now);
     void start_connect(Conn &c);
     void next_backend(Conn &c);
     void on_event(Conn &c, int side, std::uint32_t events);
@@ -91,6 +95,7 @@ class Worker final : private RelayHost {
     std::vector<std::function<void(Worker &)>> commands_;
     bool stopping_ = false;
     std::map<int, Listener> listeners_;  // by fd
+    std::size_t paused_ = 0;             // listeners with paused_until set
     std::vector<Slot> conns_;
     std::vector<std::uint32_t> free_;
     // Connections with a deadline (connect, SNI wait), with the generation they had.
