@@ -183,6 +183,21 @@ interfaces = ["f0"]
         return fd;
     }
 
+    // One family's ends for a service on `port`: its address, the backend's socket on that
+    // port, and a client socket on an ephemeral port.
+    struct Peers {
+        Endpoint service;
+        ppinject::Fd backend, client;
+    };
+    Peers peers(bool v4, std::uint16_t port) {
+        auto at = [](const char *addr, std::uint16_t p) {
+            return Endpoint{*ppinject::IpAddress::parse(addr), p};
+        };
+        return {at(v4 ? kService4 : kService6, port),
+                udp_socket(*backend_, at(v4 ? "198.51.100.2" : "2001:db8:2::2", port)),
+                udp_socket(*client_, at(v4 ? "192.0.2.2" : "2001:db8:1::2", 0))};
+    }
+
     std::unique_ptr<pptest::Hosts> hosts_;
     Netns *client_ = nullptr, *front_ = nullptr, *backend_ = nullptr;
     std::unique_ptr<pptest::Child> daemon_;
@@ -199,9 +214,7 @@ TEST_P(UdpNetns, V2FirstHeaderOncePerFlow) {
     for (const char *family : {"4", "6"}) {
         SCOPED_TRACE(std::string("IPv") + family);
         bool v4 = family[0] == '4';
-        Endpoint service = ep(v4 ? kService4 : kService6, kFirstPort);
-        auto backend = udp_socket(*backend_, ep(v4 ? "198.51.100.2" : "2001:db8:2::2", kFirstPort));
-        auto client = udp_socket(*client_, ep(v4 ? "192.0.2.2" : "2001:db8:1::2", 0));
+        auto [service, backend, client] = peers(v4, kFirstPort);
         Endpoint client_ep = local_endpoint(client.get());
 
         send_to(client.get(), "hello", service);
@@ -235,9 +248,7 @@ TEST_P(UdpNetns, V2EveryDatagram) {
     for (const char *family : {"4", "6"}) {
         SCOPED_TRACE(std::string("IPv") + family);
         bool v4 = family[0] == '4';
-        Endpoint service = ep(v4 ? kService4 : kService6, kEveryPort);
-        auto backend = udp_socket(*backend_, ep(v4 ? "198.51.100.2" : "2001:db8:2::2", kEveryPort));
-        auto client = udp_socket(*client_, ep(v4 ? "192.0.2.2" : "2001:db8:1::2", 0));
+        auto [service, backend, client] = peers(v4, kEveryPort);
         Endpoint client_ep = local_endpoint(client.get());
         for (int i = 0; i < 3; i++) {
             std::string payload = "datagram " + std::to_string(i) + std::string(i * 500, 'x');
@@ -255,9 +266,7 @@ TEST_P(UdpNetns, SppBothDirections) {
     for (const char *family : {"4", "6"}) {
         SCOPED_TRACE(std::string("IPv") + family);
         bool v4 = family[0] == '4';
-        Endpoint service = ep(v4 ? kService4 : kService6, kSppPort);
-        auto backend = udp_socket(*backend_, ep(v4 ? "198.51.100.2" : "2001:db8:2::2", kSppPort));
-        auto client = udp_socket(*client_, ep(v4 ? "192.0.2.2" : "2001:db8:1::2", 0));
+        auto [service, backend, client] = peers(v4, kSppPort);
         Endpoint client_ep = local_endpoint(client.get());
         for (int i = 0; i < 2; i++) {
             std::string payload = "query " + std::to_string(i);
@@ -307,9 +316,7 @@ TEST_P(UdpNetns, FragmentsDropped) {
     for (const char *family : {"4", "6"}) {
         SCOPED_TRACE(std::string("IPv") + family);
         bool v4 = family[0] == '4';
-        Endpoint service = ep(v4 ? kService4 : kService6, kEveryPort);
-        auto backend = udp_socket(*backend_, ep(v4 ? "198.51.100.2" : "2001:db8:2::2", kEveryPort));
-        auto client = udp_socket(*client_, ep(v4 ? "192.0.2.2" : "2001:db8:1::2", 0));
+        auto [service, backend, client] = peers(v4, kEveryPort);
         send_to(client.get(), std::string(3000, 'f'), service);
         EXPECT_FALSE(receive(backend.get(), 500)) << "a fragmented datagram must not arrive bare";
         send_to(client.get(), "small", service);
