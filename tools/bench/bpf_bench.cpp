@@ -132,6 +132,19 @@ Bytes frame(const char *src, const char *dst, std::uint16_t dport, std::size_t p
     return p.build();
 }
 
+// A program of one kind that only returns `verdict`.
+ppinject::Fd load_empty(bpf_prog_type type, int verdict, const char *name) {
+    struct bpf_insn insns[] = {
+        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, verdict},
+        {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+    };
+    ppinject::Fd fd(bpf_prog_load(type, name, "GPL", insns, 2, nullptr));
+    if (!fd) {
+        fail(std::string("load the empty program ") + name);
+    }
+    return fd;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -153,26 +166,10 @@ int main(int argc, char **argv) {
     add_service(skel.get(), "192.0.2.2", 5000, 4, PP_HDR_SPP, PP_UDP_FIRST);
     add_service(skel.get(), "2001:db8::2", 5000, 5, PP_HDR_SPP, PP_UDP_FIRST);
 
-    // The empty TC program: r0 = TC_ACT_UNSPEC; exit.
-    struct bpf_insn empty[] = {
-        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, TC_ACT_UNSPEC},
-        {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
-    };
-    ppinject::Fd empty_fd(
-        bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "bench_empty", "GPL", empty, 2, nullptr));
-    if (!empty_fd) {
-        fail("load the empty program");
-    }
-    // The empty XDP program: r0 = XDP_PASS; exit.
-    struct bpf_insn empty_xdp[] = {
-        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, XDP_PASS},
-        {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
-    };
-    ppinject::Fd empty_xdp_fd(
-        bpf_prog_load(BPF_PROG_TYPE_XDP, "bench_empty_xdp", "GPL", empty_xdp, 2, nullptr));
-    if (!empty_xdp_fd) {
-        fail("load the empty XDP program");
-    }
+    // The empty programs each hook's figures are measured above: r0 = TC_ACT_UNSPEC or
+    // XDP_PASS; exit.
+    ppinject::Fd empty_fd = load_empty(BPF_PROG_TYPE_SCHED_CLS, TC_ACT_UNSPEC, "bench_empty");
+    ppinject::Fd empty_xdp_fd = load_empty(BPF_PROG_TYPE_XDP, XDP_PASS, "bench_empty_xdp");
     int ingress = bpf_program__fd(skel->progs.udp_ingress);
     int xdp = bpf_program__fd(skel->progs.udp_xdp);
     const char *c4 = "203.0.113.10", *c6 = "2001:db8:100::10";
