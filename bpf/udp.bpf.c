@@ -163,6 +163,39 @@ static __always_inline int move_bytes(struct __sk_buff *skb, __u64 from, __u64 t
 }
 
 /*
+ * Write the IP and UDP lengths of a datagram that grew by `diff` bytes (shrank, if
+ * negative) right after its UDP header, and the IPv4 header checksum with them (IPv6
+ * payload_len is covered by no checksum but the pseudo-header's). Both hooks call it on
+ * their packet pointers; the UDP checksum is theirs. Returns the UDP header, or NULL when
+ * the frame is shorter than parse_frame() found it (never).
+ */
+static __always_inline struct udphdr *set_lengths(void *data, void *data_end,
+                                                  const struct pkt *p, int diff) {
+    __u32 l3 = p->l3_off, l4 = p->l4_off;
+
+    if (l3 > MAX_HEADERS_LEN || l4 > MAX_HEADERS_LEN)
+        return NULL;
+    struct udphdr *udp = data + l4;
+    if ((void *)(udp + 1) > data_end)
+        return NULL;
+    if (p->ipv6) {
+        struct ipv6hdr *ip6 = data + l3;
+        if ((void *)(ip6 + 1) > data_end)
+            return NULL;
+        ip6->payload_len = bpf_htons(p->l3_end - l3 - sizeof(struct ipv6hdr) + diff);
+    } else {
+        struct iphdr *ip = data + l3;
+        if ((void *)(ip + 1) > data_end)
+            return NULL;
+        __be16 new_tot = bpf_htons(p->l3_end - l3 + diff);
+        ip->check = csum16_replace(ip->check, ip->tot_len, new_tot);
+        ip->tot_len = new_tot;
+    }
+    udp->len = bpf_htons(p->udp_len + diff);
+    return udp;
+}
+
+/*
  * Fix lengths and checksums after `diff` bytes whose one's-complement sum is `hdr_sum`
  * were inserted (diff > 0) or removed (diff < 0, hdr_sum negated) right after the UDP
  * header. Lengths are written in place; the UDP checksum goes through
@@ -171,40 +204,18 @@ static __always_inline int move_bytes(struct __sk_buff *skb, __u64 from, __u64 t
  */
 static __always_inline int fix_lengths(struct __sk_buff *skb, const struct pkt *p, int diff,
                                        __s64 hdr_sum) {
-    __u32 l3 = p->l3_off, l4 = p->l4_off;
     /* A result of 0 is sent as 0xFFFF (RFC 768; for IPv6 0 means no checksum, RFC 8200
      * 8.1, and receivers drop it); an IPv4 "no checksum" 0 stays 0. */
     __u64 mangled0 = BPF_F_MARK_MANGLED_0;
     __be16 old_ulen = bpf_htons(p->udp_len);
     __be16 new_ulen = bpf_htons(p->udp_len + diff);
-    void *data = (void *)(long)skb->data;
-    void *data_end = (void *)(long)skb->data_end;
-
-    if (l3 > MAX_HEADERS_LEN || l4 > MAX_HEADERS_LEN)
+    if (!set_lengths((void *)(long)skb->data, (void *)(long)skb->data_end, p, diff))
         return -1;
-    struct udphdr *udp = data + l4;
-    if ((void *)(udp + 1) > data_end)
-        return -1;
-    if (p->ipv6) {
-        struct ipv6hdr *ip6 = data + l3;
-        if ((void *)(ip6 + 1) > data_end)
-            return -1;
-        /* payload_len is not covered by any checksum but the pseudo-header's. */
-        ip6->payload_len = bpf_htons(p->l3_end - l3 - sizeof(struct ipv6hdr) + diff);
-    } else {
-        struct iphdr *ip = data + l3;
-        if ((void *)(ip + 1) > data_end)
-            return -1;
-        __be16 new_tot = bpf_htons(p->l3_end - l3 + diff);
-        ip->check = csum16_replace(ip->check, ip->tot_len, new_tot);
-        ip->tot_len = new_tot;
-    }
-    udp->len = new_ulen;
     /* The covered bytes' change: the header, and the length word (~old + new, RFC 1624);
      * folded to 32 bits with end-around carry, as a "from 0 to sum" replacement adds it. */
     __u64 delta = (__u32)hdr_sum + (__u16)~old_ulen + (__u16)new_ulen;
     delta = (delta & 0xFFFFFFFF) + (delta >> 32);
-    __u32 csum_off = l4 + offsetof(struct udphdr, check);
+    __u32 csum_off = p->l4_off + offsetof(struct udphdr, check);
     if (bpf_l4_csum_replace(skb, csum_off, 0, delta, mangled0) < 0)
         return -1;
     /* The UDP length counts twice: in the UDP header (in delta) and in the pseudo-header. */
@@ -224,31 +235,12 @@ static __always_inline int fix_lengths(struct __sk_buff *skb, const struct pkt *
  */
 static __always_inline int xdp_fix_lengths(struct xdp_md *ctx, const struct pkt *p, __u32 hlen,
                                            __s64 hdr_sum) {
-    __u32 l3 = p->l3_off, l4 = p->l4_off;
     __be16 old_ulen = bpf_htons(p->udp_len);
     __be16 new_ulen = bpf_htons(p->udp_len + hlen);
-    void *data = (void *)(long)ctx->data;
-    void *data_end = (void *)(long)ctx->data_end;
-
-    if (l3 > MAX_HEADERS_LEN || l4 > MAX_HEADERS_LEN)
+    struct udphdr *udp =
+        set_lengths((void *)(long)ctx->data, (void *)(long)ctx->data_end, p, (int)hlen);
+    if (!udp)
         return -1;
-    struct udphdr *udp = data + l4;
-    if ((void *)(udp + 1) > data_end)
-        return -1;
-    if (p->ipv6) {
-        struct ipv6hdr *ip6 = data + l3;
-        if ((void *)(ip6 + 1) > data_end)
-            return -1;
-        ip6->payload_len = bpf_htons(p->l3_end - l3 - sizeof(struct ipv6hdr) + hlen);
-    } else {
-        struct iphdr *ip = data + l3;
-        if ((void *)(ip + 1) > data_end)
-            return -1;
-        __be16 new_tot = bpf_htons(p->l3_end - l3 + hlen);
-        ip->check = csum16_replace(ip->check, ip->tot_len, new_tot);
-        ip->tot_len = new_tot;
-    }
-    udp->len = new_ulen;
     if (udp->check == 0)
         return 0; /* IPv4 "no checksum" (and what tc's BPF_F_MARK_MANGLED_0 keeps) */
     __u64 sum = (__u16)~udp->check + (__u64)(__u32)hdr_sum +
