@@ -50,6 +50,7 @@
 
 #include "codec/proxy.hpp"
 #include "support/http_client.hpp"
+#include "support/endpoint.hpp"
 #include "support/netns.hpp"
 #include "support/privileges.hpp"
 #include "support/process.hpp"
@@ -57,6 +58,8 @@
 #include "sys/fd.hpp"
 
 namespace {
+
+using pptest::bind_to;
 
 using ppinject::Endpoint;
 using ppinject::Fd;
@@ -156,16 +159,6 @@ Endpoint sock_name(int fd, bool peer) {
         getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len);
     }
     return Endpoint::from_sockaddr(reinterpret_cast<sockaddr *>(&ss)).value_or(Endpoint{});
-}
-
-void bind_to(int fd, const Endpoint &at) {
-    sockaddr_storage ss{};
-    socklen_t len = at.to_sockaddr(ss);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, reinterpret_cast<sockaddr *>(&ss), len) != 0) {
-        throw std::runtime_error("bind " + at.to_string() + ": " + std::strerror(errno));
-    }
 }
 
 void set_timeouts(int fd) {

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "codec/address.hpp"
+#include "support/endpoint.hpp"
 #include "support/hosts.hpp"
 #include "support/privileges.hpp"
 #include "support/process.hpp"
@@ -35,22 +36,14 @@
 
 namespace {
 
+using pptest::bind_to;
+
 using ppinject::Endpoint;
 using pptest::Netns;
 
 constexpr const char *kService4 = "192.0.2.1";
 constexpr const char *kService6 = "2001:db8:1::1";
 constexpr std::uint16_t kFirstPort = 5000, kEveryPort = 5001, kSppPort = 5002;
-
-void bind_to(int fd, const Endpoint &ep) {
-    sockaddr_storage ss{};
-    socklen_t len = ep.to_sockaddr(ss);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, reinterpret_cast<sockaddr *>(&ss), len) != 0) {
-        throw std::runtime_error("bind " + ep.to_string() + ": " + std::strerror(errno));
-    }
-}
 
 // One datagram with its source, or nullopt after `timeout`.
 std::optional<std::pair<std::string, Endpoint>> receive(int fd, int timeout_ms = 2000) {
@@ -190,12 +183,9 @@ interfaces = ["f0"]
         ppinject::Fd backend, client;
     };
     Peers peers(bool v4, std::uint16_t port) {
-        auto at = [](const char *addr, std::uint16_t p) {
-            return Endpoint{*ppinject::IpAddress::parse(addr), p};
-        };
-        return {at(v4 ? kService4 : kService6, port),
-                udp_socket(*backend_, at(v4 ? "198.51.100.2" : "2001:db8:2::2", port)),
-                udp_socket(*client_, at(v4 ? "192.0.2.2" : "2001:db8:1::2", 0))};
+        return {pptest::ep(v4 ? kService4 : kService6, port),
+                udp_socket(*backend_, pptest::ep(v4 ? "198.51.100.2" : "2001:db8:2::2", port)),
+                udp_socket(*client_, pptest::ep(v4 ? "192.0.2.2" : "2001:db8:1::2", 0))};
     }
 
     std::unique_ptr<pptest::Hosts> hosts_;
