@@ -8,6 +8,7 @@
 #ifndef PPINJECT_H
 #define PPINJECT_H
 
+#include <linux/bpf.h> /* struct bpf_timer */
 #include <linux/types.h>
 
 /* Service ids index the per-service counters; id 0 collects traffic of no service. */
@@ -35,6 +36,7 @@
 
 /* pp_service.flags */
 #define PP_SVC_TRANSPARENT 0x01 /* TCP: steer with sk_lookup */
+#define PP_SVC_INLINE 0x02      /* TCP: mode = "inline", the tc programs write the header */
 
 /* Header sizes the data path inserts. */
 #define PP_V2_HDR_LEN_INET 28
@@ -80,7 +82,8 @@ struct pp_address_key {
 #define PP_UDP_PORT_WORDS 1024
 
 struct pp_service {
-    __u64 flow_timeout_ns;  /* UDP: idle time after which a flow counts as new */
+    __u64 flow_timeout_ns;  /* UDP: idle time after which a flow counts as new; inline TCP:
+                               idle time after which a connection's state is removed */
     __u32 id;               /* 1..PP_MAX_SERVICES-1, index into counters */
     __u8 header;            /* PP_HDR_* */
     __u8 udp_header;        /* PP_UDP_* */
@@ -116,14 +119,16 @@ struct pp_flow {
  */
 #define PP_ATTACHMENT_SERVICE_WORDS (PP_MAX_SERVICES / 32)
 struct pp_attachment {
-    __u32 ingress_prog_id; /* 0: nothing of ours on tc ingress */
-    __u32 egress_prog_id;  /* 0: nothing of ours on tc egress */
-    __u32 xdp_prog_id;     /* 0: nothing of ours at XDP (attach = "xdp" injects there) */
-    __u8 created_clsact;   /* 1: ppinject created the clsact qdisc and may delete it */
-    __u8 xdp_mode;         /* PP_XDP_MODE_*: how xdp_prog_id is attached */
+    __u32 ingress_prog_id;        /* 0: nothing of ours on tc ingress */
+    __u32 egress_prog_id;         /* 0: nothing of ours on tc egress */
+    __u32 xdp_prog_id;            /* 0: nothing of ours at XDP (attach = "xdp" injects there) */
+    __u32 inline_ingress_prog_id; /* 0: no inline TCP filter on tc ingress (own priority) */
+    __u32 inline_egress_prog_id;  /* 0: no inline TCP filter on tc egress */
+    __u8 created_clsact;          /* 1: ppinject created the clsact qdisc and may delete it */
+    __u8 xdp_mode;                /* PP_XDP_MODE_*: how xdp_prog_id is attached */
     __u8 pad0[2];
     char ifname[16]; /* IFNAMSIZ, NUL-padded */
-    /* The UDP services that name this interface: bit id % 32 of word id / 32. */
+    /* The UDP and inline TCP services that name this interface: bit id % 32 of word id / 32. */
     __u32 services[PP_ATTACHMENT_SERVICE_WORDS];
 };
 #define PP_MAX_ATTACHMENTS 256
@@ -139,28 +144,74 @@ struct pp_attachment {
  * prints by name), the order userspace reads them in, and the names shown by status,
  * --json and metrics. Append only: names are a stable interface.
  */
-#define PP_COUNTER_LIST(X)                                                                       \
-    X(seen, "packets of the service looked at by ingress")                                       \
-    X(passed, "packets passed unchanged (later datagrams of a flow, no service)")                \
-    X(injected_v2, "datagrams that got a PROXY v2 header")                                       \
-    X(injected_spp, "datagrams that got an SPP header")                                          \
-    X(flows_new, "UDP flows started (first datagram or after idle timeout)")                     \
-    X(spoof_dropped, "client datagrams already starting with a PROXY v2 signature or SPP magic") \
-    X(frag_dropped, "IP fragments of a service that needs a header")                             \
-    X(malformed_dropped, "truncated or malformed packets of a service")                          \
-    X(grow_failed, "datagrams the kernel could not grow or shift")                               \
-    X(mtu_dropped, "datagrams that would exceed the egress MTU with the header")                 \
-    X(gso_dropped, "GSO trains that would have shared one header")                               \
-    X(error_passed, "datagrams passed bare because the service says on_error = pass")            \
-    X(spp_reply_stripped, "replies whose SPP header matched and was removed")                    \
-    X(spp_reply_dropped, "replies with a missing or mismatching SPP header")                     \
-    X(chain_dropped, "IPv6 datagrams to a service address with the UDP header out of reach")
+#define PP_COUNTER_LIST(X)                                                                         \
+    X(seen, "packets of the service looked at by ingress")                                         \
+    X(passed, "packets passed unchanged (later datagrams of a flow, no service)")                  \
+    X(injected_v2, "datagrams that got a PROXY v2 header")                                         \
+    X(injected_spp, "datagrams that got an SPP header")                                            \
+    X(flows_new, "UDP flows started (first datagram or after idle timeout)")                       \
+    X(spoof_dropped, "client datagrams already starting with a PROXY v2 signature or SPP magic")   \
+    X(frag_dropped, "IP fragments of a service that needs a header")                               \
+    X(malformed_dropped, "truncated or malformed packets of a service")                            \
+    X(grow_failed, "datagrams the kernel could not grow or shift")                                 \
+    X(mtu_dropped, "datagrams that would exceed the egress MTU with the header")                   \
+    X(gso_dropped, "GSO trains that would have shared one header")                                 \
+    X(error_passed, "datagrams passed bare because the service says on_error = pass")              \
+    X(spp_reply_stripped, "replies whose SPP header matched and was removed")                      \
+    X(spp_reply_dropped, "replies with a missing or mismatching SPP header")                       \
+    X(chain_dropped, "IPv6 datagrams to a service address with the UDP header out of reach")       \
+    X(inline_conns_new, "inline TCP connections whose SYN created their state")                    \
+    X(inline_headers, "inline TCP headers written into a stream for the first time")               \
+    X(inline_header_resent, "inline TCP headers written again: the backend had not acked them")    \
+    X(inline_refused, "inline TCP SYNs dropped because the connection table is full")              \
+    X(inline_no_state, "inline TCP segments dropped because no connection state knows them")       \
+    X(inline_gso_dropped, "inline TCP GSO/GRO packets dropped that would have carried the header") \
+    X(inline_tfo_stripped, "inline TCP SYNs whose Fast Open data or option was removed")           \
+    X(inline_mss_clamped, "inline TCP SYN-ACKs whose MSS was lowered by the header's length")      \
+    X(inline_rewrite_failed, "inline TCP segments dropped because a rewrite failed half-way")      \
+    X(inline_closed, "inline TCP connection states removed (closed, reset or idle)")
 
 #define PP_COUNTER_FIELD(name, help) __u64 name;
 struct pp_counters {
     PP_COUNTER_LIST(PP_COUNTER_FIELD)
 };
 #undef PP_COUNTER_FIELD
+
+/*
+ * inline_conns: hash of inline TCP connections, keyed by pp_flow_key (client and dialled
+ * address and port, as ingress sees them before any DNAT). Never LRU: a live connection's
+ * state is never evicted for a new one; a full table refuses new SYNs (inline_refused).
+ * Created by the client's SYN, removed by a timer once both FINs or a reset were seen
+ * (PP_INLINE_CLOSE_NS later) or after the service's idle time without a segment.
+ *
+ * Sequence spaces: the header takes the backend's sequence numbers isn+1 .. isn+hdr_len,
+ * so every client byte is hdr_len further on the backend's side than on the client's.
+ */
+#define PP_INLINE_HDR_MAX 192             /* longest header an inline connection carries */
+#define PP_INLINE_CLOSE_NS 10000000000ULL /* state kept after the close: retransmissions */
+#define PP_MAX_INLINE_CONNS_DEFAULT 65536
+
+/* pp_inline_conn.flags */
+#define PP_INLINE_HDR_SENT 0x01   /* the header went out at least once */
+#define PP_INLINE_HDR_ACKED 0x02  /* the backend acknowledged all of it */
+#define PP_INLINE_FIN_CLIENT 0x04 /* the client sent its FIN */
+#define PP_INLINE_FIN_BACKEND 0x08
+#define PP_INLINE_RESET 0x10 /* either side sent a reset */
+
+struct pp_inline_conn {
+    struct bpf_timer timer; /* removes the state: idle, or after the close */
+    __u64 created_ns;       /* bpf_ktime_get_coarse_ns() at the SYN */
+    __u64 last_seen_ns;     /* refreshed by every segment, both ways */
+    __u64 packets_in;       /* client -> backend segments; racy across CPUs, a gauge */
+    __u64 packets_out;      /* backend -> client segments, same caveat */
+    __u32 isn;              /* the client's initial sequence number, host order */
+    __u32 service_id;
+    __u16 hdr_len; /* bytes of hdr[] the backend gets in front of the stream */
+    __u8 flags;    /* PP_INLINE_* */
+    __u8 pad0;
+    __u32 pad1;
+    __u8 hdr[PP_INLINE_HDR_MAX]; /* the header, built once at the SYN: resent identical */
+};
 
 /*
  * TCP. tcp_listen: sockmap of the daemon's listening sockets for transparent services,

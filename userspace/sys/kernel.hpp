@@ -17,9 +17,10 @@ namespace ppinject {
 static_assert(sizeof(pp_service_key) == 24 && offsetof(pp_service_key, addr) == 8);
 static_assert(sizeof(pp_address_key) == 20 && offsetof(pp_address_key, addr) == 4);
 static_assert(sizeof(pp_service) == 48 && offsetof(pp_service, name) == 16);
-static_assert(sizeof(pp_attachment) == 64 && offsetof(pp_attachment, services) == 32);
+static_assert(sizeof(pp_attachment) == 72 && offsetof(pp_attachment, services) == 40);
 static_assert(sizeof(pp_flow_key) == 36 && offsetof(pp_flow_key, client_port) == 32);
 static_assert(sizeof(pp_flow) == 40 && offsetof(pp_flow, service_id) == 32);
+static_assert(sizeof(pp_inline_conn) == 256 && offsetof(pp_inline_conn, hdr) == 64);
 
 // One counter of struct pp_counters: its stable name, a help line, where it lives.
 struct CounterInfo {
