@@ -28,17 +28,21 @@
 #include "loader/xdp.hpp"
 #include "sys/error.hpp"
 #include "tcp.skel.h"
+#include "tcp_inline.skel.h"
 #include "udp.skel.h"
 
 namespace ppinject {
 
-// An interface the UDP services name: its index in this network namespace, the hook
-// ingress runs at (config validation makes every service on it agree), whether an SPP
-// service needs the egress program, and which services it serves.
+// An interface the UDP and inline TCP services name: its index in this network namespace,
+// whether UDP services need ingress there and at which hook (config validation makes every
+// service on it agree), whether an SPP service needs the egress program, whether inline TCP
+// services need theirs, and which services it serves.
 struct WantedInterface {
     int ifindex = 0;
+    bool udp = false;
     bool xdp = false;
     bool egress = false;
+    bool inline_tcp = false;
     std::uint32_t services[PP_ATTACHMENT_SERVICE_WORDS] = {};
 };
 
@@ -49,16 +53,22 @@ namespace {
 std::map<std::string, WantedInterface> wanted_interfaces(const Config &cfg) {
     std::map<std::string, WantedInterface> out;
     for (const auto &svc : cfg.services) {
-        if (svc.protocol != Protocol::udp) {
-            continue;
+        bool udp = svc.protocol == Protocol::udp;
+        if (!udp && svc.mode != TcpMode::inline_) {
+            continue;  // relayed TCP: reached through sockets, no interface
         }
         for (const auto &ifname : svc.interfaces) {
             WantedInterface &w = out[ifname];
             if (w.ifindex == 0) {
                 w.ifindex = interface_index(ifname);
             }
-            w.xdp = svc.attach == AttachHook::xdp;
-            w.egress = w.egress || svc.header == HeaderMode::spp;
+            if (udp) {
+                w.udp = true;
+                w.xdp = svc.attach == AttachHook::xdp;
+                w.egress = w.egress || svc.header == HeaderMode::spp;
+            } else {
+                w.inline_tcp = true;
+            }
             w.services[svc.id / 32] |= std::uint32_t{1} << (svc.id % 32);
         }
     }
@@ -237,17 +247,11 @@ Datapath::Detach::~Detach() {
     }
 }
 
-// Adopts the maps an earlier run pinned, when they fit, and pins the others.
-void Datapath::load_udp(const Config &cfg) {
-    udp_.reset(udp_bpf::open());
-    if (!udp_) {
-        throw std::runtime_error(error_text("open BPF object udp", -errno));
-    }
-    if (int err = bpf_map__set_max_entries(udp_->maps.udp_flows, cfg.global.udp_max_flows)) {
-        throw std::runtime_error(error_text("size udp_flows", err));
-    }
+// Reuses the pinned map of each of `maps` whose layout matches (before the object is
+// loaded) and removes the pins of the others. Returns the maps adopted.
+std::set<const bpf_map *> Datapath::adopt(std::span<bpf_map *const> maps) {
     std::set<const bpf_map *> adopted;
-    for (bpf_map *map : adopted_maps(*udp_)) {
+    for (bpf_map *map : maps) {
         std::string path = pin_path(root_, map);
         Fd pinned(bpf_obj_get(path.c_str()));
         if (!pinned) {
@@ -265,14 +269,69 @@ void Datapath::load_udp(const Config &cfg) {
         adopted.insert(map);
         log_("adopted pinned map " + path);
     }
-    if (int err = udp_bpf::load(udp_.get())) {
-        throw std::runtime_error(error_text("load BPF programs (verifier log above)", err));
-    }
-    for (bpf_map *map : adopted_maps(*udp_)) {
+    return adopted;
+}
+
+// Pins those of `maps` (of a loaded object) that adopt() did not adopt.
+void Datapath::pin_new(std::span<bpf_map *const> maps, const std::set<const bpf_map *> &adopted) {
+    for (bpf_map *map : maps) {
         if (!adopted.count(map)) {
             pin_private(map, root_);
         }
     }
+}
+
+// Adopts the maps an earlier run pinned, when they fit, and pins the others.
+void Datapath::load_udp(const Config &cfg) {
+    udp_.reset(udp_bpf::open());
+    if (!udp_) {
+        throw std::runtime_error(error_text("open BPF object udp", -errno));
+    }
+    if (int err = bpf_map__set_max_entries(udp_->maps.udp_flows, cfg.global.udp_max_flows)) {
+        throw std::runtime_error(error_text("size udp_flows", err));
+    }
+    auto maps = adopted_maps(*udp_);
+    std::set<const bpf_map *> adopted = adopt(maps);
+    if (int err = udp_bpf::load(udp_.get())) {
+        throw std::runtime_error(error_text("load BPF programs (verifier log above)", err));
+    }
+    pin_new(maps, adopted);
+}
+
+// The shared maps (maps.bpf.h: services, counters, ...) of a later object are the UDP
+// object's.
+template <typename Skel>
+void Datapath::share_maps(Skel &skel, const char *what) {
+    std::pair<bpf_map *, const bpf_map *> shared[] = {
+        {skel.maps.services, udp_->maps.services},
+        {skel.maps.udp_addresses, udp_->maps.udp_addresses},
+        {skel.maps.counters, udp_->maps.counters},
+        {skel.maps.attachments, udp_->maps.attachments}};
+    for (auto [map, from] : shared) {
+        if (int err = bpf_map__reuse_fd(map, bpf_map__fd(from))) {
+            throw std::runtime_error(
+                error_text(std::string("share map ") + bpf_map__name(map) + " with " + what, err));
+        }
+    }
+}
+
+// The inline TCP object: its connection table outlives a run, like the UDP flows.
+void Datapath::load_inline(const Config &cfg) {
+    inline_.reset(tcp_inline_bpf::open());
+    if (!inline_) {
+        throw std::runtime_error(error_text("open BPF object tcp_inline", -errno));
+    }
+    if (int err =
+            bpf_map__set_max_entries(inline_->maps.inline_conns, cfg.global.inline_max_conns)) {
+        throw std::runtime_error(error_text("size inline_conns", err));
+    }
+    share_maps(*inline_, "tcp_inline");
+    auto maps = adopted_maps(*inline_);
+    std::set<const bpf_map *> adopted = adopt(maps);
+    if (int err = tcp_inline_bpf::load(inline_.get())) {
+        throw std::runtime_error(error_text("load inline TCP programs (verifier log above)", err));
+    }
+    pin_new(maps, adopted);
 }
 
 // The TCP object shares the UDP object's maps (maps.bpf.h: services, counters, ...), and
@@ -282,17 +341,7 @@ void Datapath::load_tcp() {
     if (!tcp_) {
         throw std::runtime_error(error_text("open BPF object tcp", -errno));
     }
-    std::pair<bpf_map *, const bpf_map *> shared[] = {
-        {tcp_->maps.services, udp_->maps.services},
-        {tcp_->maps.udp_addresses, udp_->maps.udp_addresses},
-        {tcp_->maps.counters, udp_->maps.counters},
-        {tcp_->maps.attachments, udp_->maps.attachments}};
-    for (auto [map, from] : shared) {
-        if (int err = bpf_map__reuse_fd(map, bpf_map__fd(from))) {
-            throw std::runtime_error(
-                error_text(std::string("share map ") + bpf_map__name(map) + " with tcp", err));
-        }
-    }
+    share_maps(*tcp_, "tcp");
     if (int err = tcp_bpf::load(tcp_.get())) {
         throw std::runtime_error(error_text("load TCP programs (verifier log above)", err));
     }
@@ -345,6 +394,7 @@ Datapath::Datapath(const Config &cfg, LogFn log) : root_(cfg.global.bpffs), log_
     detach_.armed = true;  // from here a failure removes what is in place, by destructors
     load_udp(cfg);
     load_tcp();
+    load_inline(cfg);
     apply(cfg);
 }
 
@@ -377,6 +427,8 @@ void Datapath::sync_interfaces(const std::map<std::string, WantedInterface> &wan
     std::uint32_t ingress_id = prog_id(udp_->progs.udp_ingress);
     std::uint32_t egress_id = prog_id(udp_->progs.udp_egress);
     std::uint32_t xdp_id = prog_id(udp_->progs.udp_xdp);
+    std::uint32_t inline_ingress_id = prog_id(inline_->progs.inline_ingress);
+    std::uint32_t inline_egress_id = prog_id(inline_->progs.inline_egress);
 
     // What an earlier run (or this one) recorded, by interface name.
     std::map<std::string, std::pair<std::uint32_t, pp_attachment>> recorded;
@@ -387,7 +439,6 @@ void Datapath::sync_interfaces(const std::map<std::string, WantedInterface> &wan
 
     for (const auto &[ifname, w] : want) {
         int ifindex = w.ifindex;
-        bool egress = w.egress;
         pp_attachment a{};
         auto old = recorded.find(ifname);
         if (old != recorded.end() && old->second.first == static_cast<std::uint32_t>(ifindex)) {
@@ -395,7 +446,7 @@ void Datapath::sync_interfaces(const std::map<std::string, WantedInterface> &wan
         }
         std::strncpy(a.ifname, ifname.c_str(), sizeof a.ifname - 1);
         std::memcpy(a.services, w.services, sizeof a.services);
-        if ((!w.xdp || egress) && ensure_clsact(ifindex, ifname)) {
+        if (((w.udp && !w.xdp) || w.egress || w.inline_tcp) && ensure_clsact(ifindex, ifname)) {
             a.created_clsact = 1;
             log_("created clsact qdisc on " + ifname);
         }
@@ -405,38 +456,62 @@ void Datapath::sync_interfaces(const std::map<std::string, WantedInterface> &wan
             int err = -errno;
             throw std::runtime_error(error_text("record attachment of " + ifname, err));
         }
-        // The new ingress first, then the other hook's goes: while both run, a datagram
+        std::vector<std::string> done;
+        // The new UDP ingress first, then the other hook's goes: while both run, a datagram
         // injected at XDP is dropped at tc as forged; none passes without its header.
-        if (w.xdp) {
+        if (w.udp && w.xdp) {
             a.xdp_mode = xdp_attach(ifindex, ifname, bpf_program__fd(udp_->progs.udp_xdp), is_ours);
             a.xdp_prog_id = xdp_id;
-            if (a.ingress_prog_id != 0 || tc_query(ifindex, TcHook::ingress)) {
-                tc_detach(ifindex, ifname, TcHook::ingress);
-            }
-            a.ingress_prog_id = 0;
-        } else {
-            tc_attach(ifindex, ifname, TcHook::ingress, bpf_program__fd(udp_->progs.udp_ingress));
+            done.push_back(std::string("XDP (") + xdp_mode_name(a.xdp_mode) + ")");
+        } else if (w.udp) {
+            tc_attach(ifindex, ifname, TcHook::ingress, TcFilter::udp,
+                      bpf_program__fd(udp_->progs.udp_ingress));
             a.ingress_prog_id = ingress_id;
-            if (a.xdp_prog_id != 0) {
-                xdp_detach(ifindex, ifname, is_ours);
-            }
+            done.push_back("tc ingress");
+        }
+        if (!(w.udp && w.xdp) && a.xdp_prog_id != 0) {
+            xdp_detach(ifindex, ifname, is_ours);
             a.xdp_prog_id = 0;
             a.xdp_mode = PP_XDP_MODE_NONE;
         }
-        if (egress) {
-            tc_attach(ifindex, ifname, TcHook::egress, bpf_program__fd(udp_->progs.udp_egress));
+        if (!(w.udp && !w.xdp) &&
+            (a.ingress_prog_id != 0 || tc_query(ifindex, TcHook::ingress, TcFilter::udp))) {
+            tc_detach(ifindex, ifname, TcHook::ingress, TcFilter::udp);
+            a.ingress_prog_id = 0;
+        }
+        if (w.egress) {
+            tc_attach(ifindex, ifname, TcHook::egress, TcFilter::udp,
+                      bpf_program__fd(udp_->progs.udp_egress));
             a.egress_prog_id = egress_id;
+            done.push_back("tc egress");
         } else if (a.egress_prog_id != 0) {
-            tc_detach(ifindex, ifname, TcHook::egress);
+            tc_detach(ifindex, ifname, TcHook::egress, TcFilter::udp);
             a.egress_prog_id = 0;
+        }
+        // Inline TCP: egress before ingress, so that no connection starts whose SYN-ACK
+        // the egress program misses; on the way out the other way round.
+        if (w.inline_tcp) {
+            tc_attach(ifindex, ifname, TcHook::egress, TcFilter::inline_tcp,
+                      bpf_program__fd(inline_->progs.inline_egress));
+            a.inline_egress_prog_id = inline_egress_id;
+            tc_attach(ifindex, ifname, TcHook::ingress, TcFilter::inline_tcp,
+                      bpf_program__fd(inline_->progs.inline_ingress));
+            a.inline_ingress_prog_id = inline_ingress_id;
+            done.push_back("inline TCP tc ingress and egress");
+        } else if (a.inline_ingress_prog_id != 0 || a.inline_egress_prog_id != 0) {
+            tc_detach(ifindex, ifname, TcHook::ingress, TcFilter::inline_tcp);
+            tc_detach(ifindex, ifname, TcHook::egress, TcFilter::inline_tcp);
+            a.inline_ingress_prog_id = a.inline_egress_prog_id = 0;
         }
         if (bpf_map_update_elem(fd, &k, &a, BPF_ANY) != 0) {
             int err = -errno;
             throw std::runtime_error(error_text("record attachment of " + ifname, err));
         }
-        std::string ingress = w.xdp ? std::string("XDP (") + xdp_mode_name(a.xdp_mode) + ")"
-                                    : std::string("tc ingress");
-        log_("attached " + ingress + (egress ? " and tc egress" : "") + " on " + ifname);
+        std::string list;
+        for (std::size_t i = 0; i < done.size(); i++) {
+            list += (i == 0 ? "" : i + 1 == done.size() ? " and " : ", ") + done[i];
+        }
+        log_("attached " + list + " on " + ifname);
     }
 
     // Interfaces no service names any more, and records of interfaces deleted under the
@@ -451,7 +526,9 @@ void Datapath::sync_interfaces(const std::map<std::string, WantedInterface> &wan
         if (there) {
             xdp_detach(static_cast<int>(ifindex), ifname, is_ours);
             for (TcHook hook : {TcHook::ingress, TcHook::egress}) {
-                tc_detach(static_cast<int>(ifindex), ifname, hook);
+                for (TcFilter filter : kTcFilters) {
+                    tc_detach(static_cast<int>(ifindex), ifname, hook, filter);
+                }
             }
             if (a.created_clsact) {
                 destroy_clsact(static_cast<int>(ifindex), ifname);

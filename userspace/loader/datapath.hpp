@@ -8,6 +8,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
+#include <span>
 #include <string>
 #include <utility>
 
@@ -17,6 +19,7 @@
 
 struct udp_bpf;
 struct tcp_bpf;
+struct tcp_inline_bpf;
 struct pp_tcp_stats;
 struct pp_tcp_conn;
 
@@ -67,8 +70,13 @@ class Datapath {
     const TcpMaps &tcp_maps() const { return tcp_maps_; }
 
   private:
+    std::set<const bpf_map *> adopt(std::span<bpf_map *const> maps);
+    void pin_new(std::span<bpf_map *const> maps, const std::set<const bpf_map *> &adopted);
+    template <typename Skel>
+    void share_maps(Skel &skel, const char *what);
     void load_udp(const Config &cfg);
     void load_tcp();
+    void load_inline(const Config &cfg);
     void sync_services(const Config &cfg);
     void sync_interfaces(const std::map<std::string, WantedInterface> &want);
 
@@ -99,7 +107,8 @@ class Datapath {
     };
 
     // Members in the order of creation; destroyed in reverse, which is the order of
-    // teardown: sk_lookup link, mappings, TCP object, filters and pins, UDP object, lock.
+    // teardown: inline TCP object, sk_lookup link, mappings, TCP object, filters and pins,
+    // UDP object, lock.
     std::string root_;
     LogFn log_;
     Fd lock_;  // flock on the pin root: one run per pin root
@@ -109,6 +118,7 @@ class Datapath {
     Mapping stats_, conns_;
     Link steer_link_;  // sk_lookup on this netns
     TcpMaps tcp_maps_;
+    Skeleton<tcp_inline_bpf> inline_;
 };
 
 }  // namespace ppinject

@@ -19,6 +19,7 @@
 #include "sys/error.hpp"
 #include "sys/fd.hpp"
 #include "tcp.skel.h"
+#include "tcp_inline.skel.h"
 #include "udp.skel.h"
 
 namespace ppinject {
@@ -63,19 +64,47 @@ std::vector<Interface> interfaces() {
     return out;
 }
 
+// Removes every filter of ours on the interface's two hooks; `what` goes into the log line.
+void detach_filters(int ifindex, const std::string &name, const char *what,
+                    const std::function<void(const std::function<void()> &)> &attempt,
+                    const std::function<void(const std::string &)> &log) {
+    for (TcHook hook : {TcHook::ingress, TcHook::egress}) {
+        for (TcFilter filter : kTcFilters) {
+            auto id = tc_query(ifindex, hook, filter);
+            if (id && is_ours(*id)) {
+                attempt([&] {
+                    if (tc_detach(ifindex, name, hook, filter)) {
+                        log(std::string("detached ") + what + to_string(filter) + "tc " +
+                            to_string(hook) + " on " + name);
+                    }
+                });
+            }
+        }
+    }
+}
+
 }  // namespace
 
 bool is_ours(std::uint32_t prog_id) {
     std::string name = prog_name(prog_id);
     const udp_bpf &udp = udp_object();
-    return name == bpf_program__name(udp.progs.udp_ingress) ||
-           name == bpf_program__name(udp.progs.udp_egress) ||
-           name == bpf_program__name(udp.progs.udp_xdp);
+    const tcp_inline_bpf &inl = tcp_inline_object();
+    for (const bpf_program *p : {udp.progs.udp_ingress, udp.progs.udp_egress, udp.progs.udp_xdp,
+                                 inl.progs.inline_ingress, inl.progs.inline_egress}) {
+        if (name == bpf_program__name(p)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 std::array<bpf_map *, 6> adopted_maps(const udp_bpf &udp) {
     return {udp.maps.services, udp.maps.udp_addresses, udp.maps.udp_ports,
             udp.maps.counters, udp.maps.udp_flows,     udp.maps.attachments};
+}
+
+std::array<bpf_map *, 1> adopted_maps(const tcp_inline_bpf &inl) {
+    return {inl.maps.inline_conns};
 }
 
 std::array<bpf_map *, 3> run_maps(const tcp_bpf &tcp) {
@@ -87,6 +116,9 @@ const udp_bpf &udp_object() {
 }
 const tcp_bpf &tcp_object() {
     return opened<tcp_bpf>(tcp_bpf::open, "tcp");
+}
+const tcp_inline_bpf &tcp_inline_object() {
+    return opened<tcp_inline_bpf>(tcp_inline_bpf::open, "tcp_inline");
 }
 
 std::string pin_path(const std::string &root, const bpf_map *map) {
@@ -124,16 +156,7 @@ int detach_all(const std::string &root, const std::function<void(const std::stri
                     log("detached XDP on " + name);
                 }
             });
-            for (TcHook hook : {TcHook::ingress, TcHook::egress}) {
-                auto id = tc_query(ifindex, hook);
-                if (id && is_ours(*id)) {
-                    attempt([&] {
-                        if (tc_detach(ifindex, name, hook)) {
-                            log(std::string("detached tc ") + to_string(hook) + " on " + name);
-                        }
-                    });
-                }
-            }
+            detach_filters(ifindex, name, "", attempt, log);
             if (a.created_clsact) {
                 attempt([&] {
                     destroy_clsact(ifindex, name);
@@ -152,17 +175,7 @@ int detach_all(const std::string &root, const std::function<void(const std::stri
                 log("detached unrecorded XDP on " + itf.name);
             }
         });
-        for (TcHook hook : {TcHook::ingress, TcHook::egress}) {
-            auto id = tc_query(itf.ifindex, hook);
-            if (id && is_ours(*id)) {
-                attempt([&] {
-                    if (tc_detach(itf.ifindex, itf.name, hook)) {
-                        log(std::string("detached unrecorded tc ") + to_string(hook) + " on " +
-                            itf.name);
-                    }
-                });
-            }
-        }
+        detach_filters(itf.ifindex, itf.name, "unrecorded ", attempt, log);
     }
 
     // 3. Pins, then the pin root if nothing else is in it.
@@ -171,6 +184,9 @@ int detach_all(const std::string &root, const std::function<void(const std::stri
         maps.push_back(m);
     }
     for (const bpf_map *m : run_maps(tcp_object())) {
+        maps.push_back(m);
+    }
+    for (const bpf_map *m : adopted_maps(tcp_inline_object())) {
         maps.push_back(m);
     }
     for (const bpf_map *m : maps) {

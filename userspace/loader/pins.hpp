@@ -13,12 +13,15 @@
 struct bpf_map;
 struct udp_bpf;
 struct tcp_bpf;
+struct tcp_inline_bpf;
 
 namespace ppinject {
 
 // The UDP object's maps that are pinned. A new run adopts them when their layout matches:
 // flows and counters carry on.
 std::array<bpf_map *, 6> adopted_maps(const udp_bpf &udp);
+// The inline TCP object's: its connection table, which outlives a run (connections go on).
+std::array<bpf_map *, 1> adopted_maps(const tcp_inline_bpf &inl);
 // The TCP object's maps pinned for inspection only (tcp_listen: whether a transparent
 // service has a listener, for the health check): their sockets live and die with the run,
 // so each run pins fresh ones.
@@ -29,9 +32,11 @@ std::array<bpf_map *, 3> run_maps(const tcp_bpf &tcp);
 // throws std::runtime_error if they cannot be.
 const udp_bpf &udp_object();
 const tcp_bpf &tcp_object();
+const tcp_inline_bpf &tcp_inline_object();
 
-// Whether program `prog_id` is one of ppinject's UDP programs (by name: udp_ingress,
-// udp_egress, udp_xdp), so that a run or `detach` replaces or removes it and nobody else's.
+// Whether program `prog_id` is one of ppinject's packet programs (by name: udp_ingress,
+// udp_egress, udp_xdp, inline_ingress, inline_egress), so that a run or `detach` replaces or
+// removes it and nobody else's.
 bool is_ours(std::uint32_t prog_id);
 
 // Path of a pinned map under `root`.

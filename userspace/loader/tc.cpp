@@ -16,14 +16,22 @@ bpf_tc_attach_point attach_point(TcHook hook) {
     return hook == TcHook::ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS;
 }
 
-std::string where(const char *what, const std::string &ifname, TcHook hook) {
-    return std::string(what) + " tc " + to_string(hook) + " on " + ifname;
+std::uint32_t priority(TcFilter filter) {
+    return filter == TcFilter::udp ? kTcPriority : kTcInlinePriority;
+}
+
+std::string where(const char *what, const std::string &ifname, TcHook hook, TcFilter filter) {
+    return std::string(what) + " " + to_string(filter) + "tc " + to_string(hook) + " on " + ifname;
 }
 
 }  // namespace
 
 const char *to_string(TcHook hook) {
     return hook == TcHook::ingress ? "ingress" : "egress";
+}
+
+const char *to_string(TcFilter filter) {
+    return filter == TcFilter::udp ? "" : "inline TCP ";
 }
 
 int interface_index(const std::string &ifname) {
@@ -52,36 +60,36 @@ bool ensure_clsact(int ifindex, const std::string &ifname) {
     return true;
 }
 
-void tc_attach(int ifindex, const std::string &ifname, TcHook hook, int prog_fd) {
+void tc_attach(int ifindex, const std::string &ifname, TcHook hook, TcFilter filter, int prog_fd) {
     LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = ifindex, .attach_point = attach_point(hook));
     LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE,
-                .handle = kTcHandle, .priority = kTcPriority);
+                .handle = kTcHandle, .priority = priority(filter));
     int err = bpf_tc_attach(&h, &opts);
     if (err) {
-        throw std::runtime_error(error_text(where("attach", ifname, hook), err));
+        throw std::runtime_error(error_text(where("attach", ifname, hook, filter), err));
     }
 }
 
-std::optional<std::uint32_t> tc_query(int ifindex, TcHook hook) {
+std::optional<std::uint32_t> tc_query(int ifindex, TcHook hook, TcFilter filter) {
     QuietLibbpf quiet;  // "no clsact" and "no such filter" are answers here
     LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = ifindex, .attach_point = attach_point(hook));
-    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = priority(filter));
     if (bpf_tc_query(&h, &opts) != 0) {
         return std::nullopt;
     }
     return opts.prog_id;
 }
 
-bool tc_detach(int ifindex, const std::string &ifname, TcHook hook) {
+bool tc_detach(int ifindex, const std::string &ifname, TcHook hook, TcFilter filter) {
     QuietLibbpf quiet;  // a missing filter is reported by the return value
     LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = ifindex, .attach_point = attach_point(hook));
-    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = priority(filter));
     int err = bpf_tc_detach(&h, &opts);
     if (err == -ENOENT || err == -EINVAL) {
         return false;  // no clsact qdisc, or no filter at our handle/priority
     }
     if (err) {
-        throw std::runtime_error(error_text(where("detach", ifname, hook), err));
+        throw std::runtime_error(error_text(where("detach", ifname, hook, filter), err));
     }
     return true;
 }

@@ -144,7 +144,7 @@ class Check {
 
     // ppinject's filter on that hook runs the program the run recorded.
     void hook(const ServiceView &svc, const AttachmentView &a, TcHook h, std::uint32_t recorded) {
-        std::optional<std::uint32_t> id = tc_query(a.ifindex, h);
+        std::optional<std::uint32_t> id = tc_query(a.ifindex, h, TcFilter::udp);
         if (recorded == 0 || !id || *id != recorded) {
             problem(svc, std::string("tc ") + to_string(h) + " on " + a.ifname +
                              (id ? " runs another program" : " is not attached"));
