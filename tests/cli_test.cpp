@@ -48,7 +48,7 @@ TEST_F(CliCheck, DesignExampleListsResolvedServices) {
              "service dns (id 1, line 9): udp, header v2 on the first datagram of a flow",
              "0.0.0.0/0 port 53, every IPv4 address",
              "interfaces  eth0",
-             "service web (id 2, line 17): tcp, header v2, transparent (sk_lookup)",
+             "service web (id 2, line 17): tcp, header v2, mode relay, transparent (sk_lookup)",
              "192.0.2.1/32 port 443",
              "backends    198.51.100.10:8443, [2001:db8::10]:8443",
              "timeouts    connect 5s, idle 1h",
