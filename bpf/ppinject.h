@@ -209,7 +209,7 @@ struct pp_inline_conn {
     __u16 hdr_len; /* bytes of hdr[] the backend gets in front of the stream */
     __u8 flags;    /* PP_INLINE_* */
     __u8 pad0;
-    __u32 pad1;
+    __u32 idle_timeout_ms;       /* the service's idle_timeout when the SYN came */
     __u8 hdr[PP_INLINE_HDR_MAX]; /* the header, built once at the SYN: resent identical */
 };
 
