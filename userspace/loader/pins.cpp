@@ -19,6 +19,7 @@
 #include "sys/error.hpp"
 #include "sys/fd.hpp"
 #include "tcp.skel.h"
+#include "tcp_inline.skel.h"
 #include "udp.skel.h"
 
 namespace ppinject {
@@ -87,6 +88,9 @@ const udp_bpf &udp_object() {
 }
 const tcp_bpf &tcp_object() {
     return opened<tcp_bpf>(tcp_bpf::open, "tcp");
+}
+const tcp_inline_bpf &tcp_inline_object() {
+    return opened<tcp_inline_bpf>(tcp_inline_bpf::open, "tcp_inline");
 }
 
 std::string pin_path(const std::string &root, const bpf_map *map) {

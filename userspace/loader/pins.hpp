@@ -13,6 +13,7 @@
 struct bpf_map;
 struct udp_bpf;
 struct tcp_bpf;
+struct tcp_inline_bpf;
 
 namespace ppinject {
 
@@ -29,6 +30,7 @@ std::array<bpf_map *, 3> run_maps(const tcp_bpf &tcp);
 // throws std::runtime_error if they cannot be.
 const udp_bpf &udp_object();
 const tcp_bpf &tcp_object();
+const tcp_inline_bpf &tcp_inline_object();
 
 // Whether program `prog_id` is one of ppinject's UDP programs (by name: udp_ingress,
 // udp_egress, udp_xdp), so that a run or `detach` replaces or removes it and nobody else's.

@@ -62,10 +62,10 @@ void tc_attach(int ifindex, const std::string &ifname, TcHook hook, int prog_fd)
     }
 }
 
-std::optional<std::uint32_t> tc_query(int ifindex, TcHook hook) {
+std::optional<std::uint32_t> tc_query(int ifindex, TcHook hook, std::uint32_t priority) {
     QuietLibbpf quiet;  // "no clsact" and "no such filter" are answers here
     LIBBPF_OPTS(bpf_tc_hook, h, .ifindex = ifindex, .attach_point = attach_point(hook));
-    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = priority);
     if (bpf_tc_query(&h, &opts) != 0) {
         return std::nullopt;
     }

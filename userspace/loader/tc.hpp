@@ -14,6 +14,9 @@ enum class TcHook { ingress, egress };
 // Filter handle and priority ppinject's filters use on every hook.
 inline constexpr std::uint32_t kTcHandle = 0x9b1;
 inline constexpr std::uint32_t kTcPriority = 0x9b1;
+// The inline TCP programs' filters: the same handle at a priority of their own, beside the
+// UDP ones on the same hooks.
+inline constexpr std::uint32_t kTcInlinePriority = 0x9b2;
 
 const char *to_string(TcHook hook);
 
@@ -25,8 +28,9 @@ bool ensure_clsact(int ifindex, const std::string &ifname);
 // (an earlier run's: the swap is atomic, no packet sees neither). Throws.
 void tc_attach(int ifindex, const std::string &ifname, TcHook hook, int prog_fd);
 
-// The id of the program at ppinject's handle/priority on that hook, if any.
-std::optional<std::uint32_t> tc_query(int ifindex, TcHook hook);
+// The id of the program at ppinject's handle and `priority` on that hook, if any.
+std::optional<std::uint32_t> tc_query(int ifindex, TcHook hook,
+                                      std::uint32_t priority = kTcPriority);
 
 // Removes ppinject's filter from that hook. Returns false if none was there. Throws on
 // other errors.
