@@ -106,4 +106,67 @@ static __always_inline int move_bytes(struct __sk_buff *skb, __u64 from, __u64 t
     return 0;
 }
 
+/*
+ * The one's-complement sum (32 bits, unfolded, as bpf_csum_diff gives it) of `len` bytes at
+ * `off` in the packet, read SUM_CHUNK bytes at a time into the scratch buffer: what those
+ * bytes add to a transport checksum when they start at an even offset of the segment.
+ */
+#define SUM_CHUNK 512 /* bpf_csum_diff's limit */
+
+struct sum {
+    struct __sk_buff *skb;
+    struct scratch *buf;
+    __u64 off;
+    __u64 len; /* at most MAX_CHUNKS * CHUNK */
+    __u64 sum;
+    int err;
+};
+
+static long sum_chunk(__u32 index, void *ctx) {
+    struct sum *s = ctx;
+    __u64 done = (__u64)index * SUM_CHUNK; /* 64-bit: see move_chunk */
+    __u64 n;
+
+    if (done >= s->len)
+        return 1;
+    n = s->len - done > SUM_CHUNK ? SUM_CHUNK : s->len - done;
+    barrier_var(n);
+    n = ((n - 1) & (SUM_CHUNK - 1)) + 1; /* [1, SUM_CHUNK] for every verifier: see move_chunk */
+    if (bpf_skb_load_bytes(s->skb, s->off + done, s->buf->buf, n) < 0) {
+        s->err = 1;
+        return 1;
+    }
+    /* bpf_csum_diff takes whole words: the bytes past n are zeros, which add nothing. */
+    __u64 words = (n + 3) & ~3ULL;
+    *(__u32 *)(s->buf->buf + ((n & ~3ULL) & (CHUNK - 8))) &= n % 4 ? ((1U << (8 * (n % 4))) - 1) : ~0U;
+    barrier_var(words);
+    words = ((words - 1) & (SUM_CHUNK - 1)) + 1;
+    __s64 part = bpf_csum_diff(NULL, 0, (__be32 *)s->buf->buf, words & ~3ULL, 0);
+    if (part < 0) {
+        s->err = 1;
+        return 1;
+    }
+    s->sum += (__u32)part;
+    return done + n >= s->len;
+}
+
+/* The sum of `len` bytes at `off`, folded to 32 bits; -1 when they cannot be read. */
+static __always_inline __s64 sum_bytes(struct __sk_buff *skb, __u64 off, __u64 len) {
+    __u32 zero = 0;
+    struct sum s = {.skb = skb, .off = off, .len = len};
+
+    if (len == 0)
+        return 0;
+    if (len > (__u64)MAX_CHUNKS * CHUNK)
+        return -1;
+    s.buf = bpf_map_lookup_elem(&shift_buf, &zero);
+    if (!s.buf)
+        return -1;
+    if (bpf_loop(MAX_CHUNKS * CHUNK / SUM_CHUNK, sum_chunk, &s, 0) < 0 || s.err)
+        return -1;
+    s.sum = (s.sum & 0xFFFFFFFF) + (s.sum >> 32);
+    s.sum = (s.sum & 0xFFFFFFFF) + (s.sum >> 32);
+    return s.sum;
+}
+
 #endif /* PPINJECT_SKB_MOVE_BPF_H */

@@ -112,7 +112,7 @@ const std::vector<Layout> &shared_structs() {
                   PP_FIELD(pp_inline_conn, service_id),       //
                   PP_FIELD(pp_inline_conn, hdr_len),          //
                   PP_FIELD(pp_inline_conn, flags),            //
-                  PP_FIELD(pp_inline_conn, pad0),             //
+                  PP_FIELD(pp_inline_conn, flags_backend),    //
                   PP_FIELD(pp_inline_conn, idle_timeout_ms),  //
                   PP_FIELD(pp_inline_conn, hdr)),
         PP_STRUCT(pp_tcp_peer,                         //

@@ -22,11 +22,11 @@
 
 namespace {
 
-using pptest::ppinject_binary;
-using pptest::run_process;
 using ppinject::Fd;
 using ppinject::IpAddress;
 using ppinject::make_service_key;
+using pptest::ppinject_binary;
+using pptest::run_process;
 
 pptest::ProcessResult cli(std::vector<std::string> args, const std::string &in = {}) {
     args.insert(args.begin(), ppinject_binary());
@@ -351,7 +351,8 @@ class CliPinnedTables : public ::testing::Test {
         std::uint64_t now_ns = static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000 +
                                static_cast<std::uint64_t>(now.tv_nsec);
         auto add = [&](const char *client, std::uint16_t cport, const char *dialled,
-                       std::uint16_t dport, std::uint8_t state, std::uint64_t age_s) {
+                       std::uint16_t dport, std::uint8_t state, std::uint8_t backend_state,
+                       std::uint64_t age_s) {
             pp_flow_key k{};
             std::memcpy(k.client_addr, IpAddress::parse(client)->mapped().data(), 16);
             std::memcpy(k.service_addr, IpAddress::parse(dialled)->mapped().data(), 16);
@@ -365,12 +366,14 @@ class CliPinnedTables : public ::testing::Test {
             v.service_id = 3;
             v.hdr_len = 28;
             v.flags = state;
+            v.flags_backend = backend_state;
             ASSERT_EQ(bpf_map_update_elem(conns.get(), &k, &v, BPF_NOEXIST), 0)
                 << "fill inline_conns: " << std::strerror(errno);
         };
-        add("198.51.100.7", 40000, "203.0.113.5", 443,
-            PP_INLINE_HDR_SENT | PP_INLINE_HDR_ACKED | PP_INLINE_FIN_CLIENT, 5);
-        add("2001:db8::7", 40001, "2001:db8::5", 443, 0, 1);
+        // Each program's bits in its own byte: ingress writes flags, egress flags_backend.
+        add("198.51.100.7", 40000, "203.0.113.5", 443, PP_INLINE_HDR_SENT | PP_INLINE_FIN_CLIENT,
+            PP_INLINE_HDR_ACKED | PP_INLINE_RESET_BACKEND, 5);
+        add("2001:db8::7", 40001, "2001:db8::5", 443, 0, 0, 1);
     }
 
     std::string root_ = "/sys/fs/bpf/ppt-cli-" + std::to_string(getpid());
@@ -388,7 +391,8 @@ TEST_F(CliPinnedTables, ConnsListsTheInlineTable) {
     EXPECT_NE(r.out.find("203.0.113.5:443"), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find("::ffff:"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("[2001:db8::7]:40001"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find(" header-sent,header-acked,fin-client\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(" header-sent,header-acked,fin-client,reset-backend\n"), std::string::npos)
+        << r.out;
     EXPECT_NE(r.out.find(" syn\n"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("\n2 connections\n"), std::string::npos) << r.out;
 
@@ -404,7 +408,8 @@ TEST_F(CliPinnedTables, ConnsListsTheInlineTable) {
     EXPECT_EQ(v4["packets_in"], 12);
     EXPECT_EQ(v4["packets_out"], 34);
     EXPECT_EQ(v4["header_len"], 28);
-    EXPECT_EQ(v4["state"], nlohmann::json::array({"header-sent", "header-acked", "fin-client"}));
+    EXPECT_EQ(v4["state"], nlohmann::json::array(
+                               {"header-sent", "header-acked", "fin-client", "reset-backend"}));
     EXPECT_NEAR(v4["age_s"].get<double>(), 5.0, 1.0);
     EXPECT_NEAR(v4["idle_s"].get<double>(), 1.0, 1.0);
 }

@@ -171,7 +171,8 @@ int main(int argc, char **argv) {
         "the address it dialled (before any DNAT), service name, age, idle time, packets "
         "in (client to backend) and out, the header's length and the state: header-sent, "
         "header-acked (the backend acknowledged the whole header), fin-client, "
-        "fin-backend, reset ('syn' before the header went out), most recently active "
+        "fin-backend, reset-client, reset-backend ('syn' before the header went out), most "
+        "recently active "
         "first. The state lives in the kernel: this works while 'run' is running or after "
         "it was killed.",
         "sudo ppinject conns --json --config /etc/ppinject/ppinject.toml",

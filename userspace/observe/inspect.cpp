@@ -262,11 +262,12 @@ std::vector<ConnView> read_conns(const std::string &root) {
     return read_table<pp_inline_conn>(root, tcp_inline_object().maps.inline_conns);
 }
 
-std::vector<std::string_view> inline_state_words(std::uint8_t flags) {
+std::vector<std::string_view> inline_state_words(const pp_inline_conn &c) {
+    const unsigned flags = c.flags | c.flags_backend;  // distinct bits, one writer each
     static constexpr std::pair<std::uint8_t, std::string_view> kWords[] = {
-        {PP_INLINE_HDR_SENT, "header-sent"},  {PP_INLINE_HDR_ACKED, "header-acked"},
-        {PP_INLINE_FIN_CLIENT, "fin-client"}, {PP_INLINE_FIN_BACKEND, "fin-backend"},
-        {PP_INLINE_RESET, "reset"},
+        {PP_INLINE_HDR_SENT, "header-sent"},      {PP_INLINE_HDR_ACKED, "header-acked"},
+        {PP_INLINE_FIN_CLIENT, "fin-client"},     {PP_INLINE_FIN_BACKEND, "fin-backend"},
+        {PP_INLINE_RESET_CLIENT, "reset-client"}, {PP_INLINE_RESET_BACKEND, "reset-backend"},
     };
     std::vector<std::string_view> out;
     for (const auto &[bit, word] : kWords) {
@@ -412,7 +413,7 @@ std::string render_text(const std::vector<ConnView> &conns) {
         out += fmt::format("{:<42} {:<42} {:<12} {:>8.1f} {:>8.1f} {:>10} {:>10} {:>4} {}\n",
                            c.client.to_string(), c.service.to_string(), c.service_name, c.age_s,
                            c.idle_s, c.value.packets_in, c.value.packets_out, c.value.hdr_len,
-                           fmt::join(inline_state_words(c.value.flags), ","));
+                           fmt::join(inline_state_words(c.value), ","));
     }
     out += fmt::format("{} connections\n", conns.size());
     return out;
@@ -422,7 +423,7 @@ nlohmann::json to_json(const std::vector<ConnView> &conns) {
     nlohmann::json j = nlohmann::json::array();
     for (const auto &c : conns) {
         std::vector<std::string> words;
-        for (auto w : inline_state_words(c.value.flags)) {
+        for (auto w : inline_state_words(c.value)) {
             words.emplace_back(w);
         }
         j.push_back({{"client", c.client.to_string()},

@@ -90,9 +90,10 @@ nlohmann::json to_json(const std::vector<FlowView> &flows);
 std::string render_text(const std::vector<ConnView> &conns);
 nlohmann::json to_json(const std::vector<ConnView> &conns);
 
-// The state of an inline connection from pp_inline_conn.flags, a word each:
-// "header-sent", "header-acked", "fin-client", "fin-backend", "reset"; "syn" for none.
-std::vector<std::string_view> inline_state_words(std::uint8_t flags);
+// The state of an inline connection from pp_inline_conn.flags and .flags_backend, a word
+// each: "header-sent", "header-acked", "fin-client", "fin-backend", "reset-client",
+// "reset-backend"; "syn" for none.
+std::vector<std::string_view> inline_state_words(const pp_inline_conn &c);
 
 // "udp"/"tcp", "v1"/"v2"/"spp", "first"/"every", "drop"/"pass".
 std::string protocol_name(std::uint8_t protocol);
