@@ -27,6 +27,10 @@ const std::string kUdp =
 const std::string kTcp =
     "[[service]]\nname = \"t\"\nprotocol = \"tcp\"\nlisten = \"192.0.2.1:443\"\n"
     "backends = [\"198.51.100.1:443\"]\nheader = \"v2\"\n";
+// An inline TCP service, lines 1-7: tests append keys on line 8.
+const std::string kInline =
+    "[[service]]\nname = \"e\"\nprotocol = \"tcp\"\nlisten = \"203.0.113.1:443\"\n"
+    "mode = \"inline\"\ninterfaces = [\"eth0\"]\nheader = \"v2\"\n";
 
 // A UDP service named `name` listening on `listen` (6 lines).
 std::string udp(const std::string &name, const std::string &listen,
@@ -123,6 +127,7 @@ TEST(Config, GlobalValues) {
     EXPECT_EQ(c.global.bpffs, "/sys/fs/bpf/other");  // trailing '/' dropped
     EXPECT_EQ(c.global.udp_flow_timeout, 90s);
     EXPECT_EQ(c.global.udp_max_flows, 16777216u);
+    EXPECT_EQ(c.global.inline_max_conns, 65536u);  // PP_MAX_INLINE_CONNS_DEFAULT
     EXPECT_EQ(c.global.metrics->to_string(), "[::1]:9477");
 }
 
@@ -267,6 +272,102 @@ sni_timeout = "300ms"
     EXPECT_EQ(c.services[2].sni_timeout, 300ms);
 }
 
+// mode = "inline": interfaces instead of backends, prefixes without transparent, TLVs up to
+// the inline header's room, and a relay service and a UDP service at XDP on the same
+// interface beside it.
+TEST(Config, InlineTcp) {
+    const std::string authority(111, 'a');  // 52 + 19 + 7 + 114 = 192: exactly full
+    Config c = parse_config(R"([global]
+inline_max_conns = 1000
+
+[[service]]
+name = "edge"
+protocol = "tcp"
+mode = "inline"
+listen = ["203.0.113.0/24:443", "[2001:db8::/64]:8000-8009"]
+interfaces = ["eth0", "eth1"]
+header = "v2"
+idle_timeout = "10m"
+tlv = { unique_id = true, crc32c = true, authority = ")" +
+                                authority +
+                                R"(" }
+
+[[service]]
+name = "smtp"
+protocol = "tcp"
+mode = "inline"
+listen = "0.0.0.0:25"
+interfaces = "eth0"
+header = "v1"
+
+[[service]]
+name = "web"
+protocol = "tcp"
+mode = "relay"
+listen = "192.0.2.1:443"
+backends = ["198.51.100.1:443"]
+header = "v2"
+
+[[service]]
+name = "dns"
+protocol = "udp"
+listen = "192.0.2.1:53"
+interfaces = ["eth0"]
+header = "v2"
+attach = "xdp"
+)",
+                            "i.toml");
+    EXPECT_EQ(c.global.inline_max_conns, 1000u);
+    ASSERT_EQ(c.services.size(), 4u);
+    const Service &e = c.services[0];
+    EXPECT_EQ(e.mode, TcpMode::inline_);
+    EXPECT_TRUE(e.is_inline());
+    EXPECT_FALSE(e.is_relay());
+    EXPECT_EQ(e.interfaces, (std::vector<std::string>{"eth0", "eth1"}));
+    EXPECT_TRUE(e.backends.empty());
+    EXPECT_FALSE(e.transparent);
+    EXPECT_EQ(e.listen[0].prefix_len, 24u);
+    EXPECT_EQ(e.idle_timeout, 10min);
+    EXPECT_EQ(max_header_len(e), std::size_t{PP_INLINE_HDR_MAX});
+    EXPECT_EQ(c.services[1].idle_timeout, 1h);  // the default applies inline too
+    EXPECT_EQ(max_header_len(c.services[1]), 107u);
+    EXPECT_EQ(c.services[2].mode, TcpMode::relay);
+    EXPECT_TRUE(c.services[2].is_relay());
+    EXPECT_EQ(c.services[3].mode, TcpMode::relay);  // UDP: neither
+    EXPECT_FALSE(c.services[3].is_relay() || c.services[3].is_inline());
+    EXPECT_EQ(to_string(TcpMode::inline_), "inline");
+    EXPECT_EQ(to_string(TcpMode::relay), "relay");
+    EXPECT_EQ(parse_config(kTcp, "t.toml").services[0].mode, TcpMode::relay);  // the default
+
+    std::string d = describe(c);
+    for (const std::string &want : std::vector<std::string>{
+             "inline_max_conns  1000\n",
+             "service edge (id 1, line 4): tcp, header v2, mode inline (tc writes the header, "
+             "the host forwards)\n",
+             "  interfaces  eth0, eth1, tc ingress and egress\n",
+             "  timeouts    idle 10m (then its state is removed)\n",
+             "  tlv         unique_id, crc32c, authority \"" + authority + "\"\n",
+             "service smtp (id 2, line 14): tcp, header v1, mode inline",
+             "service web (id 3, line 22): tcp, header v2, mode relay, listening socket, relay "
+             "splice\n",
+         }) {
+        EXPECT_NE(d.find(want), std::string::npos) << "missing: " << want << "\n" << d;
+    }
+    EXPECT_EQ(d.find("backends    \n"), std::string::npos) << d;
+    nlohmann::json j = to_json(c);
+    EXPECT_EQ(j["global"]["inline_max_conns"], 1000);
+    const auto &je = j["services"][0];
+    EXPECT_EQ(je["mode"], "inline");
+    EXPECT_EQ(je["interfaces"], nlohmann::json::array({"eth0", "eth1"}));
+    EXPECT_EQ(je["idle_timeout_ms"], 600000);
+    EXPECT_EQ(je["tlv"]["unique_id"], true);
+    EXPECT_FALSE(je.contains("backends"));
+    EXPECT_FALSE(je.contains("relay"));
+    EXPECT_FALSE(j["services"][1].contains("tlv"));  // v1
+    EXPECT_EQ(j["services"][2]["mode"], "relay");
+    EXPECT_FALSE(j["services"][3].contains("mode"));  // UDP
+}
+
 TEST(Config, IdsAndLinesInFileOrder) {
     std::string text = "# comment\n\n" + udp("one", "\"192.0.2.1:1\"") + "\n" +
                        udp("two", "\"192.0.2.1:2\"") + udp("three", "\"192.0.2.1:3\"");
@@ -367,8 +468,8 @@ TEST(Config, DescribeShowsResolvedServices) {
              "0.0.0.0/0 port 53, every IPv4 address",
              "from \"0.0.0.0:53\", line 12",
              "interfaces  eth0",
-             "service web (id 2, line 17): tcp, header v2, transparent (sk_lookup), relay "
-             "splice",
+             "service web (id 2, line 17): tcp, header v2, mode relay, transparent (sk_lookup), "
+             "relay splice",
              "192.0.2.1/32 port 443",
              "backends    198.51.100.10:8443, [2001:db8::10]:8443",
              "timeouts    connect 5s, idle 1h, ClientHello 1s",
@@ -425,15 +526,17 @@ TEST(Config, JsonHasEveryResolvedField) {
 
 TEST(Config, ExampleFileIsValidAndCoversEveryKind) {
     Config c = load_config(source("tools/ppinject.example.toml"));
-    bool udp_v2 = false, spp = false, tcp_v1 = false, tcp_v2_transparent_tlv = false;
+    bool udp_v2 = false, spp = false, tcp_v1 = false, tcp_v2_transparent_tlv = false,
+         inline_tlv = false;
     for (const auto &s : c.services) {
         udp_v2 |= s.protocol == Protocol::udp && s.header == HeaderMode::v2;
         spp |= s.header == HeaderMode::spp;
         tcp_v1 |= s.protocol == Protocol::tcp && s.header == HeaderMode::v1;
         tcp_v2_transparent_tlv |= s.protocol == Protocol::tcp && s.header == HeaderMode::v2 &&
                                   s.transparent && s.tlv.any() && s.health_check;
+        inline_tlv |= s.is_inline() && s.tlv.any();
     }
-    EXPECT_TRUE(udp_v2 && spp && tcp_v1 && tcp_v2_transparent_tlv);
+    EXPECT_TRUE(udp_v2 && spp && tcp_v1 && tcp_v2_transparent_tlv && inline_tlv);
 }
 
 TEST(Config, ExampleFileUsesDocumentationAddressesOnly) {
@@ -592,6 +695,12 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"max flows zero", "[global]\nudp_max_flows = 0\n", 2, "1..16777216"},
         Bad{"max flows too large", "[global]\nudp_max_flows = 16777217\n", 2, "1..16777216"},
         Bad{"max flows float", "[global]\nudp_max_flows = 1000.0\n", 2, "must be an integer"},
+        Bad{"inline max conns zero", "[global]\ninline_max_conns = 0\n", 2,
+            "'inline_max_conns' in [global] must be an integer in 1..16777216"},
+        Bad{"inline max conns too large", "[global]\ninline_max_conns = 16777217\n", 2,
+            "'inline_max_conns' in [global] must be an integer in 1..16777216"},
+        Bad{"inline max conns type", "[global]\ninline_max_conns = \"1k\"\n", 2,
+            "'inline_max_conns' in [global] must be an integer"},
         Bad{"metrics without port", "[global]\nmetrics = \"localhost\"\n", 2, "'metrics'"},
         Bad{"metrics port zero", "[global]\nmetrics = \"127.0.0.1:0\"\n", 2, "other than 0"}),
     name_of);
@@ -822,6 +931,96 @@ INSTANTIATE_TEST_SUITE_P(
             "'sni_timeout' in service 't' applies only with tlv = { authority = \"sni\" }"},
         Bad{"sni_timeout zero", kTcp + "tlv = { authority = \"sni\" }\nsni_timeout = \"0s\"\n", 8,
             "positive duration"}),
+    name_of);
+
+const std::string kInlineHead =
+    "[[service]]\nname = \"e\"\nprotocol = \"tcp\"\nmode = \"inline\"\n";  // lines 1-4
+
+INSTANTIATE_TEST_SUITE_P(
+    Inline, ConfigErrors,
+    ::testing::Values(
+        Bad{"mode on udp", kUdp + "mode = \"inline\"\n", 7,
+            "'mode' in service 'a' is for TCP services (\"relay\" or \"inline\")"},
+        Bad{"bad mode", kTcp + "mode = \"dnat\"\n", 7,
+            "'mode' in service 't' is \"dnat\"; allowed: \"relay\" | \"inline\""},
+        Bad{"inline without interfaces",
+            kInlineHead + "listen = \"203.0.113.1:443\"\nheader = \"v2\"\n", 1,
+            "service 'e' needs 'interfaces': the client-facing interfaces to attach to"},
+        Bad{"inline empty interfaces",
+            kInlineHead + "listen = \"203.0.113.1:443\"\ninterfaces = []\nheader = \"v2\"\n", 6,
+            "'interfaces' in service 'e' must not be empty"},
+        Bad{"inline interface twice",
+            kInlineHead + "listen = \"203.0.113.1:443\"\ninterfaces = [\"eth0\", \"eth0\"]\nheader "
+                          "= \"v2\"\n",
+            6, "interface \"eth0\" is listed twice in service 'e'"},
+        Bad{"inline bad interface name",
+            kInlineHead + "listen = \"203.0.113.1:443\"\ninterfaces = [\"a:b\"]\nheader = \"v2\"\n",
+            6, "interface name \"a:b\" is not a valid Linux interface name"},
+        Bad{"backends inline", kInline + "backends = [\"198.51.100.1:443\"]\n", 8,
+            "'backends' in service 'e' is for relay services: with mode = \"inline\" the front "
+            "host forwards (DNAT, IPVS, routes)"},
+        Bad{"transparent inline", kInline + "transparent = true\n", 8,
+            "'transparent' in service 'e' is for relay services: with mode = \"inline\" no "
+            "socket binds its addresses, nothing to steer"},
+        Bad{"relay inline", kInline + "relay = \"splice\"\n", 8,
+            "'relay' in service 'e' is for relay services: with mode = \"inline\" its "
+            "connections are not terminated, nothing is relayed"},
+        Bad{"connect_timeout inline", kInline + "connect_timeout = \"1s\"\n", 8,
+            "'connect_timeout' in service 'e' is for relay services: with mode = \"inline\" the "
+            "client itself connects to the backend"},
+        Bad{"sni_timeout inline", kInline + "sni_timeout = \"1s\"\n", 8,
+            "'sni_timeout' in service 'e' is for relay services: with mode = \"inline\" the "
+            "header is written at the handshake, before any SNI"},
+        Bad{"max_connections inline", kInline + "max_connections = 10\n", 8,
+            "'max_connections' in service 'e' is for relay services: with mode = \"inline\" "
+            "[global] inline_max_conns bounds its connections"},
+        Bad{"health_check inline", kInline + "health_check = { interval = \"1s\" }\n", 8,
+            "'health_check' in service 'e' is for relay services: with mode = \"inline\" it "
+            "has no backends to probe"},
+        Bad{"tcp_congestion inline", kInline + "tcp_congestion = \"cubic\"\n", 8,
+            "'tcp_congestion' in service 'e' is for relay services: with mode = \"inline\" the "
+            "client's and the backend's own stacks choose"},
+        Bad{"attach inline", kInline + "attach = \"tc\"\n", 8,
+            "'attach' in service 'e' is for UDP services"},
+        Bad{"udp_header inline", kInline + "udp_header = \"every\"\n", 8,
+            "'udp_header' in service 'e' applies to UDP services"},
+        Bad{"sni authority inline", kInline + "tlv = { unique_id = true, authority = \"sni\" }\n",
+            8,
+            "tlv authority = \"sni\" in service 'e' cannot be inline: the header is written at "
+            "the handshake, before any payload (SNI) exists; use a fixed authority or mode = "
+            "\"relay\""},
+        Bad{"sni authority inline, sub-table",
+            kInline + "[service.tlv]\nunique_id = true\nauthority = \"sni\"\n", 10,
+            "tlv authority = \"sni\" in service 'e' cannot be inline"},
+        Bad{"inline header one byte too long",
+            kInline + "tlv = { unique_id = true, crc32c = true, authority = \"" +
+                std::string(112, 'a') + "\" }\n",
+            8,
+            "the PROXY v2 header of inline service 'e' would take 193 bytes (52 for IPv6 "
+            "addresses, 141 of TLVs); an inline header holds at most 192"},
+        Bad{"inline header too long by custom TLVs",
+            kInline + "tlv = { netns = \"n\", custom = { \"0xE0\" = \"" + std::string(100, 'x') +
+                "\", \"0xE1\" = \"" + std::string(100, 'y') + "\" } }\n",
+            8,
+            "would take 262 bytes (52 for IPv6 addresses, 210 of TLVs); an inline header holds "
+            "at most 192"},
+        Bad{"tlv on inline v1",
+            kInlineHead + "listen = \"203.0.113.1:443\"\ninterfaces = [\"eth0\"]\nheader = \"v1\"\n"
+                          "tlv = { crc32c = true }\n",
+            8, "'tlv' in service 'e' applies to TCP services with header = \"v2\" only"},
+        Bad{"inline and relay claim one address",
+            kTcp + kInlineHead +
+                "listen = \"192.0.2.1:443\"\ninterfaces = [\"eth0\"]\nheader = \"v1\"\n",
+            11,
+            "listen \"192.0.2.1:443\" of service 'e' overlaps \"192.0.2.1:443\" of service 't' "
+            "(line 4)"},
+        Bad{"inline port ranges overlap",
+            kInline +
+                "[[service]]\nname = \"g\"\nprotocol = \"tcp\"\nmode = \"inline\"\n"
+                "listen = \"203.0.113.1:400-500\"\ninterfaces = [\"eth1\"]\nheader = \"v2\"\n",
+            12,
+            "listen \"203.0.113.1:400-500\" of service 'g' overlaps \"203.0.113.1:443\" of "
+            "service 'e' (line 4)"}),
     name_of);
 
 INSTANTIATE_TEST_SUITE_P(

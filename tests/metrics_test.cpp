@@ -345,8 +345,13 @@ Snapshot sample_snapshot() {
     s.services.push_back(service("dns", 1, IPPROTO_UDP));
     s.services.push_back(service("quic", 2, IPPROTO_UDP));
     s.services.push_back(service("web", 3, IPPROTO_TCP));
+    s.services.push_back(service("edge", 4, IPPROTO_TCP));
+    s.services.back().value.flags = PP_SVC_INLINE;  // the tc programs count it
     s.flows = 17;
     s.max_flows = 65536;
+    s.inline_table = true;
+    s.inline_conns = 5;
+    s.max_inline_conns = 1000;
     return s;
 }
 
@@ -385,10 +390,30 @@ TEST(MetricsRender, SnapshotParsesBackWithEveryCounterPerService) {
     EXPECT_EQ(e.type.at("ppinject_build_info"), "gauge");
     ASSERT_EQ(e.find("ppinject_build_info", {{"version", "1.2.3"}}).size(), 1u);
     EXPECT_EQ(e.find("ppinject_build_info")[0].value_text, "1");
+    EXPECT_EQ(e.type.at("ppinject_inline_conns"), "gauge");
+    ASSERT_EQ(e.find("ppinject_inline_conns").size(), 1u);
+    EXPECT_EQ(e.find("ppinject_inline_conns")[0].value, 5);
+    ASSERT_EQ(e.find("ppinject_inline_conns_max").size(), 1u);
+    EXPECT_EQ(e.find("ppinject_inline_conns_max")[0].value, 1000);
+    // The inline service's inline_* counters come from `counters` (4000 + their index);
+    // the relay service has none, and no tcp_* series is the inline service's.
+    std::size_t k = 0;
+    while (k < kCounters.size() && kCounters[k].name != "inline_headers") {
+        k++;
+    }
+    ASSERT_LT(k, kCounters.size());
+    auto headers = e.find("ppinject_inline_headers_total", {{"service", "edge"}});
+    ASSERT_EQ(headers.size(), 1u);
+    EXPECT_EQ(headers[0].labels.at("protocol"), "tcp");
+    EXPECT_EQ(headers[0].value, 4000 + static_cast<double>(k));
+    EXPECT_TRUE(e.find("ppinject_inline_headers_total", {{"service", "web"}}).empty());
+    EXPECT_TRUE(e.find("ppinject_tcp_accepted_total", {{"service", "edge"}}).empty());
+    EXPECT_EQ(e.help.at("ppinject_inline_no_state_total"),
+              "inline TCP segments dropped because no connection state knows them");
 
     // Nothing else: every family is one of those checked above.
-    EXPECT_EQ(e.type.size(), kCounters.size() + kTcpStats.size() + 3);
-    EXPECT_EQ(e.samples.size(), series_count(s) + 3);
+    EXPECT_EQ(e.type.size(), kCounters.size() + kTcpStats.size() + 5);
+    EXPECT_EQ(e.samples.size(), series_count(s) + 5);
 }
 
 // `status --json` and /metrics are two views of one Snapshot: same names, same numbers.
@@ -416,8 +441,8 @@ TEST(MetricsRender, SameNamesAndNumbersAsStatusJson) {
 
 TEST(MetricsRender, EmptySnapshotIsStillValid) {
     Exposition e = parse_exposition(render_prometheus(Snapshot{}, {"0.1.0"}));
-    EXPECT_EQ(e.type.size(), kCounters.size() + kTcpStats.size() + 3);
-    EXPECT_EQ(e.samples.size(), 3u);  // flows, capacity, build info
+    EXPECT_EQ(e.type.size(), kCounters.size() + kTcpStats.size() + 5);
+    EXPECT_EQ(e.samples.size(), 5u);  // flows, capacity, inline conns, capacity, build info
 }
 
 TEST(MetricsRender, CountersPast2To53AreExact) {
@@ -556,7 +581,7 @@ TEST(MetricsServer, RealBodyOverIpv6) {
     HttpResponse r = roundtrip(server.local_endpoint(), get("/metrics"));
     EXPECT_EQ(r.status, 200);
     Exposition e = parse_exposition(r.body);
-    EXPECT_EQ(e.samples.size(), series_count(snap) + 3);
+    EXPECT_EQ(e.samples.size(), series_count(snap) + 5);
     EXPECT_EQ(e.find("ppinject_build_info", {{"version", "9.9.9"}}).size(), 1u);
 }
 

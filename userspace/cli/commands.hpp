@@ -25,7 +25,7 @@ struct RunOptions {
 };
 int run(const RunOptions &opts);
 
-// status, flows and detach work on the pin root alone.
+// status, flows, conns and detach work on the pin root alone.
 struct InspectOptions {
     std::string bpffs = "/sys/fs/bpf/ppinject";
     bool json = false;
@@ -33,6 +33,7 @@ struct InspectOptions {
 };
 int status(const InspectOptions &opts);
 int flows(const InspectOptions &opts);
+int conns(const InspectOptions &opts);
 int detach(const InspectOptions &opts);
 
 // reload: makes the `ppinject run` that owns the pin root (it holds a flock on the

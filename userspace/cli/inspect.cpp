@@ -1,4 +1,4 @@
-// status, flows and detach: they work on the pins alone, from any process.
+// status, flows, conns and detach: they work on the pins alone, from any process.
 #include <cstdio>
 #include <iostream>
 
@@ -38,18 +38,32 @@ int status(const InspectOptions &opts) {
     }
 }
 
-int flows(const InspectOptions &opts) {
-    if (!allowed("flows", kReadCaps)) {
+namespace {
+
+// Prints one pinned table read by `read` (read_flows, read_conns), as text or JSON.
+template <typename Read>
+int print_table(const char *cmd, const InspectOptions &opts, Read read) {
+    if (!allowed(cmd, kReadCaps)) {
         return 1;
     }
     try {
-        auto f = read_flows(opts.bpffs);
-        std::cout << (opts.json ? to_json(f).dump(2) + "\n" : render_text(f));
+        auto t = read(opts.bpffs);
+        std::cout << (opts.json ? to_json(t).dump(2) + "\n" : render_text(t));
         return 0;
     } catch (const std::exception &e) {
-        std::fprintf(stderr, "ppinject flows: %s\n", e.what());
+        std::fprintf(stderr, "ppinject %s: %s\n", cmd, e.what());
         return 1;
     }
+}
+
+}  // namespace
+
+int flows(const InspectOptions &opts) {
+    return print_table("flows", opts, read_flows);
+}
+
+int conns(const InspectOptions &opts) {
+    return print_table("conns", opts, read_conns);
 }
 
 int detach(const InspectOptions &opts) {

@@ -132,12 +132,15 @@ int main(int argc, char **argv) {
                          "Only check health: print 'ok' or the reason, exit 0 or 1");
     teach(status_cmd,
           "Show every service with its listen specs and counters (summed over CPUs), the "
-          "interfaces ppinject is attached to and the UDP flow table size, read from the "
-          "pinned maps: works while 'run' is running, or after it was killed. With --check, "
+          "interfaces ppinject is attached to, the UDP flow table size and the inline TCP "
+          "connection table's use and capacity, read from the pinned maps: works while 'run' "
+          "is running, or after it was killed. With --check, "
           "answer what GET /healthz on the metrics address answers, for a BGP speaker's or a "
           "watchdog's health script: 'ok' when a run owns the pin root and every service is "
           "served (each UDP service's interfaces exist and carry ppinject's tc programs, "
-          "each TCP service has its listening sockets), else the reason on one line, such "
+          "each relay TCP service has its listening sockets, each inline TCP service's "
+          "interfaces carry its tc ingress and egress filters), else the reason on one line, "
+          "such "
           "as 'udp service \"dns\": interface eth0 is gone'.",
           "sudo ppinject status --check && echo healthy",
           "0 printed (--check: healthy), 1 no ppinject state under the pin root, unreadable "
@@ -155,6 +158,25 @@ int main(int argc, char **argv) {
           "idle time, packets and bytes, most recently active first.",
           "sudo ppinject flows --bpffs /sys/fs/bpf/ppinject",
           "0 printed, 1 no ppinject state under the pin root, " + kUsage);
+
+    // conns
+    InspectOptions conns_opts;
+    std::string conns_cfg;
+    auto *conns_cmd = app.add_subcommand("conns", "List the inline TCP connection table");
+    add_pin_root_options(conns_cmd, conns_opts.bpffs, conns_cfg);
+    conns_cmd->add_flag("--json", conns_opts.json, "Print JSON");
+    teach(
+        conns_cmd,
+        "List the connections of mode = \"inline\" TCP services (inline_conns): client, "
+        "the address it dialled (before any DNAT), service name, age, idle time, packets "
+        "in (client to backend) and out, the header's length and the state: header-sent, "
+        "header-acked (the backend acknowledged the whole header), fin-client, "
+        "fin-backend, reset-client, reset-backend ('syn' before the header went out), most "
+        "recently active "
+        "first. The state lives in the kernel: this works while 'run' is running or after "
+        "it was killed.",
+        "sudo ppinject conns --json --config /etc/ppinject/ppinject.toml",
+        "0 printed, 1 no ppinject state under the pin root (or no inline table pinned), " + kUsage);
 
     // detach
     InspectOptions detach_opts;
@@ -218,6 +240,9 @@ int main(int argc, char **argv) {
     }
     if (flows_cmd->parsed()) {
         return resolve_pin_root(flows_opts.bpffs, flows_cfg) ? flows(flows_opts) : 1;
+    }
+    if (conns_cmd->parsed()) {
+        return resolve_pin_root(conns_opts.bpffs, conns_cfg) ? conns(conns_opts) : 1;
     }
     if (detach_cmd->parsed()) {
         return resolve_pin_root(detach_opts.bpffs, detach_cfg) ? detach(detach_opts) : 1;

@@ -6,6 +6,7 @@
 #include <array>
 #include <cctype>
 
+#include "codec/common.hpp"
 #include "config/names.hpp"
 
 namespace ppinject {
@@ -149,6 +150,9 @@ std::string to_string(OnError o) {
 std::string to_string(AttachHook a) {
     return std::string(name_of(kAttachHookNames, a));
 }
+std::string to_string(TcpMode m) {
+    return std::string(name_of(kTcpModeNames, m));
+}
 std::string to_string(RelayMode s) {
     return std::string(name_of(kRelayModeNames, s));
 }
@@ -171,6 +175,33 @@ std::string to_string(const ListenSpec &l) {
     }
     return l.port_first == l.port_last ? fmt::format("{}:{}", a, l.port_first)
                                        : fmt::format("{}:{}-{}", a, l.port_first, l.port_last);
+}
+
+std::size_t max_header_len(const Service &s) {
+    if (s.header == HeaderMode::v1) {
+        return proxy::kV1MaxLen;
+    }
+    constexpr std::size_t kTlvHeader = 3;  // type, 16-bit length
+    const TlvConfig &t = s.tlv;
+    std::size_t n = proxy::kV2Inet6Len;
+    if (t.unique_id) {
+        n += kTlvHeader + 16;
+    }
+    if (t.crc32c) {
+        n += kTlvHeader + 4;
+    }
+    if (t.authority_from_sni) {
+        n += kTlvHeader + kMaxSni;
+    } else if (!t.authority.empty()) {
+        n += kTlvHeader + t.authority.size();
+    }
+    if (!t.netns.empty()) {
+        n += kTlvHeader + t.netns.size();
+    }
+    for (const auto &[type, value] : t.custom) {
+        n += kTlvHeader + value.size();
+    }
+    return n;
 }
 
 std::size_t service_key_count(const Config &cfg) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "codec/address.hpp"
+#include "ppinject.h"
 
 namespace ppinject {
 
@@ -31,8 +32,9 @@ enum class OnError { drop, pass };
 // XDP (native where the driver supports it, generic otherwise). SPP replies are always
 // stripped at tc egress.
 enum class AttachHook { tc, xdp };
-// How a TCP service is served: relayed by the daemon (sk_lookup or a listening socket), or
-// inline, the header written into the client's stream by tc programs on `interfaces`.
+// How a TCP service is served: relayed by the daemon's acceptor (two sockets per
+// connection), or inline, where tc programs write the header into the client's stream and
+// the front host forwards (DNAT, IPVS, routes).
 enum class TcpMode { relay, inline_ };
 // How a TCP connection's payload is relayed once the header is written.
 enum class RelayMode { sockmap, splice, copy };
@@ -57,6 +59,9 @@ struct ListenSpec {
     // Keys of the services map it takes: one per port.
     std::size_t port_count() const { return std::size_t{port_last} - port_first + 1; }
 };
+
+// Longest AUTHORITY a header takes from a client's SNI: a DNS name (RFC 1035).
+inline constexpr std::size_t kMaxSni = 255;
 
 // PROXY v2 TLVs a TCP service adds to its headers.
 struct TlvConfig {
@@ -105,6 +110,8 @@ struct Service {
     OnError on_error = OnError::drop;
     // TCP
     TcpMode mode = TcpMode::relay;
+    // Relay TCP only, from here to health_check, except idle_timeout and tlv (both modes;
+    // inline: the idle time after which a connection's state is removed).
     bool transparent = false;  // sk_lookup steering instead of a plain listening socket
     std::vector<Endpoint> backends;
     RelayMode relay = RelayMode::splice;  // measured faster than sockmap (tools/bench)
@@ -120,15 +127,21 @@ struct Service {
     TlvConfig tlv;  // header v2 only
     std::optional<HealthCheck> health_check;
     unsigned line = 0;  // of its [[service]] header
+
+    // A TCP service with mode = "inline": tc programs, no socket, no backends.
+    bool is_inline() const { return protocol == Protocol::tcp && mode == TcpMode::inline_; }
+    // A TCP service the daemon's acceptor serves.
+    bool is_relay() const { return protocol == Protocol::tcp && mode == TcpMode::relay; }
 };
 
 // The [global] table.
 struct GlobalConfig {
     std::string bpffs = "/sys/fs/bpf/ppinject";  // absolute, no trailing '/'
     std::chrono::nanoseconds udp_flow_timeout{std::chrono::seconds(30)};
-    std::uint32_t udp_max_flows = 65536;     // 1..16777216
-    std::uint32_t inline_max_conns = 65536;  // 1..16777216: entries of inline_conns
-    std::optional<Endpoint> metrics;         // Prometheus endpoint, port != 0
+    std::uint32_t udp_max_flows = 65536;  // 1..16777216
+    // Capacity of the inline_conns table, 1..16777216; preallocated, 256 bytes an entry.
+    std::uint32_t inline_max_conns = PP_MAX_INLINE_CONNS_DEFAULT;
+    std::optional<Endpoint> metrics;  // Prometheus endpoint, port != 0
 };
 
 // A whole configuration file, validated.
@@ -171,6 +184,7 @@ std::string to_string(HeaderMode h);
 std::string to_string(UdpHeaderPolicy u);
 std::string to_string(OnError o);
 std::string to_string(AttachHook a);
+std::string to_string(TcpMode m);
 std::string to_string(RelayMode s);
 std::string to_string(HealthMode m);
 // "192.0.2.0/24:1000-2000", "[2001:db8::/64]:443", "192.0.2.1:53": the canonical form of a
@@ -178,6 +192,10 @@ std::string to_string(HealthMode m);
 std::string to_string(const ListenSpec &l);
 // "192.0.2.0/24", "2001:db8::/64", "0.0.0.0/0": the prefix alone, always with its length.
 std::string prefix_string(const ListenSpec &l);
+
+// Longest header `s` can produce: the v1 line, or v2 for IPv6 addresses with every TLV it
+// configures (a 255-byte AUTHORITY for authority = "sni").
+std::size_t max_header_len(const Service &s);
 
 // Keys the services map needs for `cfg` (one per address prefix, protocol and port).
 std::size_t service_key_count(const Config &cfg);

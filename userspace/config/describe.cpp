@@ -51,13 +51,28 @@ std::string tlv_string(const TlvConfig &t) {
     return fmt::format("{}", fmt::join(parts, ", "));
 }
 
+nlohmann::json tlv_json(const TlvConfig &t) {
+    nlohmann::json custom = nlohmann::json::object();
+    for (const auto &[type, value] : t.custom) {
+        custom[fmt::format("0x{:02X}", type)] = value;
+    }
+    return {{"unique_id", t.unique_id},
+            {"crc32c", t.crc32c},
+            {"authority", t.authority_from_sni  ? nlohmann::json("sni")
+                          : t.authority.empty() ? nlohmann::json(nullptr)
+                                                : nlohmann::json(t.authority)},
+            {"netns", t.netns.empty() ? nlohmann::json(nullptr) : nlohmann::json(t.netns)},
+            {"custom", custom}};
+}
+
 }  // namespace
 
 std::string describe(const Config &cfg) {
     std::string out = fmt::format(
         "global\n  bpffs             {}\n  udp_flow_timeout  {}\n  udp_max_flows     {}\n  "
-        "metrics           {}\n",
+        "inline_max_conns  {}\n  metrics           {}\n",
         cfg.global.bpffs, format_duration(cfg.global.udp_flow_timeout), cfg.global.udp_max_flows,
+        cfg.global.inline_max_conns,
         cfg.global.metrics ? "http://" + cfg.global.metrics->to_string() + "/metrics"
                            : std::string("off"));
     for (const auto &s : cfg.services) {
@@ -71,8 +86,10 @@ std::string describe(const Config &cfg) {
                 out += " on every datagram, stripped from replies";
             }
             out += fmt::format(", on_error {}\n", to_string(s.on_error));
+        } else if (s.is_inline()) {
+            out += ", mode inline (tc writes the header, the host forwards)\n";
         } else {
-            out += fmt::format(", {}, relay {}\n",
+            out += fmt::format(", mode relay, {}, relay {}\n",
                                s.transparent ? "transparent (sk_lookup)" : "listening socket",
                                to_string(s.relay));
         }
@@ -80,7 +97,10 @@ std::string describe(const Config &cfg) {
             out += fmt::format("  listen      {:<44} from {}, line {}\n", expanded(l),
                                quote(l.text), l.line);
         }
-        if (!s.interfaces.empty()) {
+        if (s.is_inline()) {
+            out += fmt::format("  interfaces  {}, tc ingress and egress\n",
+                               fmt::join(s.interfaces, ", "));
+        } else if (!s.interfaces.empty()) {
             out += fmt::format("  interfaces  {}, ingress at {}{}\n", fmt::join(s.interfaces, ", "),
                                s.attach == AttachHook::xdp ? "XDP" : "tc",
                                s.header == HeaderMode::spp ? ", replies at tc egress" : "");
@@ -92,7 +112,13 @@ std::string describe(const Config &cfg) {
             }
             out += fmt::format("  backends    {}\n", fmt::join(b, ", "));
         }
-        if (s.protocol == Protocol::tcp) {
+        if (s.is_inline()) {
+            out += fmt::format("  timeouts    idle {} (then its state is removed)\n",
+                               format_duration(s.idle_timeout));
+            if (s.tlv.any()) {
+                out += fmt::format("  tlv         {}\n", tlv_string(s.tlv));
+            }
+        } else if (s.protocol == Protocol::tcp) {
             out += fmt::format(
                 "  timeouts    connect {}, idle {}{}\n", format_duration(s.connect_timeout),
                 format_duration(s.idle_timeout),
@@ -129,6 +155,7 @@ nlohmann::json to_json(const Config &cfg) {
                                                cfg.global.udp_flow_timeout)
                                                .count()},
                    {"udp_max_flows", cfg.global.udp_max_flows},
+                   {"inline_max_conns", cfg.global.inline_max_conns},
                    {"metrics", nullptr}};
     if (cfg.global.metrics) {
         j["global"]["metrics"] = cfg.global.metrics->to_string();
@@ -163,6 +190,16 @@ nlohmann::json to_json(const Config &cfg) {
             j["services"].push_back(js);
             continue;
         }
+        js["mode"] = to_string(s.mode);
+        js["idle_timeout_ms"] = s.idle_timeout.count();
+        if (s.header == HeaderMode::v2) {
+            js["tlv"] = tlv_json(s.tlv);
+        }
+        if (s.is_inline()) {
+            js["interfaces"] = s.interfaces;
+            j["services"].push_back(js);
+            continue;
+        }
         js["transparent"] = s.transparent;
         js["backends"] = nlohmann::json::array();
         for (const auto &b : s.backends) {
@@ -170,7 +207,6 @@ nlohmann::json to_json(const Config &cfg) {
         }
         js["relay"] = to_string(s.relay);
         js["connect_timeout_ms"] = s.connect_timeout.count();
-        js["idle_timeout_ms"] = s.idle_timeout.count();
         js["sni_timeout_ms"] = s.sni_timeout.count();
         js["max_connections"] =
             s.max_connections ? nlohmann::json(s.max_connections) : nlohmann::json(nullptr);
@@ -179,20 +215,6 @@ nlohmann::json to_json(const Config &cfg) {
         };
         js["tcp_congestion"] = {{"client", name_or_null(s.congestion.client)},
                                 {"backend", name_or_null(s.congestion.backend)}};
-        if (s.header == HeaderMode::v2) {
-            nlohmann::json custom = nlohmann::json::object();
-            for (const auto &[type, value] : s.tlv.custom) {
-                custom[fmt::format("0x{:02X}", type)] = value;
-            }
-            js["tlv"] = {{"unique_id", s.tlv.unique_id},
-                         {"crc32c", s.tlv.crc32c},
-                         {"authority", s.tlv.authority_from_sni  ? nlohmann::json("sni")
-                                       : s.tlv.authority.empty() ? nlohmann::json(nullptr)
-                                                                 : nlohmann::json(s.tlv.authority)},
-                         {"netns", s.tlv.netns.empty() ? nlohmann::json(nullptr)
-                                                       : nlohmann::json(s.tlv.netns)},
-                         {"custom", custom}};
-        }
         js["health_check"] = nullptr;
         if (s.health_check) {
             js["health_check"] = {{"interval_ms", s.health_check->interval.count()},

@@ -59,6 +59,11 @@ inline constexpr std::array kAttachHookNames = {
     EnumName<AttachHook>{AttachHook::tc, "tc"},
     EnumName<AttachHook>{AttachHook::xdp, "xdp"},
 };
+// Userspace only: the kernel sees an inline service as pp_service.flags & PP_SVC_INLINE.
+inline constexpr std::array kTcpModeNames = {
+    EnumName<TcpMode>{TcpMode::relay, "relay"},
+    EnumName<TcpMode>{TcpMode::inline_, "inline"},
+};
 // Userspace only: the acceptor relays, the kernel never sees the mode.
 inline constexpr std::array kRelayModeNames = {
     EnumName<RelayMode>{RelayMode::sockmap, "sockmap"},

@@ -8,6 +8,7 @@
 #include <variant>
 #include <vector>
 
+#include "codec/common.hpp"
 #include "config/names.hpp"
 #include "config/toml_reader.hpp"
 #include "sys/kernel.hpp"
@@ -463,6 +464,23 @@ void parse_tlv(const std::string &file, const toml_value &v, Service &s) {
     }
 }
 
+// An inline service's header is built once at the SYN and kept in its connection's state.
+void check_inline_tlv(const std::string &file, const toml_value &tlv, const Service &s) {
+    if (s.tlv.authority_from_sni) {
+        fail(file, tlv.as_table().at("authority"),
+             "tlv authority = \"sni\" in service '" + s.name +
+                 "' cannot be inline: the header is written at the handshake, before any payload "
+                 "(SNI) exists; use a fixed authority or mode = \"relay\"");
+    }
+    if (std::size_t n = max_header_len(s); n > PP_INLINE_HDR_MAX) {
+        fail(file, tlv,
+             "the PROXY v2 header of inline service '" + s.name + "' would take " +
+                 std::to_string(n) + " bytes (" + std::to_string(proxy::kV2Inet6Len) +
+                 " for IPv6 addresses, " + std::to_string(n - proxy::kV2Inet6Len) +
+                 " of TLVs); an inline header holds at most " + std::to_string(PP_INLINE_HDR_MAX));
+    }
+}
+
 void parse_health_check(const std::string &file, const toml_value &v, Service &s) {
     Table h(file, v, "health_check of service '" + s.name + "'", {"interval", "timeout", "mode"});
     h.no_unknown_keys();
@@ -518,10 +536,11 @@ void parse_congestion(const std::string &file, const toml_value &v, Service &s) 
 }
 
 const std::vector<std::string_view> kServiceKeys = {
-    "name",         "protocol",        "listen",      "header",          "interfaces",
-    "udp_header",   "on_error",        "transparent", "backends",        "relay",
-    "idle_timeout", "connect_timeout", "sni_timeout", "max_connections", "tlv",
-    "health_check", "tcp_congestion",  "attach"};
+    "name",           "protocol",        "listen",       "header",
+    "interfaces",     "udp_header",      "on_error",     "transparent",
+    "backends",       "relay",           "idle_timeout", "connect_timeout",
+    "sni_timeout",    "max_connections", "tlv",          "health_check",
+    "tcp_congestion", "attach",          "mode"};
 
 Service parse_service(const std::string &file, const toml_value &v, std::uint32_t id) {
     Service s;
@@ -584,17 +603,23 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
         fail(file, *t.get("header"), "SPP is for UDP; a TCP service takes \"v1\" or \"v2\"");
     }
 
-    // Keys of the other protocol (or header) are errors, not silently ignored.
+    // Keys of the other protocol (or header, or mode) are errors, not silently ignored.
     auto only = [&](const char *key, bool allowed, const std::string &why) {
         if (const toml_value *k = t.get(key); k && !allowed) {
             fail(file, *k, "'" + std::string(key) + "' in " + what + " " + why);
         }
     };
-    only("interfaces", udp, "is for UDP services (TCP services are reached through sockets)");
+    only("mode", !udp, "is for TCP services (\"relay\" or \"inline\")");
+    s.mode = t.choice("mode", kTcpModeNames).value_or(TcpMode::relay);
+    const bool inl = s.is_inline();
+    only("interfaces", udp || inl,
+         "is for UDP services and TCP services with mode = \"inline\" (a relay service is "
+         "reached through its sockets)");
     only("udp_header", udp && s.header == HeaderMode::v2,
          "applies to UDP services with header = \"v2\" only");
     only("on_error", udp, "is for UDP services");
-    only("attach", udp, "is for UDP services (TCP services are reached through sockets)");
+    only("attach", udp,
+         "is for UDP services (TCP services are reached through sockets or, inline, at tc)");
     only("transparent", !udp, "is for TCP services");
     only("backends", !udp, "is for TCP services (UDP is forwarded by nftables, IPVS or a relay)");
     only("relay", !udp, "is for TCP services");
@@ -606,8 +631,22 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
          "applies to TCP services with header = \"v2\" only");
     only("health_check", !udp, "is for TCP services");
     only("tcp_congestion", !udp, "is for TCP services");
+    // What belongs to the relay: inline, the front host forwards and the client's own TCP
+    // connection reaches the backend.
+    for (auto [key, why] : {
+             std::pair{"backends", "the front host forwards (DNAT, IPVS, routes)"},
+             std::pair{"transparent", "no socket binds its addresses, nothing to steer"},
+             std::pair{"relay", "its connections are not terminated, nothing is relayed"},
+             std::pair{"connect_timeout", "the client itself connects to the backend"},
+             std::pair{"sni_timeout", "the header is written at the handshake, before any SNI"},
+             std::pair{"max_connections", "[global] inline_max_conns bounds its connections"},
+             std::pair{"health_check", "it has no backends to probe"},
+             std::pair{"tcp_congestion", "the client's and the backend's own stacks choose"},
+         }) {
+        only(key, !inl, "is for relay services: with mode = \"inline\" " + std::string(why));
+    }
 
-    if (udp) {
+    if (udp || inl) {
         std::map<std::string, unsigned> seen;
         for (const auto &[ifname, at] : t.strings("interfaces")) {
             if (!valid_ifname(ifname)) {
@@ -624,6 +663,8 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
         if (s.interfaces.empty()) {
             fail(file, v, what + " needs 'interfaces': the client-facing interfaces to attach to");
         }
+    }
+    if (udp) {
         s.udp_header =
             t.choice("udp_header", kUdpHeaderPolicyNames).value_or(UdpHeaderPolicy::first);
         s.on_error = t.choice("on_error", kOnErrorNames).value_or(OnError::drop);
@@ -632,7 +673,7 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
     }
 
     s.transparent = t.boolean("transparent").value_or(false);
-    if (!s.transparent) {
+    if (!s.transparent && !inl) {
         // A plain listening socket binds one address or the wildcard, never a prefix.
         for (const auto &l : s.listen) {
             unsigned full = l.addr.is_v4() ? 32 : 128;
@@ -655,7 +696,7 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
         }
         s.backends.push_back(*ep);
     }
-    if (s.backends.empty()) {
+    if (s.backends.empty() && !inl) {
         fail(file, v, what + " needs 'backends': where to connect, \"ADDR:PORT\"");
     }
     s.relay = t.choice("relay", kRelayModeNames).value_or(RelayMode::splice);
@@ -676,6 +717,9 @@ Service parse_service(const std::string &file, const toml_value &v, std::uint32_
     }
     if (const toml_value *tlv = t.get("tlv")) {
         parse_tlv(file, *tlv, s);
+        if (inl) {
+            check_inline_tlv(file, *tlv, s);
+        }
     }
     if (const toml_value *w = t.get("sni_timeout"); w && !s.tlv.authority_from_sni) {
         fail(file, *w,
@@ -734,6 +778,9 @@ void check_hooks(const std::string &file, const toml_value &root,
     std::map<std::string, const Service *> first;
     for (std::size_t i = 0; i < services.size(); i++) {
         const Service &s = services[i];
+        if (s.protocol != Protocol::udp) {
+            continue;  // inline TCP has its own tc filters and no attach
+        }
         for (const auto &ifname : s.interfaces) {
             auto [it, fresh] = first.emplace(ifname, &s);
             const Service &o = *it->second;
@@ -752,7 +799,8 @@ void check_hooks(const std::string &file, const toml_value &root,
 }
 
 void parse_global(const std::string &file, const toml_value &g, GlobalConfig &out) {
-    Table t(file, g, "[global]", {"bpffs", "udp_flow_timeout", "udp_max_flows", "metrics"});
+    Table t(file, g, "[global]",
+            {"bpffs", "udp_flow_timeout", "udp_max_flows", "inline_max_conns", "metrics"});
     t.no_unknown_keys();
     if (auto b = t.string("bpffs")) {
         bool dots = ("/" + *b + "/").find("/../") != std::string::npos ||
@@ -770,11 +818,15 @@ void parse_global(const std::string &file, const toml_value &g, GlobalConfig &ou
     if (auto d = t.duration("udp_flow_timeout")) {
         out.udp_flow_timeout = *d;
     }
-    if (const toml_value *m = t.get("udp_max_flows")) {
-        if (!m->is_integer() || m->as_integer() < 1 || m->as_integer() > 16777216) {
-            fail(file, *m, "'udp_max_flows' in [global] must be an integer in 1..16777216");
+    for (auto [key, field] : {std::pair{"udp_max_flows", &out.udp_max_flows},
+                              std::pair{"inline_max_conns", &out.inline_max_conns}}) {
+        if (const toml_value *m = t.get(key)) {
+            if (!m->is_integer() || m->as_integer() < 1 || m->as_integer() > 16777216) {
+                fail(file, *m,
+                     "'" + std::string(key) + "' in [global] must be an integer in 1..16777216");
+            }
+            *field = static_cast<std::uint32_t>(m->as_integer());
         }
-        out.udp_max_flows = static_cast<std::uint32_t>(m->as_integer());
     }
     if (auto m = t.string("metrics")) {
         auto ep = Endpoint::parse(*m);

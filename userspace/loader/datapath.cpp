@@ -114,6 +114,13 @@ ServiceEntries service_entries(const Config &cfg) {
         v.udp_header = kernel_of(kUdpHeaderPolicyNames, svc.udp_header);
         v.on_error = kernel_of(kOnErrorNames, svc.on_error);
         v.flags = svc.transparent ? PP_SVC_TRANSPARENT : 0;
+        if (svc.is_inline()) {
+            // The tc programs write the header; nothing steers to a socket. The timeout is
+            // the idle time after which a connection's state goes.
+            v.flags = PP_SVC_INLINE;
+            v.flow_timeout_ns = static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(svc.idle_timeout).count());
+        }
         std::strncpy(v.name, svc.name.c_str(), sizeof v.name - 1);
         bool udp = svc.protocol == Protocol::udp;
         for (const auto &l : svc.listen) {

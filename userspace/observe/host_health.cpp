@@ -102,30 +102,25 @@ class Check {
     Check(const std::string &root, HostHealth &out) : root_(root), out_(out) {}
 
     void udp(const ServiceView &svc, const std::vector<AttachmentView> &attachments) {
-        std::uint32_t id = svc.value.id;
-        bool any = false;
-        for (const AttachmentView &a : attachments) {
-            if (id / 32 >= PP_ATTACHMENT_SERVICE_WORDS ||
-                !(a.value.services[id / 32] & (std::uint32_t{1} << (id % 32)))) {
-                continue;
-            }
-            any = true;
-            if (!interface_is(a.ifindex, a.ifname)) {
-                problem(svc, "interface " + a.ifname + " is gone");
-                continue;
-            }
+        on_interfaces(svc, attachments, [&](const AttachmentView &a) {
             if (a.value.xdp_prog_id) {
                 xdp(svc, a);
             } else {
-                hook(svc, a, TcHook::ingress, a.value.ingress_prog_id);
+                hook(svc, a, TcHook::ingress, TcFilter::udp, a.value.ingress_prog_id);
             }
             if (svc.value.header == PP_HDR_SPP) {
-                hook(svc, a, TcHook::egress, a.value.egress_prog_id);
+                hook(svc, a, TcHook::egress, TcFilter::udp, a.value.egress_prog_id);
             }
-        }
-        if (!any) {
-            problem(svc, "attached to no interface");
-        }
+        });
+    }
+
+    // An inline TCP service: both of its filters on every interface it names (the header
+    // goes in on ingress, acknowledgements are shifted back on egress).
+    void inline_tcp(const ServiceView &svc, const std::vector<AttachmentView> &attachments) {
+        on_interfaces(svc, attachments, [&](const AttachmentView &a) {
+            hook(svc, a, TcHook::ingress, TcFilter::inline_tcp, a.value.inline_ingress_prog_id);
+            hook(svc, a, TcHook::egress, TcFilter::inline_tcp, a.value.inline_egress_prog_id);
+        });
     }
 
     void tcp(const ServiceView &svc) {
@@ -142,11 +137,36 @@ class Check {
                                 "\": " + what);
     }
 
-    // ppinject's filter on that hook runs the program the run recorded.
-    void hook(const ServiceView &svc, const AttachmentView &a, TcHook h, std::uint32_t recorded) {
-        std::optional<std::uint32_t> id = tc_query(a.ifindex, h, TcFilter::udp);
+    // Calls f for each interface whose attachment names `svc` and still exists; a service
+    // no attachment names is a problem.
+    template <typename F>
+    void on_interfaces(const ServiceView &svc, const std::vector<AttachmentView> &attachments,
+                       F &&f) {
+        std::uint32_t id = svc.value.id;
+        bool any = false;
+        for (const AttachmentView &a : attachments) {
+            if (id / 32 >= PP_ATTACHMENT_SERVICE_WORDS ||
+                !(a.value.services[id / 32] & (std::uint32_t{1} << (id % 32)))) {
+                continue;
+            }
+            any = true;
+            if (!interface_is(a.ifindex, a.ifname)) {
+                problem(svc, "interface " + a.ifname + " is gone");
+                continue;
+            }
+            f(a);
+        }
+        if (!any) {
+            problem(svc, "attached to no interface");
+        }
+    }
+
+    // ppinject's `filter` on that hook runs the program the run recorded.
+    void hook(const ServiceView &svc, const AttachmentView &a, TcHook h, TcFilter filter,
+              std::uint32_t recorded) {
+        std::optional<std::uint32_t> id = tc_query(a.ifindex, h, filter);
         if (recorded == 0 || !id || *id != recorded) {
-            problem(svc, std::string("tc ") + to_string(h) + " on " + a.ifname +
+            problem(svc, std::string(to_string(filter)) + "tc " + to_string(h) + " on " + a.ifname +
                              (id ? " runs another program" : " is not attached"));
         }
     }
@@ -263,6 +283,8 @@ HostHealth check_host_health(const std::string &root) {
         for (const ServiceView &svc : s.services) {
             if (svc.protocol == IPPROTO_UDP) {
                 check.udp(svc, s.attachments);
+            } else if (svc.is_inline()) {
+                check.inline_tcp(svc, s.attachments);
             } else {
                 check.tcp(svc);
             }

@@ -9,7 +9,8 @@
 // `services` map is served: a UDP service's interfaces (recorded in `attachments`) still
 // exist and carry ppinject's tc ingress program (and egress for SPP); a TCP service has a
 // listening socket on each of its addresses and ports, or, when transparent, a listener
-// in `tcp_listen` for each address family it takes.
+// in `tcp_listen` for each address family it takes; an inline TCP service's interfaces
+// exist and carry both inline filters (tc ingress and egress) the run recorded.
 #pragma once
 
 #include <nlohmann/json.hpp>

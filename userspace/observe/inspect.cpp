@@ -22,6 +22,7 @@
 #include "sys/error.hpp"
 #include "sys/fd.hpp"
 #include "tcp.skel.h"
+#include "tcp_inline.skel.h"
 #include "udp.skel.h"
 
 namespace ppinject {
@@ -50,10 +51,12 @@ class PinnedMap {
         for_each_entry<K, V>(fd_.get(), std::forward<F>(f));
     }
 
-    std::uint32_t max_entries() const {
+    std::uint32_t max_entries() const { return max_entries_of(fd_.get()); }
+
+    static std::uint32_t max_entries_of(int fd) {
         bpf_map_info info{};
         std::uint32_t len = sizeof info;
-        return bpf_obj_get_info_by_fd(fd_.get(), &info, &len) == 0 ? info.max_entries : 0;
+        return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.max_entries : 0;
     }
 
   private:
@@ -152,7 +155,7 @@ std::string ServiceView::name() const {
 
 std::vector<std::pair<std::string_view, std::uint64_t>> counters_of(const ServiceView &svc) {
     std::vector<std::pair<std::string_view, std::uint64_t>> out;
-    if (svc.protocol == IPPROTO_TCP) {
+    if (!svc.kernel_counted()) {
         for (const auto &info : kTcpStats) {
             out.emplace_back(info.name, counter_value(svc.tcp, info));
         }
@@ -204,33 +207,77 @@ Snapshot read_snapshot(const std::string &root, FlowTable flow_table) {
             [&](const pp_flow_key &, const pp_flow &) { s.flows++; });
     }
     s.max_flows = flows.max_entries();
+    // Absent when no run has loaded the inline TCP object yet.
+    Fd conns(bpf_obj_get(pin_path(root, tcp_inline_object().maps.inline_conns).c_str()));
+    if (conns) {
+        s.inline_table = true;
+        s.max_inline_conns = PinnedMap::max_entries_of(conns.get());
+        if (flow_table == FlowTable::count) {
+            for_each_entry<pp_flow_key, pp_inline_conn>(
+                conns.get(),
+                [&](const pp_flow_key &, const pp_inline_conn &) { s.inline_conns++; });
+        }
+    }
     return s;
 }
 
-std::vector<FlowView> read_flows(const std::string &root) {
-    const udp_bpf &udp = udp_object();
-    PinnedMap services(root, udp.maps.services), flows(root, udp.maps.udp_flows);
+namespace {
+
+// The entries of a pinned table keyed by pp_flow_key whose values carry service_id,
+// created_ns and last_seen_ns (udp_flows, inline_conns), most recently active first.
+template <typename V>
+std::vector<TableEntry<V>> read_table(const std::string &root, const bpf_map *map) {
+    PinnedMap services(root, udp_object().maps.services), table(root, map);
     std::map<std::uint32_t, std::string> names;
     services.for_each<pp_service_key, pp_service>(
         [&](const pp_service_key &, const pp_service &v) { names[v.id] = name_of(v); });
 
     double now = mono_now_s();
-    std::vector<FlowView> out;
-    flows.for_each<pp_flow_key, pp_flow>([&](const pp_flow_key &k, const pp_flow &v) {
+    std::vector<TableEntry<V>> out;
+    table.for_each<pp_flow_key, V>([&](const pp_flow_key &k, const V &v) {
         std::array<std::uint8_t, 16> c, svc;
         std::memcpy(c.data(), k.client_addr, 16);
         std::memcpy(svc.data(), k.service_addr, 16);
-        FlowView f;
-        f.client = {IpAddress::v6(c), ntohs(k.client_port)};
-        f.service = {IpAddress::v6(svc), ntohs(k.service_port)};
-        f.value = v;
-        f.service_name = names.count(v.service_id) ? names[v.service_id] : "?";
-        f.age_s = now - static_cast<double>(v.created_ns) / 1e9;
-        f.idle_s = now - static_cast<double>(v.last_seen_ns) / 1e9;
-        out.push_back(std::move(f));
+        TableEntry<V> e;
+        e.client = {IpAddress::v6(c), ntohs(k.client_port)};
+        e.service = {IpAddress::v6(svc), ntohs(k.service_port)};
+        e.value = v;
+        e.service_name = names.count(v.service_id) ? names[v.service_id] : "?";
+        e.age_s = now - static_cast<double>(v.created_ns) / 1e9;
+        e.idle_s = now - static_cast<double>(v.last_seen_ns) / 1e9;
+        out.push_back(std::move(e));
     });
     std::sort(out.begin(), out.end(),
-              [](const FlowView &a, const FlowView &b) { return a.idle_s < b.idle_s; });
+              [](const auto &a, const auto &b) { return a.idle_s < b.idle_s; });
+    return out;
+}
+
+}  // namespace
+
+std::vector<FlowView> read_flows(const std::string &root) {
+    return read_table<pp_flow>(root, udp_object().maps.udp_flows);
+}
+
+std::vector<ConnView> read_conns(const std::string &root) {
+    return read_table<pp_inline_conn>(root, tcp_inline_object().maps.inline_conns);
+}
+
+std::vector<std::string_view> inline_state_words(const pp_inline_conn &c) {
+    const unsigned flags = c.flags | c.flags_backend;  // distinct bits, one writer each
+    static constexpr std::pair<std::uint8_t, std::string_view> kWords[] = {
+        {PP_INLINE_HDR_SENT, "header-sent"},      {PP_INLINE_HDR_ACKED, "header-acked"},
+        {PP_INLINE_FIN_CLIENT, "fin-client"},     {PP_INLINE_FIN_BACKEND, "fin-backend"},
+        {PP_INLINE_RESET_CLIENT, "reset-client"}, {PP_INLINE_RESET_BACKEND, "reset-backend"},
+    };
+    std::vector<std::string_view> out;
+    for (const auto &[bit, word] : kWords) {
+        if (flags & bit) {
+            out.push_back(word);
+        }
+    }
+    if (out.empty()) {
+        out.push_back("syn");  // state made by the SYN, no header out yet
+    }
     return out;
 }
 
@@ -244,8 +291,11 @@ std::string render_text(const Snapshot &s) {
         }
         if (svc.protocol == IPPROTO_UDP) {
             mode += ", on_error " + on_error_name(v.on_error);
-        } else if (v.flags & PP_SVC_TRANSPARENT) {
-            mode += ", transparent";
+        } else if (svc.is_inline()) {
+            mode += fmt::format(", mode inline, idle {}",
+                                format_duration(std::chrono::nanoseconds(v.flow_timeout_ns)));
+        } else {
+            mode += (v.flags & PP_SVC_TRANSPARENT) ? ", mode relay, transparent" : ", mode relay";
         }
         out += fmt::format("service {} (id {}): {} {}\n", name_of(v), v.id,
                            protocol_name(svc.protocol), mode);
@@ -261,11 +311,20 @@ std::string render_text(const Snapshot &s) {
                                   ? fmt::format("xdp ({})", xdp_mode_name(a.value.xdp_mode))
                               : a.value.ingress_prog_id ? "tc"
                                                         : "-";
-        out += fmt::format("interface {}: ingress {}, egress {}{}\n", a.ifname, ingress,
+        out += fmt::format("interface {}: ingress {}, egress {}{}{}\n", a.ifname, ingress,
                            a.value.egress_prog_id ? "tc" : "-",
+                           a.value.inline_ingress_prog_id || a.value.inline_egress_prog_id
+                               ? fmt::format(", inline tcp ingress {}, egress {}",
+                                             a.value.inline_ingress_prog_id ? "tc" : "-",
+                                             a.value.inline_egress_prog_id ? "tc" : "-")
+                               : "",
                            a.value.created_clsact ? " (clsact created by ppinject)" : "");
     }
     out += fmt::format("udp flows: {} of {}\n", s.flows, s.max_flows);
+    if (s.inline_table) {
+        out +=
+            fmt::format("inline tcp connections: {} of {}\n", s.inline_conns, s.max_inline_conns);
+    }
     return out;
 }
 
@@ -288,6 +347,12 @@ nlohmann::json to_json(const Snapshot &s) {
         if (svc.protocol == IPPROTO_UDP) {
             js["udp_header"] = udp_header_name(v.udp_header);
             js["flow_timeout_s"] = static_cast<double>(v.flow_timeout_ns) / 1e9;
+        } else {
+            js["mode"] = svc.is_inline() ? "inline" : "relay";
+            js["transparent"] = (v.flags & PP_SVC_TRANSPARENT) != 0;
+            if (svc.is_inline()) {
+                js["idle_timeout_s"] = static_cast<double>(v.flow_timeout_ns) / 1e9;
+            }
         }
         j["services"].push_back(js);
     }
@@ -298,6 +363,8 @@ nlohmann::json to_json(const Snapshot &s) {
                                     {"ingress_prog_id", a.value.ingress_prog_id},
                                     {"egress_prog_id", a.value.egress_prog_id},
                                     {"xdp_prog_id", a.value.xdp_prog_id},
+                                    {"inline_ingress_prog_id", a.value.inline_ingress_prog_id},
+                                    {"inline_egress_prog_id", a.value.inline_egress_prog_id},
                                     {"xdp_mode", xdp_mode_name(a.value.xdp_mode)},
                                     {"ingress_hook", a.value.xdp_prog_id       ? "xdp"
                                                      : a.value.ingress_prog_id ? "tc"
@@ -305,6 +372,9 @@ nlohmann::json to_json(const Snapshot &s) {
                                     {"created_clsact", a.value.created_clsact != 0}});
     }
     j["udp_flows"] = {{"count", s.flows}, {"max", s.max_flows}};
+    j["inline_conns"] = s.inline_table
+                            ? nlohmann::json{{"count", s.inline_conns}, {"max", s.max_inline_conns}}
+                            : nlohmann::json(nullptr);
     return j;
 }
 
@@ -331,6 +401,41 @@ nlohmann::json to_json(const std::vector<FlowView> &flows) {
                      {"idle_s", f.idle_s},
                      {"packets", f.value.packets},
                      {"bytes", f.value.bytes}});
+    }
+    return j;
+}
+
+std::string render_text(const std::vector<ConnView> &conns) {
+    std::string out =
+        fmt::format("{:<42} {:<42} {:<12} {:>8} {:>8} {:>10} {:>10} {:>4} {}\n", "client",
+                    "dialled", "name", "age_s", "idle_s", "pkts_in", "pkts_out", "hdr", "state");
+    for (const auto &c : conns) {
+        out += fmt::format("{:<42} {:<42} {:<12} {:>8.1f} {:>8.1f} {:>10} {:>10} {:>4} {}\n",
+                           c.client.to_string(), c.service.to_string(), c.service_name, c.age_s,
+                           c.idle_s, c.value.packets_in, c.value.packets_out, c.value.hdr_len,
+                           fmt::join(inline_state_words(c.value), ","));
+    }
+    out += fmt::format("{} connections\n", conns.size());
+    return out;
+}
+
+nlohmann::json to_json(const std::vector<ConnView> &conns) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto &c : conns) {
+        std::vector<std::string> words;
+        for (auto w : inline_state_words(c.value)) {
+            words.emplace_back(w);
+        }
+        j.push_back({{"client", c.client.to_string()},
+                     {"dialled", c.service.to_string()},
+                     {"service_name", c.service_name},
+                     {"service_id", c.value.service_id},
+                     {"age_s", c.age_s},
+                     {"idle_s", c.idle_s},
+                     {"packets_in", c.value.packets_in},
+                     {"packets_out", c.value.packets_out},
+                     {"header_len", c.value.hdr_len},
+                     {"state", words}});
     }
     return j;
 }

@@ -167,17 +167,18 @@ std::string render_exposition(std::span<const MetricFamily> families) {
 
 std::vector<MetricFamily> snapshot_families(const Snapshot &s, const BuildInfo &build) {
     std::vector<MetricFamily> families;
-    families.reserve(kCounters.size() + kTcpStats.size() + 3);
-    // One family per counter, with a series for each service of the protocol it counts;
-    // tcp_active is the one gauge.
-    auto add_families = [&](const auto &infos, std::uint8_t protocol, auto value_of) {
+    families.reserve(kCounters.size() + kTcpStats.size() + 5);
+    // One family per counter, with a series for each service that counts it (the tc
+    // programs' counters: UDP and inline TCP; the relay's: relay TCP); tcp_active is the
+    // one gauge.
+    auto add_families = [&](const auto &infos, bool kernel_counted, auto value_of) {
         for (const auto &info : infos) {
             bool gauge = info.name == "tcp_active";
             MetricFamily &f = families.emplace_back(
                 fmt::format("ppinject_{}{}", info.name, gauge ? "" : "_total"),
                 gauge ? MetricType::gauge : MetricType::counter, std::string(info.help));
             for (const auto &svc : s.services) {
-                if (svc.protocol == protocol) {
+                if (svc.kernel_counted() == kernel_counted) {
                     f.add({{"service", service_name(svc.value)},
                            {"id", std::to_string(svc.value.id)},
                            {"protocol", protocol_name(svc.protocol)}},
@@ -186,10 +187,10 @@ std::vector<MetricFamily> snapshot_families(const Snapshot &s, const BuildInfo &
             }
         }
     };
-    add_families(kCounters, IPPROTO_UDP, [](const ServiceView &svc, const CounterInfo &info) {
+    add_families(kCounters, true, [](const ServiceView &svc, const CounterInfo &info) {
         return counter_value(svc.counters, info);
     });
-    add_families(kTcpStats, IPPROTO_TCP, [](const ServiceView &svc, const CounterInfo &info) {
+    add_families(kTcpStats, false, [](const ServiceView &svc, const CounterInfo &info) {
         return counter_value(svc.tcp, info);
     });
     families
@@ -200,6 +201,15 @@ std::vector<MetricFamily> snapshot_families(const Snapshot &s, const BuildInfo &
         .emplace_back("ppinject_udp_flows_max", MetricType::gauge,
                       "capacity of the UDP flow table (udp_max_flows)")
         .add({}, s.max_flows);
+    families
+        .emplace_back("ppinject_inline_conns", MetricType::gauge,
+                      "entries in the inline TCP connection table (inline_conns)")
+        .add({}, s.inline_conns);
+    families
+        .emplace_back("ppinject_inline_conns_max", MetricType::gauge,
+                      "capacity of the inline TCP connection table (inline_max_conns; 0: not "
+                      "pinned)")
+        .add({}, s.max_inline_conns);
     families
         .emplace_back("ppinject_build_info", MetricType::gauge,
                       "always 1; the labels say which ppinject is running")

@@ -3,9 +3,6 @@
 namespace ppinject::tcp {
 namespace {
 
-constexpr std::size_t kTlvHeader = 3;  // type, 16-bit length
-constexpr std::size_t kMaxSni = 255;   // a DNS name, RFC 1035
-
 std::span<const std::uint8_t> bytes(std::string_view s) {
     return {reinterpret_cast<const std::uint8_t *>(s.data()), s.size()};
 }
@@ -24,32 +21,6 @@ bool is_host_name(std::string_view s) {
 }
 
 }  // namespace
-
-std::size_t max_header_len(const Service &svc) {
-    if (svc.header == HeaderMode::v1) {
-        return proxy::kV1MaxLen;
-    }
-    const TlvConfig &t = svc.tlv;
-    std::size_t n = proxy::kV2Inet6Len;
-    if (t.unique_id) {
-        n += kTlvHeader + 16;
-    }
-    if (t.crc32c) {
-        n += kTlvHeader + 4;
-    }
-    if (t.authority_from_sni) {
-        n += kTlvHeader + kMaxSni;
-    } else if (!t.authority.empty()) {
-        n += kTlvHeader + t.authority.size();
-    }
-    if (!t.netns.empty()) {
-        n += kTlvHeader + t.netns.size();
-    }
-    for (const auto &[type, value] : t.custom) {
-        n += kTlvHeader + value.size();
-    }
-    return n;
-}
 
 proxy::Error build_header(const Service &svc, const ConnectionFacts &facts,
                           std::span<std::uint8_t> out, std::size_t &written) {

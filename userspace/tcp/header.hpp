@@ -12,8 +12,9 @@
 
 namespace ppinject::tcp {
 
-// Longest header `svc` can produce (v1 line, or v2 with every TLV it configures).
-std::size_t max_header_len(const Service &svc);
+// Longest header a service can produce (config.hpp; one count for the relay's buffers and
+// the inline header's limit).
+using ppinject::max_header_len;
 
 // What varies per connection.
 struct ConnectionFacts {

@@ -236,8 +236,8 @@ void Server::apply(const Config &cfg) {
     std::vector<int> reuse;  // next[i] takes services_[reuse[i]]'s sockets, or -1
     std::vector<bool> taken(services_.size(), false);
     for (const auto &svc : cfg.services) {
-        if (svc.protocol != Protocol::tcp) {
-            continue;
+        if (!svc.is_relay()) {
+            continue;  // UDP and inline TCP are the tc programs' alone: no socket, no probe
         }
         probe_backend_congestion(svc);
         int from = -1;
