@@ -191,12 +191,17 @@ struct pp_counters {
 #define PP_INLINE_CLOSE_NS 10000000000ULL /* state kept after the close: retransmissions */
 #define PP_MAX_INLINE_CONNS_DEFAULT 65536
 
-/* pp_inline_conn.flags */
-#define PP_INLINE_HDR_SENT 0x01   /* the header went out at least once */
-#define PP_INLINE_HDR_ACKED 0x02  /* the backend acknowledged all of it */
-#define PP_INLINE_FIN_CLIENT 0x04 /* the client sent its FIN */
-#define PP_INLINE_FIN_BACKEND 0x08
-#define PP_INLINE_RESET 0x10 /* either side sent a reset */
+/*
+ * pp_inline_conn.flags, set by ingress only, and .flags_backend, set by egress only (one
+ * byte each: the two programs run on different CPUs at once, and a read-modify-write of a
+ * shared byte would lose the other's bit). The bits are distinct: flags | flags_backend.
+ */
+#define PP_INLINE_HDR_SENT 0x01      /* flags: the header went out at least once */
+#define PP_INLINE_HDR_ACKED 0x02     /* flags_backend: the backend acknowledged all of it */
+#define PP_INLINE_FIN_CLIENT 0x04    /* flags: the client sent its FIN */
+#define PP_INLINE_FIN_BACKEND 0x08   /* flags_backend */
+#define PP_INLINE_RESET_CLIENT 0x10  /* flags: the client sent a reset */
+#define PP_INLINE_RESET_BACKEND 0x20 /* flags_backend */
 
 struct pp_inline_conn {
     struct bpf_timer timer; /* removes the state: idle, or after the close */
@@ -206,10 +211,10 @@ struct pp_inline_conn {
     __u64 packets_out;      /* backend -> client segments, same caveat */
     __u32 isn;              /* the client's initial sequence number, host order */
     __u32 service_id;
-    __u16 hdr_len; /* bytes of hdr[] the backend gets in front of the stream */
-    __u8 flags;    /* PP_INLINE_* */
-    __u8 pad0;
-    __u32 pad1;
+    __u16 hdr_len;               /* bytes of hdr[] the backend gets in front of the stream */
+    __u8 flags;                  /* PP_INLINE_*, set by ingress */
+    __u8 flags_backend;          /* PP_INLINE_*, set by egress */
+    __u32 idle_timeout_ms;       /* the service's idle_timeout when the SYN came */
     __u8 hdr[PP_INLINE_HDR_MAX]; /* the header, built once at the SYN: resent identical */
 };
 

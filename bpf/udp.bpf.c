@@ -30,29 +30,8 @@
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
+#include "skb_move.bpf.h"
 #include "udp_parse.bpf.h"
-
-/*
- * Packets we let through (changed or not) leave with TC_ACT_UNSPEC: classification goes on
- * with the next filter on the hook, if another tool has one, and ends as TC_ACT_OK when
- * there is none. TC_ACT_OK would skip everyone after us.
- */
-#define TC_PASS TC_ACT_UNSPEC
-
-/* Shifting the payload goes through a per-CPU scratch buffer, CHUNK bytes at a time. */
-#define CHUNK 2048
-#define MAX_CHUNKS 32 /* 64 KiB: any UDP datagram */
-
-struct scratch {
-    __u8 buf[CHUNK];
-};
-
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, 1);
-    __type(key, __u32);
-    __type(value, struct scratch);
-} shift_buf SEC(".maps");
 
 /*
  * The parser as one global function per hook, not inlined: the verifier checks it once,
@@ -74,7 +53,7 @@ __noinline enum parse_result parse_skb(struct __sk_buff *skb, struct pkt *p) {
         data = (void *)(long)skb->data;
         data_end = (void *)(long)skb->data_end;
     }
-    return parse_frame(data, data_end, skb->len, p);
+    return parse_frame(data, data_end, skb->len, p, IPPROTO_UDP);
 }
 
 /*
@@ -87,110 +66,24 @@ __noinline enum parse_result parse_xdp(struct xdp_md *ctx, struct pkt *p) {
     if (!p)
         return PARSE_OTHER;
     return parse_frame((void *)(long)ctx->data, (void *)(long)ctx->data_end,
-                       bpf_xdp_get_buff_len(ctx), p);
-}
-
-/*
- * State of one payload move, shared with the bpf_loop() callback. The callback only reads
- * it (err aside, set on the way out): chunk `index` is found from the index alone.
- *
- * Why not keep a running position and count down `len` in here: since 6.7 the verifier
- * checks a bpf_loop() callback as a loop, again and again until a pass starts in a state
- * it has seen. `len` bounds the helpers' size argument, so it is precise, and a precise
- * value that shrinks by CHUNK on every pass is a new state on every pass: on 6.18 the
- * exploration ran into the 1M instruction limit. With nothing in here changing, the
- * second pass starts where the first did and is pruned at once.
- */
-struct move {
-    struct __sk_buff *skb;
-    struct scratch *buf;
-    __u64 from;
-    __u64 to;
-    __u64 len; /* at most MAX_CHUNKS * CHUNK */
-    int err;
-};
-
-static long move_chunk(__u32 index, void *ctx) {
-    const struct move *m = ctx;
-    /* 64-bit on purpose: a 32-bit n is bounds-checked on a zero-extended copy while the
-     * unchecked register goes to the helper, which the verifier refuses. */
-    __u64 done = (__u64)index * CHUNK; /* bytes the earlier calls moved */
-    __u64 n, src, dst;
-
-    if (done >= m->len)
-        return 1; /* not reached: the last chunk stops the loop */
-    n = m->len - done > CHUNK ? CHUNK : m->len - done;
-    if (m->to > m->from) {
-        /* Towards the tail: last chunk first, so none is overwritten before it is read. */
-        src = m->from + m->len - done - n;
-        dst = m->to + m->len - done - n;
-    } else {
-        src = m->from + done;
-        dst = m->to + done;
-    }
-    barrier_var(n); /* keep the check below: the verifier needs it on this register */
-    if (n == 0 || n > CHUNK) {
-        ((struct move *)ctx)->err = 1;
-        return 1;
-    }
-    /* Identity for 1..CHUNK, and a form whose range [1, CHUNK] every verifier derives: 6.1's
-     * does not learn n >= 1 from the n == 0 test above and refuses a possibly-zero size. */
-    barrier_var(n);
-    n = ((n - 1) & (CHUNK - 1)) + 1;
-    if (bpf_skb_load_bytes(m->skb, src, m->buf->buf, n) < 0 ||
-        bpf_skb_store_bytes(m->skb, dst, m->buf->buf, n, 0) < 0) {
-        ((struct move *)ctx)->err = 1;
-        return 1;
-    }
-    return done + n >= m->len; /* 1 after the last chunk: bpf_loop() stops */
-}
-
-/* Move `len` bytes at `from` to `to` inside the packet; the regions may overlap. */
-static __always_inline int move_bytes(struct __sk_buff *skb, __u64 from, __u64 to, __u64 len) {
-    __u32 zero = 0;
-    struct move m = {.skb = skb, .from = from, .to = to, .len = len};
-
-    if (len == 0)
-        return 0;
-    if (len > (__u64)MAX_CHUNKS * CHUNK)
-        return -1; /* more than MAX_CHUNKS calls would move; no UDP payload is this long */
-    m.buf = bpf_map_lookup_elem(&shift_buf, &zero);
-    if (!m.buf)
-        return -1;
-    if (bpf_loop(MAX_CHUNKS, move_chunk, &m, 0) < 0 || m.err)
-        return -1;
-    return 0;
+                       bpf_xdp_get_buff_len(ctx), p, IPPROTO_UDP);
 }
 
 /*
  * Write the IP and UDP lengths of a datagram that grew by `diff` bytes (shrank, if
- * negative) right after its UDP header, and the IPv4 header checksum with them (IPv6
- * payload_len is covered by no checksum but the pseudo-header's). Both hooks call it on
- * their packet pointers; the UDP checksum is theirs. Returns the UDP header, or NULL when
- * the frame is shorter than parse_frame() found it (never).
+ * negative) right after its UDP header (set_ip_length). Both hooks call it on their packet
+ * pointers; the UDP checksum is theirs. Returns the UDP header, or NULL when the frame is
+ * shorter than parse_frame() found it (never).
  */
 static __always_inline struct udphdr *set_lengths(void *data, void *data_end,
                                                   const struct pkt *p, int diff) {
-    __u32 l3 = p->l3_off, l4 = p->l4_off;
+    __u32 l4 = p->l4_off;
 
-    if (l3 > MAX_HEADERS_LEN || l4 > MAX_HEADERS_LEN)
+    if (l4 > MAX_HEADERS_LEN || set_ip_length(data, data_end, p, diff) < 0)
         return NULL;
     struct udphdr *udp = data + l4;
     if ((void *)(udp + 1) > data_end)
         return NULL;
-    if (p->ipv6) {
-        struct ipv6hdr *ip6 = data + l3;
-        if ((void *)(ip6 + 1) > data_end)
-            return NULL;
-        ip6->payload_len = bpf_htons(p->l3_end - l3 - sizeof(struct ipv6hdr) + diff);
-    } else {
-        struct iphdr *ip = data + l3;
-        if ((void *)(ip + 1) > data_end)
-            return NULL;
-        __be16 new_tot = bpf_htons(p->l3_end - l3 + diff);
-        ip->check = csum16_replace(ip->check, ip->tot_len, new_tot);
-        ip->tot_len = new_tot;
-    }
     udp->len = bpf_htons(p->udp_len + diff);
     return udp;
 }
@@ -394,7 +287,7 @@ static __always_inline enum verdict ingress(void *ctx, const int xdp) {
         return VERDICT_PASS;
 
     struct pp_service *svc =
-        r == PARSE_UNREACHED ? lookup_address(p.daddr) : lookup_service(p.daddr, p.dport);
+        r == PARSE_UNREACHED ? lookup_address(p.daddr) : lookup_service(IPPROTO_UDP, p.daddr, p.dport);
     if (!svc)
         return VERDICT_PASS; /* not ours: untouched */
     struct pp_counters *c = counters_of(svc->id);
@@ -504,7 +397,7 @@ int udp_egress(struct __sk_buff *skb) {
     if (r == PARSE_OTHER || r == PARSE_UNREACHED)
         return TC_PASS; /* a reply hides no client address: at worst it shows the client its own */
 
-    struct pp_service *svc = lookup_service(p.saddr, p.sport);
+    struct pp_service *svc = lookup_service(IPPROTO_UDP, p.saddr, p.sport);
     if (!svc || svc->header != PP_HDR_SPP)
         return TC_PASS;
     struct pp_counters *c = counters_of(svc->id);

@@ -102,18 +102,18 @@ const std::vector<Layout> &shared_structs() {
                   PP_FIELD(pp_attachment, ifname),                  //
                   PP_FIELD(pp_attachment, services)),
         Layout{"pp_counters", sizeof(pp_counters), counter_fields(ppinject::kCounters)},
-        PP_STRUCT(pp_inline_conn,                          //
-                  PP_FIELD(pp_inline_conn, timer),         //
-                  PP_FIELD(pp_inline_conn, created_ns),    //
-                  PP_FIELD(pp_inline_conn, last_seen_ns),  //
-                  PP_FIELD(pp_inline_conn, packets_in),    //
-                  PP_FIELD(pp_inline_conn, packets_out),   //
-                  PP_FIELD(pp_inline_conn, isn),           //
-                  PP_FIELD(pp_inline_conn, service_id),    //
-                  PP_FIELD(pp_inline_conn, hdr_len),       //
-                  PP_FIELD(pp_inline_conn, flags),         //
-                  PP_FIELD(pp_inline_conn, pad0),          //
-                  PP_FIELD(pp_inline_conn, pad1),          //
+        PP_STRUCT(pp_inline_conn,                             //
+                  PP_FIELD(pp_inline_conn, timer),            //
+                  PP_FIELD(pp_inline_conn, created_ns),       //
+                  PP_FIELD(pp_inline_conn, last_seen_ns),     //
+                  PP_FIELD(pp_inline_conn, packets_in),       //
+                  PP_FIELD(pp_inline_conn, packets_out),      //
+                  PP_FIELD(pp_inline_conn, isn),              //
+                  PP_FIELD(pp_inline_conn, service_id),       //
+                  PP_FIELD(pp_inline_conn, hdr_len),          //
+                  PP_FIELD(pp_inline_conn, flags),            //
+                  PP_FIELD(pp_inline_conn, flags_backend),    //
+                  PP_FIELD(pp_inline_conn, idle_timeout_ms),  //
                   PP_FIELD(pp_inline_conn, hdr)),
         PP_STRUCT(pp_tcp_peer,                         //
                   PP_FIELD(pp_tcp_peer, peer_cookie),  //

@@ -31,6 +31,9 @@ enum class OnError { drop, pass };
 // XDP (native where the driver supports it, generic otherwise). SPP replies are always
 // stripped at tc egress.
 enum class AttachHook { tc, xdp };
+// How a TCP service is served: relayed by the daemon (sk_lookup or a listening socket), or
+// inline, the header written into the client's stream by tc programs on `interfaces`.
+enum class TcpMode { relay, inline_ };
 // How a TCP connection's payload is relayed once the header is written.
 enum class RelayMode { sockmap, splice, copy };
 // How a TCP health check probes a backend: plain connect, or connect and send a header.
@@ -95,12 +98,13 @@ struct Service {
     Protocol protocol = Protocol::udp;
     std::vector<ListenSpec> listen;
     HeaderMode header = HeaderMode::v2;
-    // UDP
+    // UDP, and TCP with mode = "inline"
     std::vector<std::string> interfaces;  // client-facing: tc ingress (and egress for spp)
     AttachHook attach = AttachHook::tc;   // the ingress hook on every interface of the service
     UdpHeaderPolicy udp_header = UdpHeaderPolicy::first;
     OnError on_error = OnError::drop;
     // TCP
+    TcpMode mode = TcpMode::relay;
     bool transparent = false;  // sk_lookup steering instead of a plain listening socket
     std::vector<Endpoint> backends;
     RelayMode relay = RelayMode::splice;  // measured faster than sockmap (tools/bench)
@@ -122,8 +126,9 @@ struct Service {
 struct GlobalConfig {
     std::string bpffs = "/sys/fs/bpf/ppinject";  // absolute, no trailing '/'
     std::chrono::nanoseconds udp_flow_timeout{std::chrono::seconds(30)};
-    std::uint32_t udp_max_flows = 65536;  // 1..16777216
-    std::optional<Endpoint> metrics;      // Prometheus endpoint, port != 0
+    std::uint32_t udp_max_flows = 65536;     // 1..16777216
+    std::uint32_t inline_max_conns = 65536;  // 1..16777216: entries of inline_conns
+    std::optional<Endpoint> metrics;         // Prometheus endpoint, port != 0
 };
 
 // A whole configuration file, validated.
