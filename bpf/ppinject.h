@@ -8,7 +8,6 @@
 #ifndef PPINJECT_H
 #define PPINJECT_H
 
-#include <linux/bpf.h> /* struct bpf_timer */
 #include <linux/types.h>
 
 /* Service ids index the per-service counters; id 0 collects traffic of no service. */
@@ -181,14 +180,16 @@ struct pp_counters {
  * inline_conns: hash of inline TCP connections, keyed by pp_flow_key (client and dialled
  * address and port, as ingress sees them before any DNAT). Never LRU: a live connection's
  * state is never evicted for a new one; a full table refuses new SYNs (inline_refused).
- * Created by the client's SYN, removed by a timer once both FINs or a reset were seen
- * (PP_INLINE_CLOSE_NS later) or after the service's idle time without a segment.
+ * Created by the client's SYN, removed by a sweep (a timer, every PP_INLINE_SWEEP_NS) once
+ * both FINs or a reset were seen (PP_INLINE_CLOSE_NS after the last segment) or after the
+ * service's idle time without a segment.
  *
  * Sequence spaces: the header takes the backend's sequence numbers isn+1 .. isn+hdr_len,
  * so every client byte is hdr_len further on the backend's side than on the client's.
  */
 #define PP_INLINE_HDR_MAX 192             /* longest header an inline connection carries */
 #define PP_INLINE_CLOSE_NS 10000000000ULL /* state kept after the close: retransmissions */
+#define PP_INLINE_SWEEP_NS 2000000000ULL  /* how often expired states are looked for */
 #define PP_MAX_INLINE_CONNS_DEFAULT 65536
 
 /*
@@ -204,12 +205,13 @@ struct pp_counters {
 #define PP_INLINE_RESET_BACKEND 0x20 /* flags_backend */
 
 struct pp_inline_conn {
-    struct bpf_timer timer; /* removes the state: idle, or after the close */
-    __u64 created_ns;       /* bpf_ktime_get_coarse_ns() at the SYN */
-    __u64 last_seen_ns;     /* refreshed by every segment, both ways */
-    __u64 packets_in;       /* client -> backend segments; racy across CPUs, a gauge */
-    __u64 packets_out;      /* backend -> client segments, same caveat */
-    __u32 isn;              /* the client's initial sequence number, host order */
+    __u64 created_ns;   /* bpf_ktime_get_coarse_ns() at the SYN */
+    __u64 last_seen_ns; /* refreshed by every segment, both ways */
+    __u64 packets_in;   /* client -> backend segments; racy across CPUs, a gauge */
+    __u64 packets_out;  /* backend -> client segments, same caveat */
+    __u64 bytes_in;     /* client payload bytes (retransmissions too), same caveat */
+    __u64 bytes_out;    /* backend payload bytes, same caveat */
+    __u32 isn;          /* the client's initial sequence number, host order */
     __u32 service_id;
     __u16 hdr_len;               /* bytes of hdr[] the backend gets in front of the stream */
     __u8 flags;                  /* PP_INLINE_*, set by ingress */

@@ -32,7 +32,9 @@
  *   (the backend has part of it) becomes isn+1, which acknowledges nothing of the client's.
  * - FIN and RST go through shifted like any segment and mark the state closing: it is
  *   removed PP_INLINE_CLOSE_NS after the last segment (retransmissions still find it), or
- *   after the service's idle timeout, by a timer in the state itself: nothing in userspace.
+ *   after the service's idle timeout, by a sweep over the table that a timer runs every
+ *   PP_INLINE_SWEEP_NS: nothing in userspace. (Not a timer per state: bpf_timer_init
+ *   allocates, and under a burst of SYNs 6.18 fails it with ENOMEM after a few hundred.)
  *
  * The front's conntrack sees the backend's sequence space in both directions (ingress runs
  * before PREROUTING, egress after POSTROUTING), so strict window tracking holds.
@@ -50,6 +52,7 @@
 #include "skb_move.bpf.h"
 
 #define CLOCK_MONOTONIC 1
+#define EBUSY 16
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -94,21 +97,56 @@ static __always_inline __u64 lifetime(const struct pp_inline_conn *c) {
     return closing(c) ? PP_INLINE_CLOSE_NS : (__u64)c->idle_timeout_ms * 1000000;
 }
 
-/* The state's timer: removes it once it has been idle for its lifetime, else waits on. */
-static int expire(void *map, struct pp_flow_key *key, struct pp_inline_conn *c) {
-    __u64 now = bpf_ktime_get_coarse_ns();
-    __u64 idle = now > c->last_seen_ns ? now - c->last_seen_ns : 0;
-    __u64 life = lifetime(c);
+/*
+ * inline_sweep: the one timer that removes expired states. Armed by the first SYN a program
+ * sees (pinned with inline_conns: it goes on sweeping after the daemon is gone, and a new
+ * run adopts it armed).
+ */
+struct sweep {
+    struct bpf_timer timer;
+    __u64 armed;
+};
 
-    if (idle < life) {
-        bpf_timer_start(&c->timer, life - idle, 0);
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct sweep);
+} inline_sweep SEC(".maps");
+
+/* One state of the sweep: removed once it has been idle for its lifetime. */
+static long sweep_one(void *map, struct pp_flow_key *key, struct pp_inline_conn *c, __u64 *now) {
+    __u64 idle = *now > c->last_seen_ns ? *now - c->last_seen_ns : 0;
+
+    if (idle < lifetime(c))
         return 0;
-    }
     struct pp_counters *ctr = counters_of(c->service_id);
     if (ctr)
         ctr->inline_closed++;
     bpf_map_delete_elem(map, key);
     return 0;
+}
+
+static int sweep_all(void *map, __u32 *key, struct sweep *s) {
+    __u64 now = bpf_ktime_get_coarse_ns();
+    bpf_for_each_map_elem(&inline_conns, sweep_one, &now, 0);
+    bpf_timer_start(&s->timer, PP_INLINE_SWEEP_NS, 0);
+    return 0;
+}
+
+/* Arms the sweep the first time (racing CPUs may both set it going: no harm). */
+static __always_inline void arm_sweep(void) {
+    __u32 zero = 0;
+    struct sweep *s = bpf_map_lookup_elem(&inline_sweep, &zero);
+    if (!s || s->armed)
+        return;
+    long err = bpf_timer_init(&s->timer, &inline_sweep, CLOCK_MONOTONIC);
+    if (err < 0 && err != -EBUSY)
+        return; /* no memory now: the next SYN tries again */
+    if (bpf_timer_set_callback(&s->timer, sweep_all) < 0 ||
+        bpf_timer_start(&s->timer, PP_INLINE_SWEEP_NS, 0) < 0)
+        return;
+    s->armed = 1;
 }
 
 /* Pull the headers into the linear part when they are not, then parse. See udp.bpf.c. */
@@ -476,13 +514,7 @@ static __always_inline int on_syn(struct __sk_buff *skb, const struct pkt *p,
         c = bpf_map_lookup_elem(&inline_conns, key);
         if (!c)
             return -1;
-        if (bpf_timer_init(&c->timer, &inline_conns, CLOCK_MONOTONIC) < 0 ||
-            bpf_timer_set_callback(&c->timer, expire) < 0 ||
-            bpf_timer_start(&c->timer, lifetime(c), 0) < 0) {
-            bpf_map_delete_elem(&inline_conns, key); /* a state nothing would remove */
-            ctr->inline_refused++;
-            return -1;
-        }
+        arm_sweep();
         ctr->inline_conns_new++;
     }
     c->last_seen_ns = now;
@@ -536,14 +568,15 @@ static __always_inline int find_service(const struct pkt *p, const int egress,
     return 1;
 }
 
-/* A state that just began closing is removed PP_INLINE_CLOSE_NS after its last segment. */
-static __always_inline void mark(struct pp_inline_conn *c, __u8 *flags, __u8 bits) {
-    if ((*flags & bits) == bits)
-        return;
-    int was = closing(c);
-    *flags |= bits;
-    if (!was && closing(c))
-        bpf_timer_start(&c->timer, PP_INLINE_CLOSE_NS, 0);
+/* FIN or RST seen (a closing state is removed PP_INLINE_CLOSE_NS after its last segment). */
+static __always_inline void mark(__u8 *flags, __u8 bits) {
+    if ((*flags & bits) != bits)
+        *flags |= bits;
+}
+
+/* The payload bytes of a parsed segment. */
+static __always_inline __u32 payload_len(const struct pkt *p) {
+    return p->l3_end - p->l4_off - p->tcp_hlen;
 }
 
 SEC("tc")
@@ -577,10 +610,11 @@ int inline_ingress(struct __sk_buff *skb) {
     }
     c->last_seen_ns = now;
     c->packets_in++;
+    c->bytes_in += payload_len(&p);
     if (s.flags & TCP_RST)
-        mark(c, &c->flags, PP_INLINE_RESET_CLIENT);
+        mark(&c->flags, PP_INLINE_RESET_CLIENT);
     else if (s.flags & TCP_FIN)
-        mark(c, &c->flags, PP_INLINE_FIN_CLIENT);
+        mark(&c->flags, PP_INLINE_FIN_CLIENT);
 
     if (s.seq == c->isn + 1 && !(c->flags_backend & PP_INLINE_HDR_ACKED) &&
         !(s.flags & (TCP_RST | TCP_SYN))) {
@@ -634,10 +668,11 @@ int inline_egress(struct __sk_buff *skb) {
     }
     c->last_seen_ns = bpf_ktime_get_coarse_ns();
     c->packets_out++;
+    c->bytes_out += payload_len(&p);
     if (s.flags & TCP_RST)
-        mark(c, &c->flags_backend, PP_INLINE_RESET_BACKEND);
+        mark(&c->flags_backend, PP_INLINE_RESET_BACKEND);
     else if (s.flags & TCP_FIN)
-        mark(c, &c->flags_backend, PP_INLINE_FIN_BACKEND);
+        mark(&c->flags_backend, PP_INLINE_FIN_BACKEND);
 
     int changed;
     if (s.flags & TCP_SYN) {

@@ -103,11 +103,12 @@ const std::vector<Layout> &shared_structs() {
                   PP_FIELD(pp_attachment, services)),
         Layout{"pp_counters", sizeof(pp_counters), counter_fields(ppinject::kCounters)},
         PP_STRUCT(pp_inline_conn,                             //
-                  PP_FIELD(pp_inline_conn, timer),            //
                   PP_FIELD(pp_inline_conn, created_ns),       //
                   PP_FIELD(pp_inline_conn, last_seen_ns),     //
                   PP_FIELD(pp_inline_conn, packets_in),       //
                   PP_FIELD(pp_inline_conn, packets_out),      //
+                  PP_FIELD(pp_inline_conn, bytes_in),         //
+                  PP_FIELD(pp_inline_conn, bytes_out),        //
                   PP_FIELD(pp_inline_conn, isn),              //
                   PP_FIELD(pp_inline_conn, service_id),       //
                   PP_FIELD(pp_inline_conn, hdr_len),          //

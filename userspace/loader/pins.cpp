@@ -103,8 +103,8 @@ std::array<bpf_map *, 6> adopted_maps(const udp_bpf &udp) {
             udp.maps.counters, udp.maps.udp_flows,     udp.maps.attachments};
 }
 
-std::array<bpf_map *, 1> adopted_maps(const tcp_inline_bpf &inl) {
-    return {inl.maps.inline_conns};
+std::array<bpf_map *, 2> adopted_maps(const tcp_inline_bpf &inl) {
+    return {inl.maps.inline_conns, inl.maps.inline_sweep};
 }
 
 std::array<bpf_map *, 3> run_maps(const tcp_bpf &tcp) {

@@ -20,8 +20,9 @@ namespace ppinject {
 // The UDP object's maps that are pinned. A new run adopts them when their layout matches:
 // flows and counters carry on.
 std::array<bpf_map *, 6> adopted_maps(const udp_bpf &udp);
-// The inline TCP object's: its connection table, which outlives a run (connections go on).
-std::array<bpf_map *, 1> adopted_maps(const tcp_inline_bpf &inl);
+// The inline TCP object's: its connection table, which outlives a run (connections go on),
+// and the timer that sweeps it.
+std::array<bpf_map *, 2> adopted_maps(const tcp_inline_bpf &inl);
 // The TCP object's maps pinned for inspection only (tcp_listen: whether a transparent
 // service has a listener, for the health check): their sockets live and die with the run,
 // so each run pins fresh ones.
