@@ -565,9 +565,26 @@ header = "v1"
         return now;
     }
 
-    // After a connection closed: its state leaves the table within the close grace.
-    void expect_state_gone() {
+    // After connections closed: a state left is marked closing (it has every bit of
+    // `all_of` and one of `any_of`: both FINs, or a reset), and leaves the table within the
+    // close grace. The wait for the removal (10 s) is made for one case only, V2 over IPv4:
+    // it is the same sweep for all.
+    void expect_state_gone(std::uint8_t all_of, std::uint8_t any_of) {
         if (!injects()) {
+            return;
+        }
+        Fd map(bpf_obj_get((pin_root_ + "/inline_conns").c_str()));
+        ASSERT_TRUE(map) << "open " << pin_root_ << "/inline_conns: " << std::strerror(errno);
+        for (const pp_flow_key &k : conn_keys()) {
+            pp_inline_conn c{};
+            if (bpf_map_lookup_elem(map.get(), &k, &c) == 0) {
+                std::uint8_t f = c.flags | c.flags_backend;
+                EXPECT_TRUE((f & all_of) == all_of && (any_of == 0 || (f & any_of) != 0))
+                    << "state of a closed connection not marked closing: flags " << int{c.flags}
+                    << " flags_backend " << int{c.flags_backend};
+            }
+        }
+        if (kase().header != Header::v2 || !kase().v4) {
             return;
         }
         std::size_t left = wait_conns_at_most(0);
@@ -722,7 +739,7 @@ TEST_P(Forwarding, HalfCloseBothWays) {
         expect_complete(c, up, down, "client");
         expect_complete(b, down, up, "backend");
     }
-    expect_state_gone();
+    expect_state_gone(PP_INLINE_FIN_CLIENT | PP_INLINE_FIN_BACKEND, 0);
 }
 
 // A reset from either side (SO_LINGER 0 close) reaches the other as ECONNRESET.
@@ -747,7 +764,7 @@ TEST_P(Forwarding, ResetBothWays) {
         EXPECT_TRUE(n < 0 && errno == ECONNRESET)
             << "recv gave " << n << " (" << std::strerror(errno) << ") instead of ECONNRESET";
     }
-    expect_state_gone();
+    expect_state_gone(0, PP_INLINE_RESET_CLIENT | PP_INLINE_RESET_BACKEND);
 }
 
 // A server that speaks first: it reads the header, sends its banner before the client sent
@@ -799,10 +816,15 @@ TEST_P(Forwarding, ServerSpeaksFirst) {
         [&](int fd, const Endpoint &c) { expect_header(fd, c); });
 }
 
-// The same with the packet that carries the header dropped once, and three times.
+// The same with the packet that carries the header dropped once, and (V2 over IPv4 only:
+// it costs 7 s of the backend's SYN-ACK retransmissions) three times.
 TEST_P(Forwarding, ServerSpeaksFirstHeaderLost) {
     Fd listener = listen_backend();
-    for (std::uint32_t drops : {1u, 3u}) {
+    std::vector<std::uint32_t> rounds{1};
+    if (kase().header == Header::v2 && kase().v4) {
+        rounds.push_back(3);
+    }
+    for (std::uint32_t drops : rounds) {
         SCOPED_TRACE(std::to_string(drops) + " header packets dropped");
         std::uint64_t resent_before = injects() ? counter_or_fail("inline_header_resent") : 0;
         LossyLink lossy(*front_, "f1", LossyLink::Hook::egress);
