@@ -23,14 +23,14 @@
 #include "config/config.hpp"
 #include "support/decode_exact.hpp"
 #include "support/endpoint.hpp"
-#include "tcp/header.hpp"
+#include "config/header.hpp"
 
 namespace {
 
 using namespace ppinject;
-using ppinject::tcp::build_header;
-using ppinject::tcp::ConnectionFacts;
-using ppinject::tcp::max_header_len;
+using ppinject::build_header;
+using ppinject::ConnectionFacts;
+using ppinject::max_header_len;
 using pptest::Decoded;
 using pptest::ep;
 using V = std::vector<std::uint8_t>;

@@ -12,7 +12,7 @@
 
 #include "sys/fd.hpp"
 #include "sys/kernel.hpp"
-#include "tcp/header.hpp"
+#include "config/header.hpp"
 #include "tcp/service.hpp"
 
 namespace ppinject::tcp {

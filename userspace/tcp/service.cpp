@@ -1,6 +1,6 @@
 #include "tcp/service.hpp"
 
-#include "tcp/header.hpp"
+#include "config/header.hpp"
 
 namespace ppinject::tcp {
 

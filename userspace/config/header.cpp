@@ -1,6 +1,6 @@
-#include "tcp/header.hpp"
+#include "config/header.hpp"
 
-namespace ppinject::tcp {
+namespace ppinject {
 namespace {
 
 std::span<const std::uint8_t> bytes(std::string_view s) {
@@ -51,4 +51,4 @@ proxy::Error build_header(const Service &svc, const ConnectionFacts &facts,
     return w.finish(t.crc32c, written);
 }
 
-}  // namespace ppinject::tcp
+}  // namespace ppinject

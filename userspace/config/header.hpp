@@ -1,4 +1,5 @@
-// The PROXY header a TCP service writes to its backend before the client's bytes.
+// The PROXY header a TCP service writes to its backend before the client's bytes: the
+// relay writes it per connection, the loader takes the inline data path's TLVs from it.
 #pragma once
 
 #include <array>
@@ -10,11 +11,7 @@
 #include "codec/proxy.hpp"
 #include "config/config.hpp"
 
-namespace ppinject::tcp {
-
-// Longest header a service can produce (config.hpp; one count for the relay's buffers and
-// the inline header's limit).
-using ppinject::max_header_len;
+namespace ppinject {
 
 // What varies per connection.
 struct ConnectionFacts {
@@ -29,4 +26,4 @@ struct ConnectionFacts {
 proxy::Error build_header(const Service &svc, const ConnectionFacts &facts,
                           std::span<std::uint8_t> out, std::size_t &written);
 
-}  // namespace ppinject::tcp
+}  // namespace ppinject
