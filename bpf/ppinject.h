@@ -221,6 +221,23 @@ struct pp_inline_conn {
 };
 
 /*
+ * inline_tlvs: array by service id: the TLVs an inline v2 service's header carries behind
+ * the addresses, built by the loader with the relay's header code, with the UNIQUE_ID and
+ * CRC32C values zero. The SYN's program copies them, fills a random UNIQUE_ID and computes
+ * the CRC32C over the whole header. len 0: no TLVs.
+ */
+#define PP_INLINE_TLV_MAX (PP_INLINE_HDR_MAX - PP_V2_HDR_LEN_INET6)
+#define PP_INLINE_NO_TLV 0xFFFF
+
+struct pp_inline_tlvs {
+    __u16 len;          /* bytes of tlvs[], at most PP_INLINE_TLV_MAX */
+    __u16 unique_id_at; /* offset in tlvs[] of the 16-byte UNIQUE_ID value, or PP_INLINE_NO_TLV */
+    __u16 crc32c_at;    /* offset in tlvs[] of the 4-byte CRC32C value, or PP_INLINE_NO_TLV */
+    __u16 pad0;
+    __u8 tlvs[PP_INLINE_TLV_MAX];
+};
+
+/*
  * TCP. tcp_listen: sockmap of the daemon's listening sockets for transparent services,
  * slot PP_TCP_LISTEN_SLOT(id, ipv6); the sk_lookup program hands new connections for a
  * service's addresses and ports to them. tcp_socks: sockhash of spliced sockets keyed by

@@ -35,6 +35,20 @@ struct {
 } shift_buf SEC(".maps");
 
 /*
+ * A size n already tested to be in [1, max], rewritten into a form whose range every
+ * verifier derives for a helper's size argument: 6.1's learns nothing from a test against
+ * 0 (it refines only the branch where the value equals it) and refuses a possibly-zero size,
+ * so the lower bound comes from the arithmetic, the identity ((n - 1) & mask) + 1 for a
+ * power-of-two mask + 1 >= max; the caller tests n <= max again on the result. The barrier
+ * keeps clang from folding it away.
+ */
+#define SIZE_AT_LEAST_1(n, mask)      \
+    ({                                \
+        barrier_var(n);               \
+        (n) = (((n)-1) & (mask)) + 1; \
+    })
+
+/*
  * State of one payload move, shared with the bpf_loop() callback. The callback only reads
  * it (err aside, set on the way out): chunk `index` is found from the index alone.
  *
@@ -138,7 +152,8 @@ static long sum_chunk(__u32 index, void *ctx) {
     }
     /* bpf_csum_diff takes whole words: the bytes past n are zeros, which add nothing. */
     __u64 words = (n + 3) & ~3ULL;
-    *(__u32 *)(s->buf->buf + ((n & ~3ULL) & (CHUNK - 8))) &= n % 4 ? ((1U << (8 * (n % 4))) - 1) : ~0U;
+    *(__u32 *)(s->buf->buf + ((n & ~3ULL) & (CHUNK - 8))) &=
+        n % 4 ? ((1U << (8 * (n % 4))) - 1) : ~0U;
     barrier_var(words);
     words = ((words - 1) & (SUM_CHUNK - 1)) + 1;
     __s64 part = bpf_csum_diff(NULL, 0, (__be32 *)s->buf->buf, words & ~3ULL, 0);

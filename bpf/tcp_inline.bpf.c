@@ -61,6 +61,13 @@ struct {
     __type(value, struct pp_inline_conn);
 } inline_conns SEC(".maps");
 
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, PP_MAX_SERVICES);
+    __type(key, __u32);
+    __type(value, struct pp_inline_tlvs);
+} inline_tlvs SEC(".maps");
+
 /* Byte 13 of the TCP header. */
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
@@ -280,9 +287,14 @@ static __always_inline int rewrite_options(struct __sk_buff *skb, const struct p
 
     if (len == 0 || len > MAX_OPTS)
         return 0;
+    SIZE_AT_LEAST_1(len, OPT_BUF - 1);
+    if (len > MAX_OPTS)
+        return 0;
     if (bpf_skb_load_bytes(skb, p->l4_off + sizeof(struct tcphdr), w.o.b, len) < 0)
         return 0; /* the parser saw the header in the packet: never */
-    w.kind = job == OPT_STRIP_TFO ? TCPOPT_FASTOPEN : job == OPT_CLAMP_MSS ? TCPOPT_MSS : TCPOPT_SACK;
+    w.kind = job == OPT_STRIP_TFO   ? TCPOPT_FASTOPEN
+             : job == OPT_CLAMP_MSS ? TCPOPT_MSS
+                                    : TCPOPT_SACK;
     if (bpf_loop(MAX_OPTS, walk_option, &w, 0) < 0 || w.olen == 0)
         return 0;
     orig = w.o;
@@ -311,7 +323,8 @@ static __always_inline int rewrite_options(struct __sk_buff *skb, const struct p
     }
     /* The option area starts at an even offset and is whole words: one difference. */
     __s64 diff = bpf_csum_diff((__be32 *)orig.b, len, (__be32 *)w.o.b, len, 0);
-    if (diff < 0 || bpf_skb_store_bytes(skb, p->l4_off + sizeof(struct tcphdr), w.o.b, len, 0) < 0 ||
+    if (diff < 0 ||
+        bpf_skb_store_bytes(skb, p->l4_off + sizeof(struct tcphdr), w.o.b, len, 0) < 0 ||
         bpf_l4_csum_replace(skb, p->l4_off + TCP_CSUM_OFF, 0, diff, 0) < 0)
         return -1;
     return 1;
@@ -349,12 +362,38 @@ enum rewrite {
     REWRITE_BROKEN,
 };
 
+/* A header being built: the hdr[] of a state (global functions take sized pointers). */
+struct hdr_buf {
+    __u8 b[PP_INLINE_HDR_MAX];
+};
+
+/*
+ * Write the header's h bytes at `off` in the packet; the one's-complement sum of its bytes
+ * (32 bits, unfolded), or -1. Global, verified on its own: inlined, clang bounded h on a
+ * register and passed the helpers an unchecked copy from the stack, which 6.1 refused.
+ */
+__noinline __s64 put_header(struct __sk_buff *skb, __u32 off, const struct hdr_buf *hb, __u32 h) {
+    __u32 words = (h + 3) & ~3U; /* zeros follow the header in hdr[] */
+
+    if (!skb || !hb || h == 0 || h > PP_INLINE_HDR_MAX)
+        return -1;
+    SIZE_AT_LEAST_1(h, 255);
+    SIZE_AT_LEAST_1(words, 255);
+    if (h > PP_INLINE_HDR_MAX || words > PP_INLINE_HDR_MAX)
+        return -1;
+    if (bpf_skb_store_bytes(skb, off, hb->b, h, 0) < 0)
+        return -1;
+    return bpf_csum_diff(NULL, 0, (__be32 *)hb->b, words, 0);
+}
+
 /*
  * Insert the connection's header at the start of the segment's payload: grow at the tail,
  * move the payload H on, write the header in front of it, fix lengths and the checksum.
+ * A function of its own (a BPF-to-BPF call), so that its stack is not ingress's: the
+ * deepest chain of calls (ingress, on_syn, the header's builder) has to fit 512 bytes.
  */
-static __always_inline enum rewrite insert_header(struct __sk_buff *skb, const struct pkt *p,
-                                                  const struct pp_inline_conn *c) {
+static __noinline enum rewrite insert_header(struct __sk_buff *skb, const struct pkt *p,
+                                             const struct pp_inline_conn *c) {
     __u32 h = c->hdr_len;
     __u32 payload = p->l4_off + p->tcp_hlen;
     __u32 tcp_len = p->l3_end - p->l4_off;
@@ -368,16 +407,12 @@ static __always_inline enum rewrite insert_header(struct __sk_buff *skb, const s
         if (psum < 0)
             return REWRITE_REFUSED;
     }
-    __u32 words = (h + 3) & ~3U; /* zeros follow the header in hdr[] */
-    if (words > PP_INLINE_HDR_MAX)
-        return REWRITE_REFUSED;
-    __s64 hsum = bpf_csum_diff(NULL, 0, (__be32 *)c->hdr, words, 0);
-    if (hsum < 0)
-        return REWRITE_REFUSED;
     if (bpf_skb_change_tail(skb, p->l3_end + h, 0) < 0)
         return REWRITE_REFUSED; /* unchanged (trailing padding goes) */
-    if (move_bytes(skb, payload, payload + h, plen) < 0 ||
-        bpf_skb_store_bytes(skb, payload, c->hdr, h, 0) < 0)
+    if (move_bytes(skb, payload, payload + h, plen) < 0)
+        return REWRITE_BROKEN;
+    __s64 hsum = put_header(skb, payload, (const struct hdr_buf *)c->hdr, h);
+    if (hsum < 0)
         return REWRITE_BROKEN;
     __u64 delta = (__u32)hsum;
     if (h & 1) {
@@ -462,8 +497,15 @@ static __always_inline __u32 put_addr(__u8 *buf, __u32 pos, const __u8 *a, int i
     return pos;
 }
 
-/* "PROXY TCP4 <src> <dst> <sport> <dport>\r\n" into buf (zeroed); its length. */
-static __always_inline __u32 build_v1(__u8 *buf, const struct pkt *p) {
+/*
+ * "PROXY TCP4 <src> <dst> <sport> <dport>\r\n" into buf (zeroed); its length. Global, so
+ * verified once on its own: inlined, its digit-by-digit branches multiplied the states of
+ * everything around it.
+ */
+__noinline __u32 build_v1(struct hdr_buf *hb, const struct pkt *p) {
+    if (!hb || !p)
+        return 0; /* never: the verifier takes a global function's pointers as nullable */
+    __u8 *buf = hb->b;
     static const char proxy[] = "PROXY TCP";
     __u32 pos = 0;
 #pragma unroll
@@ -482,13 +524,106 @@ static __always_inline __u32 build_v1(__u8 *buf, const struct pkt *p) {
     return put_char(buf, pos, '\n');
 }
 
+/* The connection's state for a segment of an inline service, and its counters. */
+struct conn_ctx {
+    struct pp_service *svc;
+    struct pp_counters *ctr;
+    struct pp_flow_key key;
+};
+
+/*
+ * CRC32C (Castagnoli, reflected 0x82F63B78) of a header, bit by bit, one byte a bpf_loop()
+ * step: as a loop in the program the verifier followed every byte's exact value (most of
+ * a header is constant) through every way to it, past the 1M instruction limit.
+ */
+struct crc_walk {
+    const struct hdr_buf *hb;
+    __u32 len; /* at most PP_INLINE_HDR_MAX */
+    __u32 crc;
+};
+
+static long crc_byte(__u32 index, void *ctx) {
+    struct crc_walk *w = ctx;
+    __u64 i = index; /* 64-bit: see move_chunk */
+
+    if (i >= w->len)
+        return 1;
+    /* Apart, behind a barrier: merged with the test above into one against min(len, MAX),
+     * it told the verifier nothing about i. */
+    barrier_var(i);
+    if (i >= PP_INLINE_HDR_MAX)
+        return 1;
+    __u32 crc = w->crc ^ w->hb->b[i];
+#pragma unroll
+    for (int k = 0; k < 8; k++)
+        crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1));
+    w->crc = crc;
+    return 0;
+}
+
+static __always_inline __u32 crc32c(const struct hdr_buf *hb, __u32 len) {
+    struct crc_walk w = {.hb = hb, .len = len, .crc = ~0U};
+    bpf_loop(PP_INLINE_HDR_MAX, crc_byte, &w, 0);
+    return ~w.crc;
+}
+
+/* Copy a service's TLV block behind the addresses, `at` 28 or 52 (zeros follow len). */
+static __always_inline void put_tlvs(__u8 *hdr, const struct pp_inline_tlvs *t, __u32 at) {
+    /* A plain loop: unrolled, clang kept 35 precomputed offsets on the stack. */
+    for (__u32 k = 0; k < PP_INLINE_TLV_MAX / 4; k++) {
+        __u32 to = at + 4 * k;
+        if (to + 4 > PP_INLINE_HDR_MAX)
+            break;
+        *(__u32 *)(hdr + to) = *(const __u32 *)(t->tlvs + 4 * k);
+    }
+}
+
+/*
+ * The v2 header of a connection into hdr (zeroed): addresses, then the service's TLVs with
+ * a UNIQUE_ID of its own and the CRC32C over the whole. Its length, or 0 when the TLVs the
+ * loader wrote do not fit (never: config validation bounds them). Global, as build_v1.
+ */
+__noinline __u32 build_inline_v2(struct hdr_buf *hb, const struct pkt *p, __u32 service_id) {
+    if (!hb || !p)
+        return 0;
+    __u8 *hdr = hb->b;
+    __u32 base = build_v2(hdr, p, 1); /* STREAM */
+    struct pp_inline_tlvs *t = bpf_map_lookup_elem(&inline_tlvs, &service_id);
+    if (!t || t->len == 0)
+        return base;
+    if (t->len > PP_INLINE_TLV_MAX)
+        return 0;
+    put_tlvs(hdr, t, base);
+    __u32 len = base + t->len;
+    __be16 v2len = bpf_htons(len - 16); /* what follows the 16-byte fixed part */
+    __builtin_memcpy(hdr + 14, &v2len, 2);
+    __u32 at = base + t->unique_id_at;
+    if (t->unique_id_at != PP_INLINE_NO_TLV && at + 16 <= len && at <= PP_INLINE_HDR_MAX - 16) {
+#pragma unroll
+        for (int k = 0; k < 16; k += 4) {
+            __u32 r = bpf_get_prandom_u32();
+            __builtin_memcpy(hdr + at + k, &r, 4);
+        }
+    }
+    at = base + t->crc32c_at;
+    if (t->crc32c_at != PP_INLINE_NO_TLV && at + 4 <= len && at <= PP_INLINE_HDR_MAX - 4) {
+        __be32 crc = bpf_htonl(crc32c(hb, len));
+        __builtin_memcpy(hdr + at, &crc, 4);
+    }
+    return len;
+}
+
 /*
  * A client SYN: create the state (or keep it, for a retransmitted SYN), strip Fast Open.
- * Returns 0 to pass the SYN on, -1 to drop it.
+ * Returns 0 to pass the SYN on, -1 to drop it. A function of its own (a BPF-to-BPF call),
+ * so that its stack (the option walk, the header being built) is not added to the rest of
+ * ingress's.
  */
-static __always_inline int on_syn(struct __sk_buff *skb, const struct pkt *p,
-                                  const struct pp_service *svc, struct pp_counters *ctr,
-                                  const struct pp_flow_key *key, const struct seg *s, __u64 now) {
+static __noinline int on_syn(struct __sk_buff *skb, const struct pkt *p, struct conn_ctx *x,
+                             const struct seg *s, __u64 now) {
+    const struct pp_service *svc = x->svc;
+    struct pp_counters *ctr = x->ctr;
+    const struct pp_flow_key *key = &x->key;
     struct pp_inline_conn *c = bpf_map_lookup_elem(&inline_conns, key);
     if (c && c->isn != s->seq && !closing(c))
         return 0; /* a SYN inside a live connection: the backend answers it with an ACK */
@@ -505,7 +640,13 @@ static __always_inline int on_syn(struct __sk_buff *skb, const struct pkt *p,
         v->isn = s->seq;
         v->service_id = svc->id;
         v->idle_timeout_ms = svc->flow_timeout_ns / 1000000;
-        v->hdr_len = svc->header == PP_HDR_V1 ? build_v1(v->hdr, p) : build_v2(v->hdr, p, 1);
+        v->hdr_len = svc->header == PP_HDR_V1
+                         ? build_v1((struct hdr_buf *)v->hdr, p)
+                         : build_inline_v2((struct hdr_buf *)v->hdr, p, svc->id);
+        if (v->hdr_len == 0) {
+            ctr->inline_rewrite_failed++;
+            return -1;
+        }
         /* A closing state of the same 4-tuple gives way (a new connection after the old). */
         if (bpf_map_update_elem(&inline_conns, key, v, c ? BPF_EXIST : BPF_NOEXIST) < 0) {
             ctr->inline_refused++; /* full: E2BIG; the client tries again */
@@ -537,19 +678,11 @@ static __always_inline int on_syn(struct __sk_buff *skb, const struct pkt *p,
     return 0;
 }
 
-/* The connection's state for a segment of an inline service, and its counters. */
-struct conn_ctx {
-    struct pp_service *svc;
-    struct pp_counters *ctr;
-    struct pp_flow_key key;
-};
-
 /*
  * The inline service of a parsed segment, seen from the client (`egress` 0: its
  * destination) or from the backend (1: its source). 0 when the segment is none of ours.
  */
-static __always_inline int find_service(const struct pkt *p, const int egress,
-                                        struct conn_ctx *x) {
+static __always_inline int find_service(const struct pkt *p, const int egress, struct conn_ctx *x) {
     const __u8 *client = egress ? p->daddr : p->saddr;
     const __u8 *service = egress ? p->saddr : p->daddr;
     __be16 cport = egress ? p->dport : p->sport;
@@ -601,7 +734,7 @@ int inline_ingress(struct __sk_buff *skb) {
     }
     __u64 now = bpf_ktime_get_coarse_ns();
     if ((s.flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
-        return on_syn(skb, &p, x.svc, x.ctr, &x.key, &s, now) < 0 ? TC_ACT_SHOT : TC_PASS;
+        return on_syn(skb, &p, &x, &s, now) < 0 ? TC_ACT_SHOT : TC_PASS;
 
     struct pp_inline_conn *c = bpf_map_lookup_elem(&inline_conns, &x.key);
     if (!c) {

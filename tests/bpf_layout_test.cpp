@@ -116,6 +116,12 @@ const std::vector<Layout> &shared_structs() {
                   PP_FIELD(pp_inline_conn, flags_backend),    //
                   PP_FIELD(pp_inline_conn, idle_timeout_ms),  //
                   PP_FIELD(pp_inline_conn, hdr)),
+        PP_STRUCT(pp_inline_tlvs,                          //
+                  PP_FIELD(pp_inline_tlvs, len),           //
+                  PP_FIELD(pp_inline_tlvs, unique_id_at),  //
+                  PP_FIELD(pp_inline_tlvs, crc32c_at),     //
+                  PP_FIELD(pp_inline_tlvs, pad0),          //
+                  PP_FIELD(pp_inline_tlvs, tlvs)),
         PP_STRUCT(pp_tcp_peer,                         //
                   PP_FIELD(pp_tcp_peer, peer_cookie),  //
                   PP_FIELD(pp_tcp_peer, conn),         //

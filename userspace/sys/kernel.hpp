@@ -21,6 +21,7 @@ static_assert(sizeof(pp_attachment) == 72 && offsetof(pp_attachment, services) =
 static_assert(sizeof(pp_flow_key) == 36 && offsetof(pp_flow_key, client_port) == 32);
 static_assert(sizeof(pp_flow) == 40 && offsetof(pp_flow, service_id) == 32);
 static_assert(sizeof(pp_inline_conn) == 256 && offsetof(pp_inline_conn, hdr) == 64);
+static_assert(sizeof(pp_inline_tlvs) == 148 && offsetof(pp_inline_tlvs, tlvs) == 8);
 
 // One counter of struct pp_counters: its stable name, a help line, where it lives.
 struct CounterInfo {
