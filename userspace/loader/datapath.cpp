@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "config/header.hpp"
 #include "config/names.hpp"
 #include "loader/bpffs.hpp"
 #include "loader/map_iter.hpp"
@@ -138,6 +139,35 @@ ServiceEntries service_entries(const Config &cfg) {
         }
     }
     return out;
+}
+
+// The TLV block of an inline v2 service's header (pp_inline_tlvs): the relay's header for
+// any IPv4 connection, its addresses cut off, UNIQUE_ID and CRC32C values left zero for the
+// program to fill per connection. Empty (len 0) for a service without TLVs.
+pp_inline_tlvs inline_tlvs_of(const Service &svc) {
+    pp_inline_tlvs t{};
+    t.unique_id_at = t.crc32c_at = PP_INLINE_NO_TLV;
+    if (svc.header != HeaderMode::v2 || !svc.tlv.any()) {
+        return t;
+    }
+    std::array<std::uint8_t, PP_INLINE_HDR_MAX> buf{};
+    std::size_t len = 0;
+    ConnectionFacts facts;  // 0.0.0.0:0 both ways, UNIQUE_ID all zeros
+    if (build_header(svc, facts, buf, len) != proxy::Error::ok || len < PP_V2_HDR_LEN_INET ||
+        len - PP_V2_HDR_LEN_INET > PP_INLINE_TLV_MAX) {
+        throw std::runtime_error("header of inline service " + svc.name +
+                                 " does not fit the inline header's room");  // never: check
+    }
+    t.len = static_cast<std::uint16_t>(len - PP_V2_HDR_LEN_INET);
+    std::memcpy(t.tlvs, buf.data() + PP_V2_HDR_LEN_INET, t.len);
+    if (svc.tlv.unique_id) {
+        t.unique_id_at = 3;  // the first TLV (build_header's order), its value after type+length
+    }
+    if (svc.tlv.crc32c) {
+        t.crc32c_at = static_cast<std::uint16_t>(t.len - 4);  // the last TLV's value
+        std::memset(t.tlvs + t.crc32c_at, 0, 4);
+    }
+    return t;
 }
 
 // Makes the udp_ports bitmap behind `fd` hold `want`, or, with `add_only`, `want` and
@@ -425,6 +455,19 @@ void Datapath::sync_services(const Config &cfg) {
     int ports = bpf_map__fd(udp_->maps.udp_ports);
     sync_ports(ports, want.udp_ports, true);
     sync_map(bpf_map__fd(udp_->maps.udp_addresses), "udp_addresses", want.udp_addresses);
+    // An inline service's TLVs before its services entry: its first SYN builds its header.
+    std::vector<pp_inline_tlvs> tlvs(PP_MAX_SERVICES);
+    for (const auto &svc : cfg.services) {
+        if (svc.mode == TcpMode::inline_) {
+            tlvs[svc.id] = inline_tlvs_of(svc);
+        }
+    }
+    int tlv_fd = bpf_map__fd(inline_->maps.inline_tlvs);
+    for (std::uint32_t id = 0; id < PP_MAX_SERVICES; id++) {
+        if (bpf_map_update_elem(tlv_fd, &id, &tlvs[id], BPF_ANY) != 0) {
+            throw std::runtime_error(error_text("update inline_tlvs map", -errno));
+        }
+    }
     sync_map(bpf_map__fd(udp_->maps.services), "services", want.services);
     sync_ports(ports, want.udp_ports, false);
 }
