@@ -556,6 +556,7 @@ TEST_P(TcpInlineProgTest, FastOpenOptionAndDataAreStripped) {
         {"Kind254CookieAndData", tfo_exp, 100, true},
         {"Kind34CookieRequestNoData", tfo_request, 0, true},
         {"DataWithoutOption", {}, 100, true},
+        {"Kind34CookieAndOddData", tfo, 7, true},  // the cut bytes' sum ends in a partial word
         {"OtherExperimentalOptionKept", other_exp, 0, false},
     };
     std::uint64_t n = 0, stripped = 0;
