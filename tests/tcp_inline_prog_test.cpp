@@ -95,11 +95,19 @@ const Variant kVariants[] = {
     {"V6V1Odd", Family::v6, PP_HDR_V1, 40000, 67}, {"V6V1Even", Family::v6, PP_HDR_V1, 4000, 66},
 };
 
+// Every variant with CHECKSUM_NONE. With CHECKSUM_COMPLETE only the segments that keep
+// their length are checked (see step()), whose rewrites (bpf_l4_csum_replace of aligned
+// words) do not depend on H: one variant per family and header version is enough, and each
+// test under ctest is a process of its own that loads the programs again (inline_ingress
+// takes about 0.35 s to verify on Linux 6.18).
 std::vector<Variant> variants(Csum csum) {
     std::vector<Variant> out;
     for (Variant v : kVariants) {
         v.csum = csum;
-        out.push_back(v);
+        if (csum == Csum::none || std::string(v.name) == "V4V1Odd" ||
+            std::string(v.name) == "V6V2") {
+            out.push_back(v);
+        }
     }
     return out;
 }
