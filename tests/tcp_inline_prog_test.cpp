@@ -26,6 +26,7 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -34,6 +35,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -354,7 +356,8 @@ class TcpInlineProgTest : public ::testing::TestWithParam<Variant> {
         }
     }
 
-    void add_service(const char *addr, std::uint16_t port, std::uint32_t id, std::uint8_t flags) {
+    void add_service(const char *addr, std::uint16_t port, std::uint32_t id, std::uint8_t flags,
+                     std::uint64_t idle_ns = kIdle) {
         auto a = ppinject::IpAddress::parse(addr);
         ASSERT_TRUE(a) << addr;
         pp_service_key key =
@@ -363,7 +366,7 @@ class TcpInlineProgTest : public ::testing::TestWithParam<Variant> {
         v.id = id;
         v.header = GetParam().header;
         v.flags = flags;
-        v.flow_timeout_ns = kIdle;
+        v.flow_timeout_ns = idle_ns;
         std::snprintf(v.name, sizeof v.name, "svc%u", id);
         int err = bpf_map__update_elem(skel_->maps.services, &key, sizeof key, &v, sizeof v, 0);
         ASSERT_EQ(err, 0) << "services[" << addr << ":" << port << "]: " << std::strerror(-err);
@@ -901,6 +904,23 @@ TEST_P(TcpInlineProgTest, ResetFromEitherSideMarksTheState) {
                                                             {"inline_conns_new", 2},
                                                             {"inline_mss_clamped", 2},
                                                             {"inline_headers", 2}})}}));
+}
+
+// --- The state's timer ----------------------------------------------------------------
+
+TEST_P(TcpInlineProgTest, IdleStateIsRemovedByItsTimer) {
+    const Conn c = conn();
+    add_service(c.service(), kPort, kService, PP_SVC_INLINE, 1'000'000);  // idle after 1 ms
+    step("SYN", Dir::ingress, c.syn(), kUnspec);
+    bool gone = false;
+    for (int i = 0; i < 200 && !gone; i++) {  // at most 2 s
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        gone = !state(c);
+    }
+    EXPECT_TRUE(gone) << "the state is still there 2 s after a 1 ms idle timeout";
+    EXPECT_EQ(all_counters(),
+              (AllCounts{{kService,
+                          counts({{"seen", 1}, {"inline_conns_new", 1}, {"inline_closed", 1}})}}));
 }
 
 // --- 12. A full table -----------------------------------------------------------------
