@@ -150,9 +150,11 @@ static long sum_chunk(__u32 index, void *ctx) {
         s->err = 1;
         return 1;
     }
-    /* bpf_csum_diff takes whole words: the bytes past n are zeros, which add nothing. */
+    /* bpf_csum_diff takes whole words: the bytes past n are zeros, which add nothing. The
+     * word holding byte n is at n & ~3; the mask (CHUNK - 4) keeps it inside the buffer and
+     * aligned without moving it (CHUNK - 8 cleared the wrong word when n % 8 was 5..7). */
     __u64 words = (n + 3) & ~3ULL;
-    *(__u32 *)(s->buf->buf + ((n & ~3ULL) & (CHUNK - 8))) &=
+    *(__u32 *)(s->buf->buf + ((n & ~3ULL) & (CHUNK - 4))) &=
         n % 4 ? ((1U << (8 * (n % 4))) - 1) : ~0U;
     barrier_var(words);
     words = ((words - 1) & (SUM_CHUNK - 1)) + 1;

@@ -1299,7 +1299,7 @@ TEST_F(UdpProgTest, MutatedFramesKeepTheInvariants) {
                 << "changed frame fails the independent check: " << fout.error << "\n"
                 << pptest::hex(r.out);
             ASSERT_EQ(fout.ip_checksum_ok, fin.ip_checksum_ok) << pptest::hex(r.out);
-            ASSERT_EQ(fout.udp_checksum_ok, fin.udp_checksum_ok) << pptest::hex(r.out);
+            ASSERT_EQ(fout.l4_checksum_ok, fin.l4_checksum_ok) << pptest::hex(r.out);
             valid_changed += fin.ok();
             ASSERT_EQ(changes, 1u) << "a changed frame is one injection or strip";
             continue;

@@ -11,7 +11,7 @@ namespace {
 
 constexpr std::uint16_t kEthIpv4 = 0x0800, kEthIpv6 = 0x86DD;
 constexpr std::uint16_t kTpid8021Q = 0x8100, kTpid8021AD = 0x88A8;
-constexpr std::uint8_t kUdp = 17;
+constexpr std::uint8_t kUdp = 17, kTcp = 6;
 constexpr std::uint8_t kHopByHop = 0, kRouting = 43, kFragmentHdr = 44, kDestOpts = 60;
 
 void put16(Bytes &b, std::uint16_t v) {
@@ -68,7 +68,7 @@ std::uint16_t l4_checksum(std::uint8_t protocol, const std::uint8_t *src, const 
 }  // namespace
 
 std::uint16_t tcp_checksum(const Addr &src, const Addr &dst, const Bytes &segment) {
-    return l4_checksum(6, src.bytes.data(), dst.bytes.data(), src.size(),
+    return l4_checksum(kTcp, src.bytes.data(), dst.bytes.data(), src.size(),
                        static_cast<std::uint16_t>(segment.size()), segment);
 }
 
@@ -150,6 +150,19 @@ Packet &Packet::udp(std::uint16_t sport, std::uint16_t dport) {
     dport_ = dport;
     return *this;
 }
+Packet &Packet::tcp(std::uint16_t sport, std::uint16_t dport, Tcp fields) {
+    while (fields.options.size() % 4 != 0) {
+        fields.options.push_back(0);  // End of Option List
+    }
+    if (fields.options.size() > 40) {
+        throw std::invalid_argument("TCP options longer than 40 bytes");
+    }
+    protocol_ = kTcp;
+    sport_ = sport;
+    dport_ = dport;
+    tcp_ = std::move(fields);
+    return *this;
+}
 Packet &Packet::payload(Bytes p) {
     payload_ = std::move(p);
     return *this;
@@ -219,17 +232,37 @@ static Bytes ext_chain(const std::vector<Ipv6Ext> &ext, const std::optional<Frag
 }
 
 Bytes Packet::l4_datagram() const {
-    if (protocol_ != kUdp || !raw_l4_.empty()) {
+    if ((protocol_ != kUdp && protocol_ != kTcp) || !raw_l4_.empty()) {
         return raw_l4_;
     }
-    std::uint16_t len = udp_length_.value_or(static_cast<std::uint16_t>(8 + payload_.size()));
     Bytes d;
+    std::uint16_t len = 0;
+    std::size_t csum_at = 0;
     put16(d, sport_);
     put16(d, dport_);
-    put16(d, len);
-    put16(d, 0);
+    if (protocol_ == kUdp) {
+        len = udp_length_.value_or(static_cast<std::uint16_t>(8 + payload_.size()));
+        put16(d, len);
+        csum_at = d.size();
+        put16(d, 0);
+    } else {
+        // Sequence and acknowledgement numbers, data offset (words) | reserved, flags,
+        // window, checksum, urgent pointer, options.
+        put16(d, static_cast<std::uint16_t>(tcp_.seq >> 16));
+        put16(d, static_cast<std::uint16_t>(tcp_.seq & 0xFFFF));
+        put16(d, static_cast<std::uint16_t>(tcp_.ack >> 16));
+        put16(d, static_cast<std::uint16_t>(tcp_.ack & 0xFFFF));
+        d.push_back(static_cast<std::uint8_t>((20 + tcp_.options.size()) / 4 << 4));
+        d.push_back(tcp_.flags);
+        put16(d, tcp_.window);
+        csum_at = d.size();
+        put16(d, 0);
+        put16(d, tcp_.urgent);
+        d.insert(d.end(), tcp_.options.begin(), tcp_.options.end());
+        len = static_cast<std::uint16_t>(d.size() + payload_.size());
+    }
     d.insert(d.end(), payload_.begin(), payload_.end());
-    if (src_.v6 || !no_udp_checksum_) {
+    if (src_.v6 || protocol_ == kTcp || !no_udp_checksum_) {
         std::array<std::uint8_t, 16> dst = dst_.bytes;
         if (src_.v6) {
             for (const auto &e : ext_) {
@@ -240,7 +273,8 @@ Bytes Packet::l4_datagram() const {
                 }
             }
         }
-        set16(d, 6, l4_checksum(kUdp, src_.bytes.data(), dst.data(), src_.size(), len, d));
+        set16(d, csum_at,
+              l4_checksum(protocol_, src_.bytes.data(), dst.data(), src_.size(), len, d));
     }
     return d;
 }
@@ -350,6 +384,53 @@ std::uint16_t ones_complement_sum(const std::uint8_t *data, std::size_t len,
     return static_cast<std::uint16_t>(acc);
 }
 
+namespace {
+
+// The TCP part of check_frame(): the segment [l4, ip_end) of `frame`, its pseudo-header from
+// src and dst (alen bytes each).
+FrameCheck check_tcp(const Bytes &frame, FrameCheck r, const std::uint8_t *src,
+                     const std::uint8_t *dst, std::size_t alen, std::size_t l4,
+                     std::size_t ip_end) {
+    auto fail = [&r](std::string why) {
+        r.error = std::move(why);
+        return r;
+    };
+    if (l4 + 20 > frame.size() || l4 + 20 > ip_end) {
+        return fail("truncated TCP header");
+    }
+    r.parsed = true;
+    r.protocol = kTcp;
+    r.l4_offset = l4;
+    r.tcp_header_length = (frame[l4 + 12] >> 4) * 4u;
+    if (ip_end > frame.size()) {
+        return fail("IP packet longer than the frame");
+    }
+    r.trailing = frame.size() - ip_end;
+    r.lengths_ok = r.tcp_header_length >= 20 && l4 + r.tcp_header_length <= ip_end;
+    if (!r.lengths_ok) {
+        return fail("TCP data offset " + std::to_string(r.tcp_header_length) +
+                    " outside the IP payload of " + std::to_string(ip_end - l4));
+    }
+    r.payload.assign(frame.begin() + static_cast<long>(l4 + r.tcp_header_length),
+                     frame.begin() + static_cast<long>(ip_end));
+    // RFC 793: the sum over pseudo-header (src, dst, zero + protocol, TCP length) and the
+    // whole segment, checksum field included, is all ones.
+    std::uint32_t acc = ones_complement_sum(src, alen);
+    acc = ones_complement_sum(dst, alen, acc);
+    acc += kTcp;
+    acc += static_cast<std::uint32_t>(ip_end - l4);
+    r.l4_checksum_ok = ones_complement_sum(&frame[l4], ip_end - l4, acc) == 0xFFFF;
+    if (!r.ip_checksum_ok) {
+        return fail("bad IPv4 header checksum");
+    }
+    if (!r.l4_checksum_ok) {
+        return fail("bad TCP checksum");
+    }
+    return r;
+}
+
+}  // namespace
+
 FrameCheck check_frame(const Bytes &frame) {
     FrameCheck r;
     auto fail = [&r](std::string why) {
@@ -451,13 +532,17 @@ FrameCheck check_frame(const Bytes &frame) {
     } else {
         return fail("not IP");
     }
+    if (proto == kTcp) {
+        return check_tcp(frame, r, src, dst.data(), alen, l4, ip_end);
+    }
     if (proto != kUdp) {
-        return fail("not UDP");
+        return fail("not UDP or TCP");
     }
     if (l4 + 8 > frame.size() || l4 + 8 > ip_end) {
         return fail("truncated UDP header");
     }
     r.parsed = true;
+    r.protocol = kUdp;
     r.l4_offset = l4;
     r.udp_length = get16(frame, l4 + 4);
     r.udp_checksum = get16(frame, l4 + 6);
@@ -475,40 +560,66 @@ FrameCheck check_frame(const Bytes &frame) {
     if (r.udp_checksum == 0) {
         // RFC 768: IPv4 "no checksum"; RFC 8200 8.1: never valid for IPv6.
         r.udp_checksum_present = false;
-        r.udp_checksum_ok = !r.ipv6;
+        r.l4_checksum_ok = !r.ipv6;
     } else {
         r.udp_checksum_present = true;
         std::uint32_t acc = ones_complement_sum(src, alen);
         acc = ones_complement_sum(dst.data(), alen, acc);
         acc += kUdp;
         acc += static_cast<std::uint32_t>(r.udp_length);
-        r.udp_checksum_ok = ones_complement_sum(&frame[l4], r.udp_length, acc) == 0xFFFF;
+        r.l4_checksum_ok = ones_complement_sum(&frame[l4], r.udp_length, acc) == 0xFFFF;
     }
     if (!r.ip_checksum_ok) {
         return fail("bad IPv4 header checksum");
     }
-    if (!r.udp_checksum_ok) {
+    if (!r.l4_checksum_ok) {
         return fail(r.udp_checksum == 0 ? "IPv6 UDP checksum 0" : "bad UDP checksum");
     }
     return r;
 }
 
-Bytes proxy_v2_header(const Addr &src, std::uint16_t sport, const Addr &dst, std::uint16_t dport) {
+Bytes proxy_v2_header(const Addr &src, std::uint16_t sport, const Addr &dst, std::uint16_t dport,
+                      Transport transport) {
     if (src.v6 != dst.v6) {
         throw std::invalid_argument("PROXY v2: addresses of one family");
     }
-    // Signature, version 2 | PROXY, family INET (1) or INET6 (2) | DGRAM (2), length of the
-    // address block (12 or 36), source address, destination address, source port,
-    // destination port, all in network byte order.
+    // Signature, version 2 | PROXY, family INET (1) or INET6 (2) << 4 | STREAM (1) or
+    // DGRAM (2), length of the address block (12 or 36), source address, destination
+    // address, source port, destination port, all in network byte order.
     Bytes h = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
     h.push_back(0x21);
-    h.push_back(src.v6 ? 0x22 : 0x12);
+    h.push_back(static_cast<std::uint8_t>((src.v6 ? 0x20 : 0x10) |
+                                          (transport == Transport::stream ? 0x01 : 0x02)));
     put16(h, src.v6 ? 36 : 12);
     append(h, src.bytes.data(), src.size());
     append(h, dst.bytes.data(), dst.size());
     put16(h, sport);
     put16(h, dport);
     return h;
+}
+
+Bytes proxy_v1_header(const Addr &src, std::uint16_t sport, const Addr &dst, std::uint16_t dport) {
+    if (src.v6 != dst.v6) {
+        throw std::invalid_argument("PROXY v1: addresses of one family");
+    }
+    auto text = [](const Addr &a) {
+        char buf[64];
+        const std::uint8_t *b = a.bytes.data();
+        if (!a.v6) {
+            std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
+            return std::string(buf);
+        }
+        std::string out;
+        for (int i = 0; i < 16; i += 2) {
+            std::snprintf(buf, sizeof buf, "%s%x", i ? ":" : "", b[i] << 8 | b[i + 1]);
+            out += buf;
+        }
+        return out;
+    };
+    std::string line = std::string("PROXY ") + (src.v6 ? "TCP6 " : "TCP4 ") + text(src) + " " +
+                       text(dst) + " " + std::to_string(sport) + " " + std::to_string(dport) +
+                       "\r\n";
+    return Bytes(line.begin(), line.end());
 }
 
 Bytes spp_header(const Addr &client, std::uint16_t client_port, const Addr &proxy,
