@@ -49,6 +49,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -309,7 +310,8 @@ class InlineBase : public ::testing::Test {
             "sysctl -qw net.core.somaxconn=16384 net.ipv4.tcp_max_syn_backlog=16384");
         std::string rules;
         for (std::uint16_t base : {kStrictPort, kNginxPort, kHaproxyPort}) {
-            for (std::uint16_t p : {base, static_cast<std::uint16_t>(base + 1)}) {
+            for (std::uint16_t p : {base, static_cast<std::uint16_t>(base + 1),
+                                    static_cast<std::uint16_t>(base + 2)}) {
                 std::string to = std::to_string(p + kBackendOffset);
                 rules += "    iifname \"f0\" ip daddr 203.0.113.10 tcp dport " + std::to_string(p) +
                          " dnat ip to 198.51.100.10:" + to + "\n";
@@ -366,8 +368,8 @@ class InlineBase : public ::testing::Test {
     }
 
     // ppinject run with the v1 and v2 services (nothing for Plain); `global` goes into
-    // [global] (inline_max_conns = 4).
-    void start_daemon(const std::string &global = "") {
+    // [global] (inline_max_conns = 4), `services` after them.
+    void start_daemon(const std::string &global = "", const std::string &services = "") {
         if (!injects()) {
             return;
         }
@@ -397,7 +399,7 @@ mode = "inline"
 interfaces = ["f0"]
 listen = )" << listen(1) << R"(
 header = "v1"
-)";
+)" << services;
         daemon_ = pptest::start_ppinject_run(*front_, config_path_);
         ASSERT_FALSE(HasFailure());
     }
@@ -421,9 +423,10 @@ header = "v1"
         return fd;
     }
 
-    // A client socket (timeouts set), connected to dialled() unless `fastopen`: then
+    // A client socket (timeouts set), connected to dialled(base) unless `fastopen`: then
     // TCP_FASTOPEN_CONNECT is set and connect() returns at once, the SYN waits for data.
-    Fd connect_client(bool fastopen = false, std::chrono::milliseconds timeout = 10s) {
+    Fd connect_client(bool fastopen = false, std::chrono::milliseconds timeout = 10s,
+                      std::uint16_t base = kStrictPort) {
         Fd fd = client_->socket(family(), SOCK_STREAM);
         set_timeouts(fd.get(), timeout);
         int one = 1;
@@ -432,9 +435,10 @@ header = "v1"
                 << std::strerror(errno);
         }
         sockaddr_storage ss{};
-        socklen_t len = dialled().to_sockaddr(ss);
+        socklen_t len = dialled(base).to_sockaddr(ss);
         if (connect(fd.get(), reinterpret_cast<sockaddr *>(&ss), len) != 0) {
-            ADD_FAILURE() << "connect to " << dialled().to_string() << ": " << std::strerror(errno);
+            ADD_FAILURE() << "connect to " << dialled(base).to_string() << ": "
+                          << std::strerror(errno);
             return Fd();
         }
         return fd;
@@ -647,6 +651,12 @@ class Inline : public Forwarding {};
 class InlineScale : public InlineBase {
   protected:
     Case kase() const override { return {Header::v2, true}; }
+};
+
+// v2 with every TLV an inline service takes, over IPv4 and IPv6 (a parameter: true for IPv4).
+class InlineTlv : public InlineBase, public ::testing::WithParamInterface<bool> {
+  protected:
+    Case kase() const override { return {Header::v2, GetParam()}; }
 };
 
 // Plain forwarding and v2 over IPv4: many connections (the baseline shows the test's own
@@ -998,6 +1008,53 @@ TEST_P(Inline, NoStateDropped) {
     EXPECT_GT(counter_or_fail("inline_no_state"), after_early);
 }
 
+// The TLVs of an inline v2 service: fixed AUTHORITY, NETNS and custom TLVs from the
+// service, a UNIQUE_ID of each connection's own, and a CRC32C over the whole header (the
+// strict decoder refuses a header whose CRC32C does not match).
+TEST_P(InlineTlv, HeadersCarryTheServicesTlvs) {
+    const std::uint16_t port = kStrictPort + 2;
+    start_daemon("", R"(
+[[service]]
+name = "inline-tlv"
+protocol = "tcp"
+mode = "inline"
+interfaces = ["f0"]
+listen = ["203.0.113.10:)" +
+                         std::to_string(port) + R"(", "[2001:db8:3::10]:)" + std::to_string(port) +
+                         R"("]
+header = "v2"
+tlv = { unique_id = true, crc32c = true, authority = "edge.example.com", netns = "front", custom = { "0xE0" = "front-1" } }
+)");
+    Fd listener = listen_backend(port);
+    std::set<std::string> ids;
+    for (int i = 0; i < 3; i++) {
+        SCOPED_TRACE("connection " + std::to_string(i + 1));
+        Fd client = connect_client(false, 5s, port);
+        ASSERT_TRUE(client);
+        Fd b = accept_within(listener.get(), 5s);
+        ASSERT_TRUE(b) << diagnostics();
+        set_timeouts(b.get(), 5s);
+        pptest::Decoded h = pptest::read_proxy_header(b.get());
+        ASSERT_EQ(h.kind, ppinject::proxy::Kind::v2);
+        EXPECT_EQ(h.v2.source, local_of(client.get()));
+        EXPECT_EQ(h.v2.destination, dialled(port));
+        EXPECT_TRUE(h.v2.has_crc32c) << "no CRC32C TLV";
+        EXPECT_EQ(h.v2.authority().value_or(""), "edge.example.com");
+        EXPECT_EQ(h.v2.netns().value_or(""), "front");
+        auto custom = h.v2.find(0xE0);
+        ASSERT_TRUE(custom);
+        EXPECT_EQ(custom->text(), "front-1");
+        auto id = h.v2.unique_id();
+        ASSERT_TRUE(id);
+        ASSERT_EQ(id->size(), 16u);
+        ids.emplace(reinterpret_cast<const char *>(id->data()), id->size());
+        ASSERT_TRUE(send_all(client.get(), "after the header"));
+        EXPECT_EQ(recv_exactly(b.get(), 16), "after the header");
+    }
+    EXPECT_EQ(ids.size(), 3u) << "UNIQUE_IDs repeat across connections";
+    EXPECT_EQ(invalid_drops(), 0u);
+}
+
 // inline_max_conns = 4: a fifth connection's SYN is refused (counted) while four live;
 // once one of them closed and its state went, a new connection gets through.
 TEST_F(InlineScale, TableFullRefusesThenRecovers) {
@@ -1155,6 +1212,8 @@ INSTANTIATE_TEST_SUITE_P(Cases, Forwarding,
                          [](const auto &info) { return name_of(info.param); });
 INSTANTIATE_TEST_SUITE_P(Cases, Inline, ::testing::ValuesIn(kInlineCases),
                          [](const auto &info) { return name_of(info.param); });
+INSTANTIATE_TEST_SUITE_P(Families, InlineTlv, ::testing::Bool(),
+                         [](const auto &info) { return info.param ? "Ipv4" : "Ipv6"; });
 INSTANTIATE_TEST_SUITE_P(Cases, Scale,
                          ::testing::Values(Case{Header::none, true}, Case{Header::v2, true}),
                          [](const auto &info) { return name_of(info.param); });

@@ -152,9 +152,10 @@ pp_inline_tlvs inline_tlvs_of(const Service &svc) {
     }
     std::array<std::uint8_t, PP_INLINE_HDR_MAX> buf{};
     std::size_t len = 0;
-    ConnectionFacts facts;  // 0.0.0.0:0 both ways, UNIQUE_ID all zeros
+    ConnectionFacts facts;  // UNIQUE_ID all zeros
+    facts.client = facts.dialled = *Endpoint::parse("0.0.0.0:0");
     if (build_header(svc, facts, buf, len) != proxy::Error::ok || len < PP_V2_HDR_LEN_INET ||
-        len - PP_V2_HDR_LEN_INET > PP_INLINE_TLV_MAX) {
+        buf[13] != 0x11 || len - PP_V2_HDR_LEN_INET > PP_INLINE_TLV_MAX) {  // TCP over IPv4
         throw std::runtime_error("header of inline service " + svc.name +
                                  " does not fit the inline header's room");  // never: check
     }
