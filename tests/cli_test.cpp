@@ -363,6 +363,8 @@ class CliPinnedTables : public ::testing::Test {
             v.last_seen_ns = now_ns - 1'000'000'000;
             v.packets_in = 12;
             v.packets_out = 34;
+            v.bytes_in = 5678;
+            v.bytes_out = 91011;
             v.service_id = 3;
             v.hdr_len = 28;
             v.flags = state;
@@ -407,6 +409,8 @@ TEST_F(CliPinnedTables, ConnsListsTheInlineTable) {
     EXPECT_EQ(v4["service_id"], 3);
     EXPECT_EQ(v4["packets_in"], 12);
     EXPECT_EQ(v4["packets_out"], 34);
+    EXPECT_EQ(v4["bytes_in"], 5678);
+    EXPECT_EQ(v4["bytes_out"], 91011);
     EXPECT_EQ(v4["header_len"], 28);
     EXPECT_EQ(v4["state"], nlohmann::json::array(
                                {"header-sent", "header-acked", "fin-client", "reset-backend"}));

@@ -407,13 +407,15 @@ nlohmann::json to_json(const std::vector<FlowView> &flows) {
 
 std::string render_text(const std::vector<ConnView> &conns) {
     std::string out =
-        fmt::format("{:<42} {:<42} {:<12} {:>8} {:>8} {:>10} {:>10} {:>4} {}\n", "client",
-                    "dialled", "name", "age_s", "idle_s", "pkts_in", "pkts_out", "hdr", "state");
+        fmt::format("{:<42} {:<42} {:<12} {:>8} {:>8} {:>10} {:>10} {:>12} {:>12} {:>4} {}\n",
+                    "client", "dialled", "name", "age_s", "idle_s", "pkts_in", "pkts_out",
+                    "bytes_in", "bytes_out", "hdr", "state");
     for (const auto &c : conns) {
-        out += fmt::format("{:<42} {:<42} {:<12} {:>8.1f} {:>8.1f} {:>10} {:>10} {:>4} {}\n",
-                           c.client.to_string(), c.service.to_string(), c.service_name, c.age_s,
-                           c.idle_s, c.value.packets_in, c.value.packets_out, c.value.hdr_len,
-                           fmt::join(inline_state_words(c.value), ","));
+        out += fmt::format(
+            "{:<42} {:<42} {:<12} {:>8.1f} {:>8.1f} {:>10} {:>10} {:>12} {:>12} {:>4} {}\n",
+            c.client.to_string(), c.service.to_string(), c.service_name, c.age_s, c.idle_s,
+            c.value.packets_in, c.value.packets_out, c.value.bytes_in, c.value.bytes_out,
+            c.value.hdr_len, fmt::join(inline_state_words(c.value), ","));
     }
     out += fmt::format("{} connections\n", conns.size());
     return out;
@@ -434,6 +436,8 @@ nlohmann::json to_json(const std::vector<ConnView> &conns) {
                      {"idle_s", c.idle_s},
                      {"packets_in", c.value.packets_in},
                      {"packets_out", c.value.packets_out},
+                     {"bytes_in", c.value.bytes_in},
+                     {"bytes_out", c.value.bytes_out},
                      {"header_len", c.value.hdr_len},
                      {"state", words}});
     }
