@@ -26,7 +26,8 @@
  *   a server's banner) until the backend acknowledges it. If the ACK with the header is
  *   lost the backend stays in SYN-RECV and sends its SYN-ACK again; the client's answer at
  *   isn+1 brings the header again. The backend's TCP discards bytes it already has, so a
- *   header sent twice is received once.
+ *   header sent twice is received once. A GSO packet at isn+1 after the header went out
+ *   once goes on shifted instead (see inline_ingress).
  * - Every other client segment has its sequence number moved H forward.
  * - On the way back, acknowledgements and SACK edges move H back; one inside the header
  *   (the backend has part of it) becomes isn+1, which acknowledges nothing of the client's.
@@ -751,8 +752,15 @@ int inline_ingress(struct __sk_buff *skb) {
 
     if (s.seq == c->isn + 1 && !(c->flags_backend & PP_INLINE_HDR_ACKED) &&
         !(s.flags & (TCP_RST | TCP_SYN))) {
-        /* The header's place: it goes in here (see the top). */
+        /* The header's place: it goes in here (see the top). Never into a GSO packet: one
+         * that follows a header already sent (the handshake's ACK, just before: the
+         * backend's acknowledgement is on its way) goes on shifted as if that header
+         * arrived; if it did not, the backend's SACKs show the client its data received but
+         * not acknowledged, and its retransmission timeout resends the head, one segment,
+         * which gets the header. One before any header is dropped: the client resends it. */
         if (skb->gso_segs > 1 || skb->gso_size) {
+            if (c->flags & PP_INLINE_HDR_SENT)
+                goto shift;
             x.ctr->inline_gso_dropped++;
             return TC_ACT_SHOT;
         }
@@ -769,6 +777,7 @@ int inline_ingress(struct __sk_buff *skb) {
         }
         return TC_PASS;
     }
+shift:
     if (set_word(skb, &p, TCP_SEQ_OFF, s.seq, s.seq + c->hdr_len) < 0) {
         x.ctr->inline_rewrite_failed++;
         return TC_ACT_SHOT;

@@ -854,6 +854,28 @@ TEST_P(TcpInlineProgTest, GsoPacketThatWouldCarryTheHeaderIsDropped) {
                                                             {"inline_headers", 1}})}}));
 }
 
+// A GSO packet at isn+1 right after the handshake's ACK took the header (not acknowledged
+// yet: the normal case for a client that writes a lot at once) goes on shifted, not dropped.
+TEST_P(TcpInlineProgTest, GsoPacketAfterTheHeaderWentOutPassesShifted) {
+    const Conn c = conn();
+    establish(c);
+    __sk_buff gso{};
+    gso.gso_segs = 2;
+    gso.gso_size = 1000;
+    Packet d = c.data(kIsn + 1, pattern(2000));
+    Result r = run(Dir::ingress, d.build(), &gso);
+    if (r.err == -EINVAL) {
+        PP_SKIP_MISSING_KERNEL_FEATURE("gso_segs/gso_size in the ctx_in of a tc test run");
+    }
+    ASSERT_EQ(r.err, 0) << "BPF_PROG_TEST_RUN with gso_segs 2: " << std::strerror(-r.err);
+    EXPECT_EQ(r.verdict, kUnspec) << "GSO data at isn+1 after the header went out";
+    EXPECT_EQ(r.out, with_seq(d, kIsn + 1 + c.h()).build()) << "shifted, no second header";
+    EXPECT_EQ(all_counters(), (AllCounts{{kService, counts({{"seen", 3},
+                                                            {"inline_conns_new", 1},
+                                                            {"inline_mss_clamped", 1},
+                                                            {"inline_headers", 1}})}}));
+}
+
 // --- 11. FIN and RST ------------------------------------------------------------------
 
 TEST_P(TcpInlineProgTest, FinBothWaysMarksTheStateClosing) {
