@@ -892,7 +892,7 @@ TEST_P(Forwarding, LossyLinkTransfers) {
         lossy_conf conf;
     };
     for (const Fault &f : {Fault{"header packet dropped", fault(1, 0, false)},
-                           Fault{"2 % dropped at random", fault(0, 20, false)},
+                           Fault{"5 % dropped at random", fault(0, 50, false)},
                            Fault{"every packet twice", fault(0, 0, true)}}) {
         SCOPED_TRACE(f.name);
         LossyLink to_backend(*front_, "f1", LossyLink::Hook::egress);
@@ -907,8 +907,11 @@ TEST_P(Forwarding, LossyLinkTransfers) {
             EXPECT_GT(to_client.stat(LOSSY_DUPLICATED), 100u) << to_client.describe();
         }
         if (f.conf.drop_per_mille) {
-            EXPECT_GT(to_backend.stat(LOSSY_RANDOM_DROPPED), 0u) << to_backend.describe();
-            EXPECT_GT(to_client.stat(LOSSY_RANDOM_DROPPED), 0u) << to_client.describe();
+            // Towards the client GRO leaves a hundred-odd packets, which 5 % may all miss
+            // (p = 0.2 %): the drops are asserted over both ways together.
+            EXPECT_GT(to_backend.stat(LOSSY_RANDOM_DROPPED) + to_client.stat(LOSSY_RANDOM_DROPPED),
+                      0u)
+                << to_backend.describe() << "; " << to_client.describe();
         }
         if (f.conf.drop_headers) {
             EXPECT_EQ(to_backend.stat(LOSSY_HEADERS_DROPPED), injects() ? 1u : 0u)
