@@ -367,39 +367,54 @@ class InlineBase : public ::testing::Test {
         hosts_.reset();
     }
 
-    // ppinject run with the v1 and v2 services (nothing for Plain); `global` goes into
-    // [global] (inline_max_conns = 4), `services` after them.
-    void start_daemon(const std::string &global = "", const std::string &services = "") {
-        if (!injects()) {
-            return;
+    // The listen specs of a service on every base port + `off`, both families.
+    static std::string listen_list(std::uint16_t off) {
+        std::string s;
+        for (std::uint16_t base : {kStrictPort, kNginxPort, kHaproxyPort}) {
+            std::string p = std::to_string(base + off);
+            s += std::string(s.empty() ? "" : ", ") + "\"203.0.113.10:" + p +
+                 "\", \"[2001:db8:3::10]:" + p + "\"";
         }
-        auto listen = [](std::uint16_t off) {
-            std::string s;
-            for (std::uint16_t base : {kStrictPort, kNginxPort, kHaproxyPort}) {
-                std::string p = std::to_string(base + off);
-                s += std::string(s.empty() ? "" : ", ") + "\"203.0.113.10:" + p +
-                     "\", \"[2001:db8:3::10]:" + p + "\"";
-            }
-            return "[" + s + "]";
-        };
-        std::ofstream(config_path_) << "[global]\nbpffs = \"" << pin_root_ << "\"\n"
-                                    << global << R"(
+        return "[" + s + "]";
+    }
+
+    // The config: the v2 service (`v2_extra` keys added to it), the v1 one unless `v1` is
+    // false, `services` after them; `global` goes into [global] (inline_max_conns = 4).
+    void write_config(const std::string &global, const std::string &services, bool v1 = true,
+                      const std::string &v2_extra = "") {
+        std::ofstream out(config_path_);
+        out << "[global]\nbpffs = \"" << pin_root_ << "\"\n"
+            << global << R"(
 [[service]]
 name = "inline-v2"
 protocol = "tcp"
 mode = "inline"
 interfaces = ["f0"]
-listen = )" << listen(0) << R"(
+listen = )" << listen_list(0)
+            << R"(
 header = "v2"
-
+)" << v2_extra;
+        if (v1) {
+            out << R"(
 [[service]]
 name = "inline-v1"
 protocol = "tcp"
 mode = "inline"
 interfaces = ["f0"]
-listen = )" << listen(1) << R"(
+listen = )" << listen_list(1)
+                << R"(
 header = "v1"
-)" << services;
+)";
+        }
+        out << services;
+    }
+
+    // ppinject run with the v1 and v2 services (nothing for Plain); see write_config.
+    void start_daemon(const std::string &global = "", const std::string &services = "") {
+        if (!injects()) {
+            return;
+        }
+        write_config(global, services);
         daemon_ = pptest::start_ppinject_run(*front_, config_path_);
         ASSERT_FALSE(HasFailure());
     }
@@ -1011,23 +1026,28 @@ TEST_P(Inline, NoStateDropped) {
     EXPECT_GT(counter_or_fail("inline_no_state"), after_early);
 }
 
-// The TLVs of an inline v2 service: fixed AUTHORITY, NETNS and custom TLVs from the
-// service, a UNIQUE_ID of each connection's own, and a CRC32C over the whole header (the
-// strict decoder refuses a header whose CRC32C does not match).
-TEST_P(InlineTlv, HeadersCarryTheServicesTlvs) {
-    const std::uint16_t port = kStrictPort + 2;
-    start_daemon("", R"(
+// An inline v2 service on `port` with every TLV an inline service takes.
+std::string tlv_service(std::uint16_t port) {
+    std::string p = std::to_string(port);
+    return R"(
 [[service]]
 name = "inline-tlv"
 protocol = "tcp"
 mode = "inline"
 interfaces = ["f0"]
 listen = ["203.0.113.10:)" +
-                         std::to_string(port) + R"(", "[2001:db8:3::10]:)" + std::to_string(port) +
-                         R"("]
+           p + R"(", "[2001:db8:3::10]:)" + p + R"("]
 header = "v2"
 tlv = { unique_id = true, crc32c = true, authority = "edge.example.com", netns = "front", custom = { "0xE0" = "front-1" } }
-)");
+)";
+}
+
+// The TLVs of an inline v2 service: fixed AUTHORITY, NETNS and custom TLVs from the
+// service, a UNIQUE_ID of each connection's own, and a CRC32C over the whole header (the
+// strict decoder refuses a header whose CRC32C does not match).
+TEST_P(InlineTlv, HeadersCarryTheServicesTlvs) {
+    const std::uint16_t port = kStrictPort + 2;
+    start_daemon("", tlv_service(port));
     Fd listener = listen_backend(port);
     std::set<std::string> ids;
     for (int i = 0; i < 3; i++) {
@@ -1055,6 +1075,35 @@ tlv = { unique_id = true, crc32c = true, authority = "edge.example.com", netns =
         EXPECT_EQ(recv_exactly(b.get(), 16), "after the header");
     }
     EXPECT_EQ(ids.size(), 3u) << "UNIQUE_IDs repeat across connections";
+    EXPECT_EQ(invalid_drops(), 0u);
+}
+
+// A reload adds a service, changes one (its idle timeout) and removes another: a live
+// connection of the changed service goes on byte-exact, and the added one serves at once.
+TEST_F(InlineScale, ReloadKeepsLiveConnectionsOfServicesThatStay) {
+    start_daemon();
+    Fd listener = listen_backend();
+    Pair live = open_pair(listener);
+    ASSERT_TRUE(live.backend);
+    ASSERT_TRUE(send_all(live.client.get(), "before the reload"));
+    ASSERT_EQ(recv_exactly(live.backend.get(), 17), "before the reload");
+    ASSERT_TRUE(send_all(live.backend.get(), "answer"));
+    ASSERT_EQ(recv_exactly(live.client.get(), 6), "answer");
+    const std::uint16_t port = kStrictPort + 2;
+    write_config("", tlv_service(port), false, "idle_timeout = \"30m\"\n");
+    ASSERT_EQ(kill(daemon_->pid(), SIGHUP), 0);
+    ASSERT_TRUE(daemon_->wait_for_output("reloaded")) << daemon_->log();
+    bulk(live, 1 << 20, 1 << 20, 10s);  // the same connection, after the reload, to its end
+    Fd added = listen_backend(port);
+    Fd client = connect_client(false, 5s, port);
+    ASSERT_TRUE(client);
+    Fd b = accept_within(added.get(), 5s);
+    ASSERT_TRUE(b) << diagnostics();
+    set_timeouts(b.get(), 5s);
+    pptest::Decoded h = pptest::read_proxy_header(b.get());
+    ASSERT_EQ(h.kind, ppinject::proxy::Kind::v2);
+    EXPECT_EQ(h.v2.authority().value_or(""), "edge.example.com");
+    EXPECT_EQ(h.v2.source, local_of(client.get()));
     EXPECT_EQ(invalid_drops(), 0u);
 }
 
