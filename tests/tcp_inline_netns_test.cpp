@@ -419,6 +419,12 @@ header = "v1"
         ASSERT_FALSE(HasFailure());
     }
 
+    // The backend's addresses behind dialled(base), both families (the DNAT's target).
+    std::vector<Endpoint> backend_at(std::uint16_t base) const {
+        std::uint16_t p = dialled(base).port + kBackendOffset;
+        return {pptest::ep("198.51.100.10", p), pptest::ep("2001:db8:2::10", p)};
+    }
+
     // The address the client dials for the service on `base` (+1 for v1).
     Endpoint dialled(std::uint16_t base = kStrictPort) const {
         std::uint16_t port = base + (header() == Header::v1 ? 1 : 0);
@@ -938,13 +944,8 @@ TEST_P(Forwarding, LossyLinkTransfers) {
 // nginx `proxy_protocol` and HAProxy `accept-proxy` in the backend log the client's own
 // address and port and the dialled address.
 TEST_P(Inline, ReceiversLogTheClient) {
-    auto at = [&](std::uint16_t base) {
-        std::uint16_t p = dialled(base).port + kBackendOffset;
-        return std::vector<Endpoint>{pptest::ep("198.51.100.10", p),
-                                     pptest::ep("2001:db8:2::10", p)};
-    };
-    pptest::NginxStream nginx(*backend_, at(kNginxPort));
-    pptest::Haproxy haproxy(*backend_, at(kHaproxyPort));
+    pptest::NginxStream nginx(*backend_, backend_at(kNginxPort));
+    pptest::Haproxy haproxy(*backend_, backend_at(kHaproxyPort));
     std::string data(100000, 'x');
     for (std::uint16_t base : {kNginxPort, kHaproxyPort}) {
         pptest::Receiver &r = base == kNginxPort ? static_cast<pptest::Receiver &>(nginx)
@@ -961,6 +962,28 @@ TEST_P(Inline, ReceiversLogTheClient) {
         ASSERT_TRUE(seen[0].destination) << seen[0].line;
         EXPECT_EQ(*seen[0].destination, dialled(base)) << seen[0].line;
     }
+}
+
+// TLS 1.3 end to end: openssl s_client through the inline front to HAProxy, which decodes
+// the header and terminates TLS (TLS 1.3 only): the handshake and the bytes after it pass
+// the sequence shift both ways, and HAProxy logs the client's own address.
+TEST_P(Inline, Tls13EndToEnd) {
+    pptest::Haproxy haproxy(*backend_, backend_at(kHaproxyPort), true);
+    std::string out = client_->exec(
+        "(printf \"hello over tls\"; sleep 1) | timeout 10 openssl s_client -brief -tls1_3 "
+        "-servername edge.example.com -connect " +
+        dialled(kHaproxyPort).to_string() + " 2>&1 || true");
+    EXPECT_NE(out.find("Protocol version: TLSv1.3"), std::string::npos) << out;
+    EXPECT_NE(out.find("hello over tls"), std::string::npos) << "no echo: " << out;
+    auto seen = haproxy.wait_seen(1);
+    ASSERT_EQ(seen.size(), 1u) << haproxy.diagnostics();
+    ASSERT_TRUE(seen[0].client) << seen[0].line;
+    EXPECT_EQ(seen[0].client->addr, pptest::ep(v4() ? "192.0.2.2" : "2001:db8:1::2", 0).addr)
+        << seen[0].line;
+    ASSERT_TRUE(seen[0].destination) << seen[0].line;
+    EXPECT_EQ(*seen[0].destination, dialled(kHaproxyPort)) << seen[0].line;
+    EXPECT_NE(seen[0].line.find("sslv=TLSv1.3"), std::string::npos) << seen[0].line;
+    EXPECT_EQ(invalid_drops(), 0u);
 }
 
 // The data path is kernel state: kill -9 of the daemon mid-transfer, the transfer completes.

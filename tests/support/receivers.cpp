@@ -411,9 +411,18 @@ std::string NginxStream::access_log() const {
 
 // ---- Haproxy ------------------------------------------------------------------------------
 
-Haproxy::Haproxy(const Netns &ns, std::vector<Endpoint> listen)
+Haproxy::Haproxy(const Netns &ns, std::vector<Endpoint> listen, bool tls)
     : Receiver("haproxy", ns, std::move(listen)) {
     require_file(kHaproxy, "haproxy");
+    std::string ssl;
+    if (tls) {
+        std::string key = dir() + "/key.pem", cert = dir() + "/cert.pem";
+        sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+           "-subj /CN=edge.example.com -keyout " +
+           key + " -out " + cert + " 2>/dev/null && cat " + cert + " " + key + " > " + dir() +
+           "/crt.pem");
+        ssl = " ssl crt " + dir() + "/crt.pem ssl-min-ver TLSv1.3";
+    }
     // -db: foreground, one process, no master. HAProxy logs only to syslog targets; the
     // "stdout" target with the raw format writes our line as is to its stdout, which the
     // Child captures (no syslog socket to read). Connection errors (a missing header) are
@@ -424,9 +433,9 @@ Haproxy::Haproxy(const Netns &ns, std::vector<Endpoint> listen)
       << kPeers << "haproxy.cfg\n"
       << "frontend ppt\n"
       << "    log stdout format raw local0\n"
-      << "    log-format \"" << kSeenTag << "ci=%ci cp=%cp di=%fi dp=%fp st=%ts\"\n";
+      << "    log-format \"" << kSeenTag << "ci=%ci cp=%cp di=%fi dp=%fp st=%ts sslv=%sslv\"\n";
     for (const Endpoint &e : this->listen()) {
-        c << "    bind " << listen_text(e) << " accept-proxy\n";
+        c << "    bind " << listen_text(e) << " accept-proxy" << ssl << "\n";
     }
     c << "    default_backend echo\n"
       << "backend echo\n"

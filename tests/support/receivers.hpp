@@ -149,12 +149,14 @@ class NginxStream : public Receiver {
 
 // HAProxy `frontend` in `mode tcp` with `bind ADDR:PORT accept-proxy` for every endpoint and
 // the echo server as its only backend server. Logs go to stdout (`log stdout format raw`),
-// which the Child captures: %ci:%cp, %fi:%fp and %ts per connection.
+// which the Child captures: %ci:%cp, %fi:%fp, %ts and the TLS version (%sslv) per connection.
+// With `tls`, each bind also terminates TLS 1.3 only (`ssl crt`, a self-signed certificate
+// for edge.example.com made in its dir with the openssl tool): the echo sees plain bytes.
 class Haproxy : public Receiver {
   public:
     // Starts haproxy -db inside `ns` and waits until it listens; throws
     // std::runtime_error with the diagnostics when it does not.
-    Haproxy(const Netns &ns, std::vector<ppinject::Endpoint> listen);
+    Haproxy(const Netns &ns, std::vector<ppinject::Endpoint> listen, bool tls = false);
     // "2.6.12-1+deb12u4": what `haproxy -v` reports.
     static std::string version();
     std::string messages() const override;
