@@ -159,21 +159,34 @@ struct Conn {
     Family family;
     std::uint8_t header;
     std::uint16_t cport;
+    // Frames with an 802.1Q tag and IPv4 options or an IPv6 destination options header.
+    bool framed = false;
 
     const char *client() const {
         return family == Family::v4 ? "203.0.113.10" : "2001:db8:100::10";
     }
     const char *service() const { return family == Family::v4 ? "192.0.2.1" : "2001:db8::1"; }
-    Conn port(std::uint16_t p) const { return Conn{family, header, p}; }
+    Conn port(std::uint16_t p) const { return Conn{family, header, p, framed}; }
 
     Packet from_client(Tcp t, Bytes payload = {}, std::uint16_t dport = kPort) const {
         Packet p;
         p.ip(client(), service()).tcp(cport, dport, std::move(t)).payload(std::move(payload));
-        return p;
+        return frame(p);
     }
     Packet from_service(Tcp t, Bytes payload = {}, std::uint16_t sport = kPort) const {
         Packet p;
         p.ip(service(), client()).tcp(sport, cport, std::move(t)).payload(std::move(payload));
+        return frame(p);
+    }
+    Packet frame(Packet &p) const {
+        if (framed) {
+            p.vlan(0x8100, 100);
+            if (family == Family::v4) {
+                p.ipv4_options({1, 1, 1, 0});  // NOP NOP NOP EOL: IHL 6
+            } else {
+                p.ipv6_ext(IPPROTO_DSTOPTS, Bytes(6, 0));
+            }
+        }
         return p;
     }
     // The header the backend must get: from the client to the address it dialled.
@@ -874,6 +887,20 @@ TEST_P(TcpInlineProgTest, GsoPacketAfterTheHeaderWentOutPassesShifted) {
                                                             {"inline_conns_new", 1},
                                                             {"inline_mss_clamped", 1},
                                                             {"inline_headers", 1}})}}));
+}
+
+// A VLAN tag and IPv4 options or an IPv6 extension header in front of the TCP header: the
+// header goes in, sequence numbers and acks move, checksums hold, as without them.
+TEST_P(TcpInlineProgTest, VlanTagAndIpOptionsOrExtensionHeaders) {
+    Conn c = conn();
+    c.framed = true;
+    establish(c);
+    Packet d = c.data(kIsn + 1, pattern(100));
+    step("data at isn+1", Dir::ingress, d, kUnspec, with_header(d, c.proxy_header()));
+    Packet a = c.ack(kIsn + 1 + c.h() + 100);
+    step("ACK of the header and data", Dir::egress, a, kUnspec, with_ack(a, kIsn + 1 + 100));
+    Packet later = c.data(kIsn + 1 + 100, pattern(50));
+    step("later data", Dir::ingress, later, kUnspec, with_seq(later, kIsn + 1 + 100 + c.h()));
 }
 
 // --- 11. FIN and RST ------------------------------------------------------------------
