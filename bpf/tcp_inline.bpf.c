@@ -649,7 +649,9 @@ static __noinline int on_syn(struct __sk_buff *skb, const struct pkt *p, struct 
             return -1;
         }
         /* A closing state of the same 4-tuple gives way (a new connection after the old). */
-        if (bpf_map_update_elem(&inline_conns, key, v, c ? BPF_EXIST : BPF_NOEXIST) < 0) {
+        /* != 0, not < 0: before 6.4 the JIT calls the map's own update, which returns an
+         * int, and the error comes back zero-extended (E2BIG as 4294967289 on 6.1). */
+        if (bpf_map_update_elem(&inline_conns, key, v, c ? BPF_EXIST : BPF_NOEXIST) != 0) {
             ctr->inline_refused++; /* full: E2BIG; the client tries again */
             return -1;
         }

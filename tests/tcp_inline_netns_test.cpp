@@ -592,7 +592,7 @@ header = "v1"
 
     // After connections closed: a state left is marked closing (it has every bit of
     // `all_of` and one of `any_of`: both FINs, or a reset), and leaves the table within the
-    // close grace. The wait for the removal (10 s) is made for one case only, V2 over IPv4:
+    // close grace. The wait for the removal (3 to 5 s) is made for one case only, V2 over IPv4:
     // it is the same sweep for all.
     void expect_state_gone(std::uint8_t all_of, std::uint8_t any_of) {
         if (!injects()) {
