@@ -193,9 +193,13 @@ header = "v2"
 
 
 def inline_counters(bench):
-    """The inline service's counters (ppinject status --json) while it is attached."""
-    out = sh([bench.ppinject, "status", "--json", "--bpffs", "/sys/fs/bpf/ppbench-inline"])
-    return next(s for s in json.loads(out)["services"] if s["name"] == "bench-inline")["counters"]
+    """The inline service's counters (ppinject status --json) while it is attached, and
+    the connection states left in its table (inline_conns_left)."""
+    doc = json.loads(sh([bench.ppinject, "status", "--json", "--bpffs",
+                         "/sys/fs/bpf/ppbench-inline"]))
+    out = dict(next(s for s in doc["services"] if s["name"] == "bench-inline")["counters"])
+    out["inline_conns_left"] = doc["inline_conns"]["count"]
+    return out
 
 
 def sockmap_counters(bench):
