@@ -205,7 +205,7 @@ def udp(bench):
     bench.procs.wait_log("udp-sink", "counting")
     peers.start_ppinject_udp(bench)
     rows, n = rounds(bench, "udp", cases, lambda c: udp_run(bench, *c, secs, flows), "dgram_s",
-                     1 if bench.quick else 6, 90)  # 18 runs a round: ~13 s (6, not 10: the
+                     1 if bench.quick else 5, 75)  # 18 runs a round: ~13 s (5, not 10: the
                      # inline TCP cases need the time in the 270 s budget)
     bench.procs.stop("ppinject-udp")
     bench.procs.stop("udp-sink")
