@@ -1,13 +1,17 @@
 // BPF programs alone, for `make bench`: BPF_PROG_TEST_RUN nanoseconds per packet of the UDP
-// TC programs and the XDP one (build/bpf/udp.skel.h), each next to an empty program of its
-// hook (the baseline: what the test-run machinery itself costs there). Prints one JSON
-// array on stdout; each row names its hook and its hook's baseline comes first.
+// TC programs and the XDP one (build/bpf/udp.skel.h), and of the inline TCP programs on a
+// data segment of an established connection (build/bpf/tcp_inline.skel.h), each next to an
+// empty program of its hook (the baseline: what the test-run machinery itself costs there).
+// Prints one JSON array on stdout; each row names its hook and its hook's baseline comes
+// first.
 //
 // Programs that leave the packet unchanged are timed twice: with a large `repeat` (the
 // kernel's own average) and, like the mutating ones, with repeat = 1 averaged over many
 // runs. A mutating program cannot use `repeat`: each repetition would insert another
 // header into the same, growing packet. repeat = 1 includes the test run's fixed per-call
-// overhead, which is why the empty program is measured the same way.
+// overhead, which is why the empty program is measured the same way. The inline programs'
+// rewrites (sequence number forward, acknowledgement back) keep the length but cannot be
+// repeated either: every repetition would shift the same packet's number once more.
 //
 // Usage: bpf_bench [runs]   (root; default 20000 single runs per case)
 #include <bpf/bpf.h>
@@ -30,6 +34,7 @@
 #include "loader/skeleton.hpp"
 #include "support/packet.hpp"
 #include "support/udp_ports.hpp"
+#include "tcp_inline.skel.h"
 #include "udp.skel.h"
 
 namespace {
@@ -37,6 +42,7 @@ namespace {
 using pptest::Bytes;
 using pptest::Packet;
 using pptest::pattern;
+using pptest::Tcp;
 
 constexpr int kRepeat = 100000;
 
@@ -44,8 +50,9 @@ struct Case {
     std::string name;
     int fd;
     Bytes frame;
-    bool mutates;
-    bool xdp = false;  // the verdict that lets the frame on is XDP_PASS
+    bool mutates;           // cannot be repeated: the packet grows (or, with rewrites, changes)
+    bool xdp = false;       // the verdict that lets the frame on is XDP_PASS
+    bool rewrites = false;  // changes bytes but keeps the length (inline TCP's shifts)
 };
 
 struct Timing {
@@ -53,7 +60,7 @@ struct Timing {
     double single_ns = 0;   // mean of repeat = 1 runs
     double single_p50 = 0;
     int verdict = 0;
-    std::size_t out_len = 0;
+    Bytes out;  // the last run's output
 };
 
 [[noreturn]] void fail(const std::string &what) {
@@ -61,8 +68,8 @@ struct Timing {
     std::exit(1);
 }
 
-int run_once(int fd, const Bytes &in, int repeat, std::uint32_t &duration, std::size_t &out_len) {
-    Bytes out(in.size() + 512);
+int run_once(int fd, const Bytes &in, int repeat, std::uint32_t &duration, Bytes &out) {
+    out.assign(in.size() + 512, 0);
     LIBBPF_OPTS(bpf_test_run_opts, opts);
     opts.data_in = in.data();
     opts.data_size_in = static_cast<__u32>(in.size());
@@ -73,7 +80,7 @@ int run_once(int fd, const Bytes &in, int repeat, std::uint32_t &duration, std::
         fail("BPF_PROG_TEST_RUN");
     }
     duration = opts.duration;
-    out_len = opts.data_size_out;
+    out.resize(opts.data_size_out);
     return static_cast<int>(opts.retval);
 }
 
@@ -81,14 +88,14 @@ Timing measure(const Case &c, int runs) {
     Timing t;
     std::uint32_t d = 0;
     if (!c.mutates) {
-        t.verdict = run_once(c.fd, c.frame, kRepeat, d, t.out_len);
+        t.verdict = run_once(c.fd, c.frame, kRepeat, d, t.out);
         t.repeat_ns = d;
     }
     std::vector<std::uint32_t> samples;
     samples.reserve(static_cast<std::size_t>(runs));
     double sum = 0;
     for (int i = 0; i < runs; i++) {
-        t.verdict = run_once(c.fd, c.frame, 1, d, t.out_len);
+        t.verdict = run_once(c.fd, c.frame, 1, d, t.out);
         samples.push_back(d);
         sum += d;
     }
@@ -145,6 +152,84 @@ ppinject::Fd load_empty(bpf_prog_type type, int verdict, const char *name) {
     return fd;
 }
 
+// Inline TCP: a v2 service on 192.0.2.1:443 and one connection to it from
+// 203.0.113.10:40000, taken through its handshake (SYN, SYN-ACK, the ACK that carries the
+// header) and the backend's ACK of the header, as tests/tcp_inline_prog_test.cpp does: its
+// later segments are what nearly all of an inline connection's packets are.
+constexpr std::uint16_t kInlinePort = 443;
+
+struct InlineConn {
+    ppinject::Skeleton<tcp_inline_bpf> skel;
+    int ingress = -1, egress = -1;
+    std::uint32_t isn = 0x10000000u, server_isn = 0x70000000u;
+    std::uint32_t h = 0;  // the header's length, as the handshake ACK grew by it
+
+    // A segment from the client (`to_service`) or from the service, with timestamps; from
+    // the client `num` is its seq, from the service its ack.
+    Bytes segment(bool to_service, std::uint16_t port, std::uint32_t num, Bytes payload) const {
+        Bytes ts = {1, 1, 8, 10, 0, 0, 0, 2, 0, 0, 0, 9};
+        Packet p;
+        std::uint8_t flags = Tcp::kAck | (payload.empty() ? 0 : Tcp::kPsh);
+        if (to_service) {
+            p.ip("203.0.113.10", "192.0.2.1")
+                .tcp(40000, port, Tcp{num, server_isn + 1, flags, 502, 0, ts});
+        } else {
+            p.ip("192.0.2.1", "203.0.113.10")
+                .tcp(port, 40000, Tcp{server_isn + 1, num, flags, 509, 0, ts});
+        }
+        p.payload(std::move(payload));
+        return p.build();
+    }
+};
+
+InlineConn inline_established() {
+    InlineConn c;
+    c.skel = ppinject::Skeleton<tcp_inline_bpf>(tcp_inline_bpf::open_and_load());
+    if (!c.skel) {
+        fail("load the tcp_inline skeleton");
+    }
+    c.ingress = bpf_program__fd(c.skel->progs.inline_ingress);
+    c.egress = bpf_program__fd(c.skel->progs.inline_egress);
+    auto ip = ppinject::IpAddress::parse("192.0.2.1");
+    pp_service_key key = ppinject::make_service_key(IPPROTO_TCP, *ip, 32, kInlinePort);
+    pp_service v{};
+    v.id = 1;
+    v.header = PP_HDR_V2;
+    v.flags = PP_SVC_INLINE;
+    v.flow_timeout_ns = 3600ull * 1000000000ull;
+    std::snprintf(v.name, sizeof v.name, "bench-inline");
+    if (bpf_map__update_elem(c.skel->maps.services, &key, sizeof key, &v, sizeof v, 0) != 0) {
+        fail("inline services update");
+    }
+    // Each step's verdict must be TC_ACT_UNSPEC (passed on); the ACK grows by the header.
+    auto step = [](const char *what, int fd, const Bytes &in) {
+        std::uint32_t d;
+        Bytes out;
+        if (run_once(fd, in, 1, d, out) != TC_ACT_UNSPEC) {
+            errno = EPROTO;
+            fail(std::string("inline connection setup: ") + what + " not passed");
+        }
+        return out.size() - in.size();
+    };
+    Bytes syn_opts = {2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7};
+    Packet syn, syn_ack;
+    syn.ip("203.0.113.10", "192.0.2.1")
+        .tcp(40000, kInlinePort, Tcp{c.isn, 0, Tcp::kSyn, 64240, 0, syn_opts});
+    syn_ack.ip("192.0.2.1", "203.0.113.10")
+        .tcp(kInlinePort, 40000,
+             Tcp{c.server_isn, c.isn + 1, Tcp::kSyn | Tcp::kAck, 65160, 0, syn_opts});
+    step("SYN", c.ingress, syn.build());
+    step("SYN-ACK", c.egress, syn_ack.build());
+    c.h = static_cast<std::uint32_t>(
+        step("handshake ACK", c.ingress, c.segment(true, kInlinePort, c.isn + 1, {})));
+    if (c.h == 0) {
+        errno = EPROTO;
+        fail("inline connection setup: the handshake ACK did not carry the header");
+    }
+    step("ACK of the header", c.egress, c.segment(false, kInlinePort, c.isn + 1 + c.h, {}));
+    return c;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -179,9 +264,10 @@ int main(int argc, char **argv) {
     Bytes first_flow = frame(c4, "192.0.2.1", 53, 64);
     {
         std::uint32_t d;
-        std::size_t n;
-        run_once(ingress, first_flow, 1, d, n);
+        Bytes out;
+        run_once(ingress, first_flow, 1, d, out);
     }
+    InlineConn tcp = inline_established();
 
     std::vector<Case> cases = {
         {"empty TC program (baseline)", empty_fd.get(), frame(c4, "192.0.2.99", 53, 64), false},
@@ -217,24 +303,38 @@ int main(int argc, char **argv) {
         {"xdp SPP inject IPv4 1400 B", xdp, frame(c4, "192.0.2.2", 5000, 1400), true, true},
         {"xdp SPP inject IPv6 64 B", xdp, frame(c6, "2001:db8::2", 5000, 64), true, true},
         {"xdp SPP inject IPv6 1400 B", xdp, frame(c6, "2001:db8::2", 5000, 1400), true, true},
+        // Inline TCP (tc, against the empty TC program): a segment of no inline service,
+        // and an established connection's data and acks, the header acknowledged.
+        {"inline_ingress pass, no inline service (IPv4 1400 B)", tcp.ingress,
+         tcp.segment(true, 80, tcp.isn + 1, pattern(1400)), false},
+        {"inline_ingress data, seq shifted by the header (IPv4 1400 B)", tcp.ingress,
+         tcp.segment(true, kInlinePort, tcp.isn + 1 + 1400, pattern(1400)), true, false, true},
+        {"inline_egress data, ack shifted back (IPv4 1400 B)", tcp.egress,
+         tcp.segment(false, kInlinePort, tcp.isn + 1 + tcp.h + 2800, pattern(1400)), true, false,
+         true},
+        {"inline_egress pure ACK, ack shifted back (IPv4)", tcp.egress,
+         tcp.segment(false, kInlinePort, tcp.isn + 1 + tcp.h + 2800, {}), true, false, true},
     };
 
     std::printf("[\n");
     for (std::size_t i = 0; i < cases.size(); i++) {
         const Case &c = cases[i];
         Timing t = measure(c, runs);
-        bool grew = t.out_len > c.frame.size();
-        if (c.mutates != grew || t.verdict != (c.xdp ? XDP_PASS : TC_ACT_UNSPEC)) {
+        bool grew = t.out.size() > c.frame.size();
+        bool changed = t.out.size() == c.frame.size() && t.out != c.frame;
+        if ((c.mutates && !c.rewrites) != grew || c.rewrites != changed ||
+            t.verdict != (c.xdp ? XDP_PASS : TC_ACT_UNSPEC)) {
             std::fprintf(stderr,
-                         "bpf_bench: %s: verdict %d, %zu -> %zu bytes: not what it measures\n",
-                         c.name.c_str(), t.verdict, c.frame.size(), t.out_len);
+                         "bpf_bench: %s: verdict %d, %zu -> %zu bytes%s: not what it measures\n",
+                         c.name.c_str(), t.verdict, c.frame.size(), t.out.size(),
+                         changed ? " (changed)" : "");
             return 1;
         }
         std::printf(
             "  {\"case\": \"%s\", \"hook\": \"%s\", \"frame_bytes\": %zu, \"out_bytes\": %zu, "
             "\"repeat\": %d, \"repeat_ns\": %.1f, \"single_runs\": %d, \"single_mean_ns\": %.1f, "
             "\"single_p50_ns\": %.1f}%s\n",
-            c.name.c_str(), c.xdp ? "xdp" : "tc", c.frame.size(), t.out_len,
+            c.name.c_str(), c.xdp ? "xdp" : "tc", c.frame.size(), t.out.size(),
             c.mutates ? 0 : kRepeat, t.repeat_ns, runs, t.single_ns, t.single_p50,
             i + 1 < cases.size() ? "," : "");
     }

@@ -8,6 +8,8 @@
                                UDP: nftables DNAT 192.0.2.1:9601-9603 (ppinject's tc
                                programs on f0) and 203.0.113.1:9600 (f2, no tc at all)
                                -> 198.51.100.2:9500; nginx's UDP relay on 203.0.113.1:9604
+                               TCP: nftables DNAT 203.0.113.1:9400 (f2, "dnat") and
+                               192.0.2.1:9401 (f0, ppinject inline) -> 198.51.100.2
 
 Three network namespaces joined by veth (tools/topology.sh). "direct" is the client
 connecting to the backend's own address, routed (forwarded) by the front, so every case

@@ -1,11 +1,13 @@
 """What runs in the bench's hosts, and the cases that reach each: the sinks (ppbench_load
 server), ppinject's TCP and UDP services, HAProxy send-proxy-v2 and nginx proxy_protocol,
 their configs, and the address each case's client dials."""
+import contextlib
 import json
 import os
 
 from .procs import sh
-from .topology import BACKEND, FRONT, LO, NS_BACKEND, NS_FRONT, PLAIN_FRONT, UDP_SINK, XDP_FRONT
+from .topology import (BACKEND, DNAT_TCP, FRONT, INLINE_TCP, LO, NS_BACKEND, NS_FRONT,
+                       PLAIN_FRONT, UDP_SINK, XDP_FRONT)
 
 # What every nginx and HAProxy of the project shares (the tests' receivers too).
 PEERS_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -26,6 +28,16 @@ TCP_CASES = [  # name, address the client dials, proxy process key
 # everything else (client, sinks, HAProxy, nginx) with the namespaces' congestion control.
 SPLICE_CUBIC = ("ppinject splice, tcp_congestion cubic", f"{FRONT}:9104", "ppinject-tcp")
 TCP_BULK_CASES = TCP_CASES[:4] + [SPLICE_CUBIC] + TCP_CASES[4:]
+# Inline TCP (over the veths only, inside inline_attached()): "dnat" is plain forwarding
+# through the front's nftables DNAT, in by f2 where no tc program runs (the limit, and the
+# base of the inline ratios); "inline" is the same DNAT in by f0, where ppinject's inline
+# programs write the v2 header into the stream for the PROXY sink. No process of ours
+# relays either: their CPU is the machine's.
+DNAT, INLINE = "dnat", "ppinject inline"
+INLINE_CASES = [
+    (DNAT, f"{PLAIN_FRONT}:{DNAT_TCP}", None),
+    (INLINE, f"{FRONT}:{INLINE_TCP}", None),
+]
 
 
 def tcp_lo_cases(host_cc):
@@ -59,7 +71,7 @@ UDP_CASES = [  # name, address the client sends to, proxy process key
 
 # ppinject's pin roots under /sys/fs/bpf, one per run, each run's config in ROOT.toml;
 # cleanup detaches what a run left in them.
-PIN_ROOTS = ("ppbench-tcp", "ppbench-udp")
+PIN_ROOTS = ("ppbench-tcp", "ppbench-udp", "ppbench-inline")
 
 
 def start_sinks(bench):
@@ -152,6 +164,42 @@ header = "spp"
     bench.procs.spawn("ppinject-udp", ["nsenter", f"--net=/run/netns/{NS_FRONT}", bench.ppinject,
                                        "run", "--config", cfg])
     bench.procs.wait_log("ppinject-udp", "running")
+
+
+@contextlib.contextmanager
+def inline_attached(bench):
+    """ppinject with an inline v2 service on f0 for the DNAT'd 192.0.2.1:9401, for one
+    scenario: attached only while the scenario's veth cases run, so that the UDP scenario's
+    run (whose programs share f0's clsact qdisc) never overlaps it. The relay's, HAProxy's
+    and nginx's cases in those scenarios cross f0 too, and pay the programs' lookup."""
+    cfg = bench.write("ppbench-inline.toml", f"""[global]
+bpffs = "/sys/fs/bpf/ppbench-inline"
+
+[[service]]
+name = "bench-inline"
+protocol = "tcp"
+mode = "inline"
+interfaces = ["f0"]
+listen = "{FRONT}:{INLINE_TCP}"
+header = "v2"
+""")
+    bench.procs.spawn("ppinject-inline", ["nsenter", f"--net=/run/netns/{NS_FRONT}",
+                                          bench.ppinject, "run", "--config", cfg])
+    try:
+        bench.procs.wait_log("ppinject-inline", "running")
+        yield
+    finally:
+        bench.procs.stop("ppinject-inline")
+
+
+def inline_counters(bench):
+    """The inline service's counters (ppinject status --json) while it is attached, and
+    the connection states left in its table (inline_conns_left)."""
+    doc = json.loads(sh([bench.ppinject, "status", "--json", "--bpffs",
+                         "/sys/fs/bpf/ppbench-inline"]))
+    out = dict(next(s for s in doc["services"] if s["name"] == "bench-inline")["counters"])
+    out["inline_conns_left"] = doc["inline_conns"]["count"]
+    return out
 
 
 def sockmap_counters(bench):

@@ -95,6 +95,7 @@ def render(results):
               f"{r['with_v1'] + r['with_v2'] + r['with_spp']} of {r['received']}",
               fmt(r["proxy_cpu_s_per_mdgram"], ".2f"), fmt(r["machine_cpu_s_per_mdgram"], ".2f")]
              for r in t["rows"]]))
+    parts += inline_summary(results)
     if "bpf" in results:
         rows = results["bpf"]["rows"]
         parts.append(f"\n### BPF programs alone (BPF_PROG_TEST_RUN, ns per packet; "
@@ -107,6 +108,61 @@ def render(results):
               fmt(r["single_p50_ns"], ".0f"), fmt(r["single_above_empty_ns"], ".0f")]
              for r in rows]))
     return "\n".join(parts) + "\n"
+
+
+# The issue's targets for inline TCP: (what, the scenario's key, its metric, the ratio's
+# field, the rows' filter, bound, ">=" or "<=").
+INLINE_TARGETS = [
+    ("bulk client->backend, Gbit/s", "tcp_bulk", "gbit_s", "x_dnat",
+     {"direction": "client->backend"}, 0.95, ">="),
+    ("bulk backend->client, Gbit/s", "tcp_bulk", "gbit_s", "x_dnat",
+     {"direction": "backend->client"}, 0.95, ">="),
+    ("machine CPU s/GiB, client->backend", "tcp_bulk", "machine_cpu_s_per_gib", "cpu_x_dnat",
+     {"direction": "client->backend"}, 1.1, "<="),
+    ("machine CPU s/GiB, backend->client", "tcp_bulk", "machine_cpu_s_per_gib", "cpu_x_dnat",
+     {"direction": "backend->client"}, 1.1, "<="),
+    ("connection rate, conn/s", "tcp_rate", "conn_s", "x_dnat", {}, 0.9, ">="),
+    ("connection rate, conn/s: inline x nginx", "tcp_rate", "conn_s", "x_nginx", {}, 2.5, ">="),
+    ("machine CPU us/conn", "tcp_rate", "machine_cpu_us_per_conn", "cpu_x_dnat", {}, None, None),
+] + [(f"concurrency {n} streams, Gbit/s", "tcp_concurrency", "gbit_s", "x_dnat",
+      {"streams": n}, None, None) for n in (1, 16, 256)] + [
+    (f"concurrency {n} streams, machine CPU s/GiB", "tcp_concurrency", "machine_cpu_s_per_gib",
+     "cpu_x_dnat", {"streams": n}, None, None) for n in (1, 16, 256)]
+
+
+def inline_summary(results):
+    """Inline TCP beside plain forwarding through the same DNAT front, the relay's default
+    mode, HAProxy and nginx, with the issue's targets: one line per figure."""
+    cases = ("dnat", "ppinject inline", "ppinject splice", "haproxy send-proxy-v2",
+             "nginx proxy_protocol")
+    lines = []
+    for what, key, metric, field, where, bound, op in INLINE_TARGETS:
+        if key not in results:
+            continue
+        rows = {r["case"]: r for r in results[key]["rows"]
+                if all(r.get(k) == v for k, v in where.items())}
+        if "ppinject inline" not in rows:
+            continue
+        spec = ".0f" if metric == "conn_s" else (".1f" if "us" in metric else ".2f")
+        r = rows["ppinject inline"]
+        v = r.get(field)
+        met = "-"
+        if bound is not None:
+            met = "?" if v is None else (
+                "met" if (v >= bound if op == ">=" else v <= bound) else "**not met**")
+        lines.append([what] + [fmt(rows[c][metric], spec) if c in rows else "-" for c in cases]
+                     + [field.replace("cpu_x_dnat", "x dnat").replace("x_", "x "),
+                        fmt(v, ".2f"), f"{op} {bound}" if bound is not None else "-", met])
+    if not lines:
+        return []
+    out = ["\n### Inline TCP against plain forwarding through the same DNAT front (veths; "
+           "ratios paired by round)\n",
+           table(["figure", "dnat", "inline", "splice", "HAProxy", "nginx", "ratio of inline",
+                  "value", "target", "target met"], lines)]
+    for scenario, c in results.get("inline_counters", {}).items():
+        out.append(f"\ninline counters over {scenario}: " + ", ".join(
+            f"{k} {v}" for k, v in c.items()))
+    return out
 
 
 def chart(results, out_dir, tmp):

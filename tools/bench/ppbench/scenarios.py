@@ -6,7 +6,8 @@ import signal
 import time
 
 from . import GIB, MIB, peers
-from .peers import HAPROXY, NGINX, TCP_BULK_CASES, TCP_CASES, UDP_CASES, tcp_lo_cases
+from .peers import (DNAT, HAPROXY, INLINE_CASES, NGINX, TCP_BULK_CASES, TCP_CASES, UDP_CASES,
+                    tcp_lo_cases)
 from .procs import BenchError, CpuWindow, log, sh
 from .rounds import ratio, rounds
 from .topology import BACKEND, LO, NS_BACKEND, NS_CLIENT, NS_FRONT, UDP_SINK
@@ -60,18 +61,43 @@ def bulk_run(bench, direction, name, addr, proc, size, cap, streams=1, ns=NS_CLI
     return row
 
 
+def inline_ratios(rows, metric, cpu, group):
+    """The inline cases' ratios to plain forwarding through the same DNAT front: `metric`
+    (x_dnat) and machine CPU per unit of work (cpu_x_dnat), paired by round."""
+    ratio(rows, metric, group, base=DNAT, field="x_dnat")
+    ratio(rows, cpu, group, base=DNAT, field="cpu_x_dnat")
+
+
+def with_inline(bench, scenario, run):
+    """Runs `run` (a scenario's rounds over the veths, inline cases among them) with
+    ppinject's inline service attached, and notes what the service counted meanwhile."""
+    with peers.inline_attached(bench):
+        out = run()
+        counters = peers.inline_counters(bench)
+    keep = ("inline_conns_new", "inline_headers", "inline_header_resent", "inline_refused",
+            "inline_no_state", "inline_gso_dropped", "inline_mss_clamped", "inline_conns_left")
+    bench.results.setdefault("inline_counters", {})[scenario] = {
+        k: counters.get(k) for k in keep}
+    return out
+
+
 def bulk(bench, loopback):
-    """One stream each way per case, over the veths (client -> front -> backend) or, with
-    `loopback`, on 127.0.0.1 inside the front namespace."""
+    """One stream each way per case, over the veths (client -> front -> backend, the
+    inline cases with them) or, with `loopback`, on 127.0.0.1 inside the front
+    namespace."""
     size = GIB // 2 if bench.quick else GIB
     cap = 12
     key, ns = ("tcp_bulk_loopback", NS_FRONT) if loopback else ("tcp_bulk", NS_CLIENT)
     sink_ns, sink = (NS_FRONT, LO) if loopback else (NS_BACKEND, BACKEND)
     cases = [(d, *c) for d in ("up", "down")
-             for c in (tcp_lo_cases(bench.host_cc) if loopback else TCP_BULK_CASES)]
+             for c in (tcp_lo_cases(bench.host_cc) if loopback
+                       else TCP_BULK_CASES + INLINE_CASES)]
     before = None if loopback else peers.sockmap_counters(bench)
-    rows, n = rounds(bench, key, cases, lambda c: bulk_run(bench, *c, size, cap, ns=ns),
-                     "gbit_s", 1 if bench.quick else 3, 75)
+
+    def run():
+        return rounds(bench, key, cases, lambda c: bulk_run(bench, *c, size, cap, ns=ns),
+                      "gbit_s", 1 if bench.quick else 3, 80, also=("machine_cpu_s_per_gib",))
+    rows, n = run() if loopback else with_inline(bench, key, run)
     after = None if loopback else peers.sockmap_counters(bench)
     # The bench's own sink next to iperf3, on the direct path: is the sink the limit?
     for rev, label in ((False, "client->backend"), (True, "backend->client")):
@@ -92,6 +118,8 @@ def bulk(bench, loopback):
     ratio(rows, "gbit_s", ("direction",))
     ratio(rows, "gbit_s", ("direction",), base=HAPROXY, field="x_haproxy")
     ratio(rows, "gbit_s", ("direction",), base=NGINX, field="x_nginx")
+    if not loopback:
+        inline_ratios(rows, "gbit_s", "machine_cpu_s_per_gib", ("direction",))
     bench.results[key] = {"bytes_per_run": size, "time_cap_s": cap, "rounds": n,
                           "rows": rows}
     if after:
@@ -112,12 +140,13 @@ def tcp_bulk_lo(bench):
 def tcp_conc(bench):
     size = 256 * MIB if bench.quick else 512 * MIB
     cap = 8
-    cases = [(s, *c) for s in (1, 16, 256) for c in TCP_CASES]
-    rows, n = rounds(
+    cases = [(s, *c) for s in (1, 16, 256) for c in TCP_CASES + INLINE_CASES]
+    rows, n = with_inline(bench, "tcp_concurrency", lambda: rounds(
         bench, "tcp_concurrency", cases,
         lambda c: bulk_run(bench, "up", c[1], c[2], c[3], size, cap, streams=c[0]),
-        "gbit_s", 1, 40)
+        "gbit_s", 1, 40, also=("machine_cpu_s_per_gib",)))
     ratio(rows, "gbit_s", ("streams",))
+    inline_ratios(rows, "gbit_s", "machine_cpu_s_per_gib", ("streams",))
     bench.results["tcp_concurrency"] = {"bytes_per_run": size, "direction": "client->backend",
                                         "time_cap_s": cap, "rounds": n, "rows": rows}
 
@@ -176,7 +205,8 @@ def udp(bench):
     bench.procs.wait_log("udp-sink", "counting")
     peers.start_ppinject_udp(bench)
     rows, n = rounds(bench, "udp", cases, lambda c: udp_run(bench, *c, secs, flows), "dgram_s",
-                     1 if bench.quick else 10, 150)  # 18 runs a round: ~13 s
+                     1 if bench.quick else 5, 75)  # 18 runs a round: ~13 s (5, not 10: the
+                     # inline TCP cases need the time in the 270 s budget)
     bench.procs.stop("ppinject-udp")
     bench.procs.stop("udp-sink")
     ratio(rows, "dgram_s", ("payload",), base=UDP_CASES[0][0])
@@ -210,10 +240,16 @@ def rate(bench, loopback):
     key, ns = ("tcp_rate_loopback", NS_FRONT) if loopback else ("tcp_rate", NS_CLIENT)
     names = [c[0] for c in TCP_CASES]
     cases = ([c for c in tcp_lo_cases(bench.host_cc) if c[0] in names] if loopback
-             else TCP_CASES)
-    rows, n = rounds(bench, key, cases, lambda c: rate_run(bench, *c, secs, ns=ns), "conn_s",
-                     1 if bench.quick else (3 if loopback else 4), 45 if loopback else 55)
+             else TCP_CASES + INLINE_CASES)
+
+    def run():
+        return rounds(bench, key, cases, lambda c: rate_run(bench, *c, secs, ns=ns), "conn_s",
+                      1 if bench.quick else 3, 45 if loopback else 70,
+                      also=("machine_cpu_us_per_conn",))
+    rows, n = run() if loopback else with_inline(bench, key, run)
     ratio(rows, "conn_s", ())
+    if not loopback:
+        inline_ratios(rows, "conn_s", "machine_cpu_us_per_conn", ())
     ratio(rows, "conn_s", (), base=HAPROXY, field="x_haproxy")
     ratio(rows, "conn_s", (), base=NGINX, field="x_nginx")
     bench.results[key] = {"seconds": secs, "parallel": 16, "rounds": n, "rows": rows}

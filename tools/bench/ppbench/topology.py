@@ -9,6 +9,8 @@ with the second client link (c2/f2), plus what only the bench sets in them.
                                programs on f0), 203.0.113.129:9610-9613 (its XDP program
                                on f3; 9610 is no service) and 203.0.113.1:9600 (f2, no tc
                                at all) -> 198.51.100.2:9500
+                               TCP: 203.0.113.1:9400 (f2) -> 198.51.100.2:9000 and
+                               192.0.2.1:9401 (f0, ppinject inline) -> 198.51.100.2:9001
 """
 import os
 
@@ -22,6 +24,10 @@ PLAIN_FRONT = "203.0.113.1"  # the front's address on f2, where no tc program ru
 XDP_FRONT = "203.0.113.129"  # the front's address on f3, where ppinject runs at XDP
 LO = "127.0.0.1"
 UDP_SINK = 9500  # the UDP sink's port in the backend, where the DNAT rules send
+# Inline TCP: the ports the front DNATs to the backend's sinks (9000 plain, 9001 PROXY):
+# DNAT_TCP on f2 (no tc program: plain forwarding), INLINE_TCP on f0 (ppinject's inline
+# programs there).
+DNAT_TCP, INLINE_TCP = 9400, 9401
 
 TOPOLOGY_SH = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                            "..", "..", "topology.sh"))
@@ -48,6 +54,9 @@ def up(tmp, congestion):
         f"    iifname \"f0\" ip daddr {FRONT} udp dport 9601-9603 dnat to {BACKEND}:{UDP_SINK}\n"
         f"    iifname \"f2\" ip daddr {PLAIN_FRONT} udp dport 9600 dnat to {BACKEND}:{UDP_SINK}\n"
         f"    iifname \"f3\" ip daddr {XDP_FRONT} udp dport 9610-9613 dnat to {BACKEND}:{UDP_SINK}\n"
+        # TCP, no masquerade: the backend routes its replies back through the front.
+        f"    iifname \"f2\" ip daddr {PLAIN_FRONT} tcp dport {DNAT_TCP} dnat to {BACKEND}:9000\n"
+        f"    iifname \"f0\" ip daddr {FRONT} tcp dport {INLINE_TCP} dnat to {BACKEND}:9001\n"
         "  }\n"
         "  chain post { type nat hook postrouting priority srcnat;\n"
         "    oifname \"f1\" ip protocol udp masquerade\n"
