@@ -293,6 +293,10 @@ static __always_inline int rewrite_options(struct __sk_buff *skb, const struct p
         return 0;
     if (bpf_skb_load_bytes(skb, p->l4_off + sizeof(struct tcphdr), w.o.b, len) < 0)
         return 0; /* the parser saw the header in the packet: never */
+    /* Nearly every backend segment carries NOP NOP TIMESTAMP and nothing else: no walk. */
+    if (job == OPT_MAP_SACK && len == 12 && w.o.b[0] == TCPOPT_NOP && w.o.b[1] == TCPOPT_NOP &&
+        w.o.b[2] == 8 && w.o.b[3] == 10)
+        return 0;
     w.kind = job == OPT_STRIP_TFO   ? TCPOPT_FASTOPEN
              : job == OPT_CLAMP_MSS ? TCPOPT_MSS
                                     : TCPOPT_SACK;
