@@ -41,6 +41,7 @@
 
 #include "loader/service_key.hpp"
 #include "loader/skeleton.hpp"
+#include "support/counters.hpp"
 #include "support/packet.hpp"
 #include "support/privileges.hpp"
 #include "sys/kernel.hpp"
@@ -256,25 +257,9 @@ Packet with_header(Packet p, const Bytes &header) {
 
 // --- Counters -------------------------------------------------------------------------
 
-using Counts = std::map<std::string, std::uint64_t>;  // only non-zero counters
-using AllCounts = std::map<std::uint32_t, Counts>;    // service id -> counters
-
-Counts counts(std::initializer_list<std::pair<const char *, std::uint64_t>> list) {
-    Counts c;
-    for (auto [name, value] : list) {
-        bool known = false;
-        for (const auto &info : ppinject::kCounters) {
-            known = known || info.name == name;
-        }
-        if (!known) {
-            throw std::invalid_argument(std::string("no counter named ") + name);
-        }
-        if (value) {
-            c[name] = value;
-        }
-    }
-    return c;
-}
+using pptest::AllCounts;
+using pptest::Counts;
+using pptest::counts;
 
 // --- Fixture --------------------------------------------------------------------------
 
@@ -449,35 +434,7 @@ class TcpInlineProgTest : public ::testing::TestWithParam<Variant> {
         EXPECT_TRUE(fw.ok()) << "expected frame fails the independent check: " << fw.error;
     }
 
-    Counts counters(std::uint32_t id) {
-        int ncpu = libbpf_num_possible_cpus();
-        std::vector<pp_counters> per_cpu(static_cast<std::size_t>(ncpu > 0 ? ncpu : 1));
-        Counts c;
-        int err = bpf_map__lookup_elem(skel_->maps.counters, &id, sizeof id, per_cpu.data(),
-                                       per_cpu.size() * sizeof(pp_counters), 0);
-        EXPECT_EQ(err, 0) << "counters[" << id << "]: " << std::strerror(-err);
-        for (const auto &info : ppinject::kCounters) {
-            std::uint64_t sum = 0;
-            for (const auto &pc : per_cpu) {
-                sum += ppinject::counter_value(pc, info);
-            }
-            if (sum) {
-                c[std::string(info.name)] = sum;
-            }
-        }
-        return c;
-    }
-
-    AllCounts all_counters() {
-        AllCounts all;
-        for (std::uint32_t id = 0; id < PP_MAX_SERVICES; id++) {
-            Counts c = counters(id);
-            if (!c.empty()) {
-                all[id] = c;
-            }
-        }
-        return all;
-    }
+    AllCounts all_counters() { return pptest::read_all_counters(skel_->maps.counters); }
 
     std::optional<pp_inline_conn> state(const Conn &c) {
         pp_flow_key k = c.key();

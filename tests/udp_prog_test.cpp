@@ -48,6 +48,7 @@
 #include "loader/skeleton.hpp"
 #include "sys/fd.hpp"
 #include "support/netns.hpp"
+#include "support/counters.hpp"
 #include "support/packet.hpp"
 #include "support/privileges.hpp"
 #include "support/udp_ports.hpp"
@@ -198,25 +199,9 @@ Bytes srh_data(std::uint8_t left, const char *segment) {
 
 // --- Counters -------------------------------------------------------------------------
 
-using Counts = std::map<std::string, std::uint64_t>;  // only non-zero counters
-using AllCounts = std::map<std::uint32_t, Counts>;    // service id -> counters
-
-Counts counts(std::initializer_list<std::pair<const char *, std::uint64_t>> list) {
-    Counts c;
-    for (auto [name, value] : list) {
-        bool known = false;
-        for (const auto &info : ppinject::kCounters) {
-            known = known || info.name == name;
-        }
-        if (!known) {
-            throw std::invalid_argument(std::string("no counter named ") + name);
-        }
-        if (value) {
-            c[name] = value;
-        }
-    }
-    return c;
-}
+using pptest::AllCounts;
+using pptest::Counts;
+using pptest::counts;
 
 Counts injected_v2() {
     return counts({{"seen", 1}, {"injected_v2", 1}, {"flows_new", 1}});
@@ -330,35 +315,8 @@ class UdpProgTest : public ::testing::Test {
         return r;
     }
 
-    Counts counters(std::uint32_t id) {
-        int ncpu = libbpf_num_possible_cpus();
-        std::vector<pp_counters> per_cpu(static_cast<std::size_t>(ncpu > 0 ? ncpu : 1));
-        Counts c;
-        int err = bpf_map__lookup_elem(skel_->maps.counters, &id, sizeof id, per_cpu.data(),
-                                       per_cpu.size() * sizeof(pp_counters), 0);
-        EXPECT_EQ(err, 0) << "counters[" << id << "]";
-        for (const auto &info : ppinject::kCounters) {
-            std::uint64_t sum = 0;
-            for (const auto &pc : per_cpu) {
-                sum += ppinject::counter_value(pc, info);
-            }
-            if (sum) {
-                c[std::string(info.name)] = sum;
-            }
-        }
-        return c;
-    }
-
-    AllCounts all_counters() {
-        AllCounts all;
-        for (std::uint32_t id = 0; id < PP_MAX_SERVICES; id++) {
-            Counts c = counters(id);
-            if (!c.empty()) {
-                all[id] = c;
-            }
-        }
-        return all;
-    }
+    Counts counters(std::uint32_t id) { return pptest::read_counters(skel_->maps.counters, id); }
+    AllCounts all_counters() { return pptest::read_all_counters(skel_->maps.counters); }
 
     pp_flow_key flow_key(const Packet &p) const {
         pp_flow_key k{};
