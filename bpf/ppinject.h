@@ -187,9 +187,9 @@ struct pp_counters {
  * Sequence spaces: the header takes the backend's sequence numbers isn+1 .. isn+hdr_len,
  * so every client byte is hdr_len further on the backend's side than on the client's.
  */
-#define PP_INLINE_HDR_MAX 192             /* longest header an inline connection carries */
+#define PP_INLINE_HDR_MAX 192            /* longest header an inline connection carries */
 #define PP_INLINE_CLOSE_NS 3000000000ULL /* state kept after the close: retransmissions */
-#define PP_INLINE_SWEEP_NS 2000000000ULL  /* how often expired states are looked for */
+#define PP_INLINE_SWEEP_NS 2000000000ULL /* how often expired states are looked for */
 #define PP_MAX_INLINE_CONNS_DEFAULT 65536
 
 /*

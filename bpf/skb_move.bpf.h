@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * What the tc programs share to rewrite an skb: the verdict for a packet let through, and
+ * What the tc programs share to read and rewrite an skb: the parse of an skb, the verdict
+ * for a packet let through, and
  * moving bytes inside the packet through a per-CPU scratch buffer (the UDP programs shift
  * a datagram's payload to insert or strip a header behind the UDP header, the inline TCP
  * program a segment's payload to insert the PROXY header behind the TCP header).
@@ -11,6 +12,7 @@
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
+#include "frame.bpf.h"
 
 /*
  * Packets we let through (changed or not) leave with TC_ACT_UNSPEC: classification goes on
@@ -33,6 +35,24 @@ struct {
     __type(key, __u32);
     __type(value, struct scratch);
 } shift_buf SEC(".maps");
+
+/*
+ * parse_frame() on an skb, with the headers pulled into the linear part first when they
+ * may sit in paged data. Each program wraps it in a global function of its own (see
+ * parse_skb in udp.bpf.c for why global), with `proto` a constant.
+ */
+static __always_inline enum parse_result skb_parse(struct __sk_buff *skb, struct pkt *p,
+                                                   const __u8 proto) {
+    void *data = (void *)(long)skb->data;
+    void *data_end = (void *)(long)skb->data_end;
+
+    if (data + MAX_HEADERS_LEN > data_end && skb->len > skb->data_end - skb->data) {
+        bpf_skb_pull_data(skb, skb->len < MAX_HEADERS_LEN ? skb->len : MAX_HEADERS_LEN);
+        data = (void *)(long)skb->data;
+        data_end = (void *)(long)skb->data_end;
+    }
+    return parse_frame(data, data_end, skb->len, p, proto);
+}
 
 /*
  * A size n already tested to be in [1, max], rewritten into a form whose range every
@@ -91,10 +111,7 @@ static long move_chunk(__u32 index, void *ctx) {
         ((struct move *)ctx)->err = 1;
         return 1;
     }
-    /* Identity for 1..CHUNK, and a form whose range [1, CHUNK] every verifier derives: 6.1's
-     * does not learn n >= 1 from the n == 0 test above and refuses a possibly-zero size. */
-    barrier_var(n);
-    n = ((n - 1) & (CHUNK - 1)) + 1;
+    SIZE_AT_LEAST_1(n, CHUNK - 1); /* 6.1 learns no n >= 1 from the test above */
     if (bpf_skb_load_bytes(m->skb, src, m->buf->buf, n) < 0 ||
         bpf_skb_store_bytes(m->skb, dst, m->buf->buf, n, 0) < 0) {
         ((struct move *)ctx)->err = 1;
@@ -144,8 +161,7 @@ static long sum_chunk(__u32 index, void *ctx) {
     if (done >= s->len)
         return 1;
     n = s->len - done > SUM_CHUNK ? SUM_CHUNK : s->len - done;
-    barrier_var(n);
-    n = ((n - 1) & (SUM_CHUNK - 1)) + 1; /* [1, SUM_CHUNK] for every verifier: see move_chunk */
+    SIZE_AT_LEAST_1(n, SUM_CHUNK - 1);
     if (bpf_skb_load_bytes(s->skb, s->off + done, s->buf->buf, n) < 0) {
         s->err = 1;
         return 1;
@@ -156,8 +172,7 @@ static long sum_chunk(__u32 index, void *ctx) {
     __u64 words = (n + 3) & ~3ULL;
     *(__u32 *)(s->buf->buf + ((n & ~3ULL) & (CHUNK - 4))) &=
         n % 4 ? ((1U << (8 * (n % 4))) - 1) : ~0U;
-    barrier_var(words);
-    words = ((words - 1) & (SUM_CHUNK - 1)) + 1;
+    SIZE_AT_LEAST_1(words, SUM_CHUNK - 1);
     __s64 part = bpf_csum_diff(NULL, 0, (__be32 *)s->buf->buf, words & ~3ULL, 0);
     if (part < 0) {
         s->err = 1;

@@ -157,19 +157,11 @@ static __always_inline void arm_sweep(void) {
     s->armed = 1;
 }
 
-/* Pull the headers into the linear part when they are not, then parse. See udp.bpf.c. */
+/* The parse as a global function: see parse_skb in udp.bpf.c. */
 __noinline enum parse_result parse_tcp(struct __sk_buff *skb, struct pkt *p) {
-    void *data = (void *)(long)skb->data;
-    void *data_end = (void *)(long)skb->data_end;
-
     if (!p)
         return PARSE_OTHER; /* never: the verifier takes a global function's pointer as nullable */
-    if (data + MAX_HEADERS_LEN > data_end && skb->len > skb->data_end - skb->data) {
-        bpf_skb_pull_data(skb, skb->len < MAX_HEADERS_LEN ? skb->len : MAX_HEADERS_LEN);
-        data = (void *)(long)skb->data;
-        data_end = (void *)(long)skb->data_end;
-    }
-    return parse_frame(data, data_end, skb->len, p, IPPROTO_TCP);
+    return skb_parse(skb, p, IPPROTO_TCP);
 }
 
 /* The TCP header's fixed part, copied out of the packet. */

@@ -42,18 +42,9 @@
  * *p they use as an offset or a size.
  */
 __noinline enum parse_result parse_skb(struct __sk_buff *skb, struct pkt *p) {
-    void *data = (void *)(long)skb->data;
-    void *data_end = (void *)(long)skb->data_end;
-
     if (!p)
         return PARSE_OTHER; /* never: the verifier takes a global function's pointer as nullable */
-    if (data + MAX_HEADERS_LEN > data_end && skb->len > skb->data_end - skb->data) {
-        /* Headers may sit in paged data; bring them into the linear part. */
-        bpf_skb_pull_data(skb, skb->len < MAX_HEADERS_LEN ? skb->len : MAX_HEADERS_LEN);
-        data = (void *)(long)skb->data;
-        data_end = (void *)(long)skb->data_end;
-    }
-    return parse_frame(data, data_end, skb->len, p, IPPROTO_UDP);
+    return skb_parse(skb, p, IPPROTO_UDP);
 }
 
 /*
@@ -75,8 +66,8 @@ __noinline enum parse_result parse_xdp(struct xdp_md *ctx, struct pkt *p) {
  * pointers; the UDP checksum is theirs. Returns the UDP header, or NULL when the frame is
  * shorter than parse_frame() found it (never).
  */
-static __always_inline struct udphdr *set_lengths(void *data, void *data_end,
-                                                  const struct pkt *p, int diff) {
+static __always_inline struct udphdr *set_lengths(void *data, void *data_end, const struct pkt *p,
+                                                  int diff) {
     __u32 l4 = p->l4_off;
 
     if (l4 > MAX_HEADERS_LEN || set_ip_length(data, data_end, p, diff) < 0)
@@ -233,7 +224,7 @@ static __always_inline enum grow xdp_grow(struct xdp_md *ctx, const struct pkt *
      * options and IPv6 without extension headers (nearly every datagram) move in place
      * with constant-size word copies. Other layouts go through the scratch buffer: a
      * helper copy of a size the verifier bounds once, where a copy loop in place would be
-     * checked for every offset. Same [1, 512] form as in move_chunk. */
+     * checked for every offset. */
     void *data = (void *)(long)ctx->data;
     void *data_end = (void *)(long)ctx->data_end;
     int moved = -1;
@@ -244,8 +235,7 @@ static __always_inline enum grow xdp_grow(struct xdp_md *ctx, const struct pkt *
         moved = move_front(data, data_end, hlen,
                            ETH_HLEN + sizeof(struct ipv6hdr) + sizeof(struct udphdr));
     if (moved < 0) {
-        barrier_var(hdrs);
-        hdrs = ((hdrs - 1) & 511) + 1;
+        SIZE_AT_LEAST_1(hdrs, 511);
         if (bpf_xdp_load_bytes(ctx, hlen, buf->buf, hdrs) < 0 ||
             bpf_xdp_store_bytes(ctx, 0, buf->buf, hdrs) < 0)
             return GROW_BROKEN;
@@ -286,8 +276,8 @@ static __always_inline enum verdict ingress(void *ctx, const int xdp) {
     if (r == PARSE_OTHER || (r != PARSE_UNREACHED && !port_served(p.dport)))
         return VERDICT_PASS;
 
-    struct pp_service *svc =
-        r == PARSE_UNREACHED ? lookup_address(p.daddr) : lookup_service(IPPROTO_UDP, p.daddr, p.dport);
+    struct pp_service *svc = r == PARSE_UNREACHED ? lookup_address(p.daddr)
+                                                  : lookup_service(IPPROTO_UDP, p.daddr, p.dport);
     if (!svc)
         return VERDICT_PASS; /* not ours: untouched */
     struct pp_counters *c = counters_of(svc->id);
