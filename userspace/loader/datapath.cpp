@@ -161,12 +161,16 @@ pp_inline_tlvs inline_tlvs_of(const Service &svc) {
     }
     t.len = static_cast<std::uint16_t>(len - PP_V2_HDR_LEN_INET);
     std::memcpy(t.tlvs, buf.data() + PP_V2_HDR_LEN_INET, t.len);
-    if (svc.tlv.unique_id) {
-        t.unique_id_at = 3;  // the first TLV (build_header's order), its value after type+length
-    }
-    if (svc.tlv.crc32c) {
-        t.crc32c_at = static_cast<std::uint16_t>(t.len - 4);  // the last TLV's value
-        std::memset(t.tlvs + t.crc32c_at, 0, 4);
+    // Where the per-connection values are, read from the bytes (not from build_header's
+    // order); the CRC32C computed over this template is zeroed.
+    for (const proxy::Tlv &tlv : proxy::TlvReader(proxy::Bytes(t.tlvs, t.len))) {
+        auto at = static_cast<std::uint16_t>(tlv.value.data() - t.tlvs);
+        if (tlv.type == proxy::tlv::unique_id) {
+            t.unique_id_at = at;
+        } else if (tlv.type == proxy::tlv::crc32c) {
+            t.crc32c_at = at;
+            std::memset(t.tlvs + at, 0, tlv.value.size());
+        }
     }
     return t;
 }
